@@ -1,0 +1,114 @@
+"""Canonical msgpack: the only byte encoding that is ever hashed or signed.
+
+Allowed values: int (-2**63 .. 2**64-1), bytes, str, bool, None, list (tuples encode as lists) and dict with
+str keys. No floats, no ext types. The canonical form is msgpack with the smallest representation of every
+integer and length, and map keys sorted by their UTF-8 bytes (which is Python's str order) without duplicates.
+Because that form is unique, `decode` checks it by re-encoding and comparing bytes; any other encoding of the
+same value is rejected. docs/PROTOCOL.md gives the exact bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from core.errors import CodecError
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_CONTAINER_LEN = 200_000
+MAX_DEPTH = 32
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1
+
+_packer_options: dict[str, Any] = {"use_bin_type": True, "strict_types": True, "datetime": False}
+
+
+def encode(value: Any) -> bytes:
+    """Encode a value canonically; raises CodecError for anything outside the allowed types."""
+    packed: bytes = msgpack.packb(_canonical(value, 0), **_packer_options)
+    return packed
+
+
+def decode(
+    data: bytes,
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    max_container_len: int = MAX_CONTAINER_LEN,
+) -> Any:
+    """Decode canonical bytes strictly: wrong types, trailing bytes, oversize and non-canonical forms fail."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise CodecError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise CodecError(f"input of {len(data)} bytes exceeds the limit of {max_bytes}")
+    if len(data) == 0:
+        raise CodecError("empty input")
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            object_pairs_hook=_map_from_pairs,
+            ext_hook=_reject_ext,
+            max_str_len=max_bytes,
+            max_bin_len=max_bytes,
+            max_array_len=max_container_len,
+            max_map_len=max_container_len,
+            timestamp=0,
+        )
+    except CodecError:
+        raise
+    except msgpack.ExtraData as exc:
+        raise CodecError(f"trailing bytes after the value ({len(exc.extra)} bytes)") from None
+    except (ValueError, msgpack.UnpackException, RecursionError) as exc:
+        raise CodecError(f"malformed msgpack: {exc}") from None
+    if encode(value) != bytes(data):
+        raise CodecError("not the canonical encoding (shortest forms and sorted keys are required)")
+    return value
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise CodecError(f"ext type {code} is not allowed")
+
+
+def _map_from_pairs(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    previous: str | None = None
+    for key, value in pairs:
+        if type(key) is not str:
+            raise CodecError(f"map key must be a string, got {type(key).__name__}")
+        if previous is not None and key <= previous:
+            raise CodecError(f"map keys must be sorted and unique: {key!r} after {previous!r}")
+        result[key] = value
+        previous = key
+    return result
+
+
+def _canonical(value: Any, depth: int) -> Any:
+    """Check a value against the allowed types and return it with every map in sorted key order."""
+    if depth > MAX_DEPTH:
+        raise CodecError(f"nesting deeper than {MAX_DEPTH}")
+    kind = type(value)
+    if kind is str or kind is bytes or kind is bool or value is None:
+        return value
+    if kind is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise CodecError(f"integer {value} is outside [-2**63, 2**64-1]")
+        return value
+    if kind is list or kind is tuple:
+        if len(value) > MAX_CONTAINER_LEN:
+            raise CodecError(f"list of {len(value)} items exceeds the limit of {MAX_CONTAINER_LEN}")
+        return [_canonical(item, depth + 1) for item in value]
+    if kind is dict:
+        if len(value) > MAX_CONTAINER_LEN:
+            raise CodecError(f"map of {len(value)} entries exceeds the limit of {MAX_CONTAINER_LEN}")
+        for key in value:
+            if type(key) is not str:
+                raise CodecError(f"map key must be a string, got {type(key).__name__}")
+        return {key: _canonical(value[key], depth + 1) for key in sorted(value)}
+    if kind is bytearray or kind is memoryview:
+        return bytes(value)
+    if kind is float:
+        raise CodecError("floats are not allowed (use integers in the smallest unit)")
+    raise CodecError(f"type {kind.__name__} cannot be encoded")

@@ -1,0 +1,80 @@
+"""Domain-separated SHA-256 and the Merkle root over lists.
+
+Every hashed object kind has its own tag, so no two kinds can share a preimage:
+    H(domain, payload) = SHA-256(b"carbonchain/" + domain + b"\\x00" + payload)
+Domains contain no NUL byte, so the tag ends unambiguously. Payloads are canonical encodings (core.codec)
+or fixed-length digests, never plain concatenations of variable-length data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+
+from core import codec
+
+HASH_BYTES = 32
+
+
+class Domain(Enum):
+    """The hash domains; the value is the tag that prefixes the payload."""
+
+    GENESIS = "genesis"
+    TX = "tx"
+    BLOCK_HEADER = "block-header"
+    TX_RESULT = "tx-result"
+    MERKLE_LEAF = "merkle-leaf"
+    MERKLE_NODE = "merkle-node"
+    MERKLE_EMPTY = "merkle-empty"
+    STATE_LEAF = "state-leaf"
+    STATE_NODE = "state-node"
+    STATE_EMPTY = "state-empty"
+    PRE_PREPARE = "pre-prepare"
+    PREPARE = "prepare"
+    COMMIT = "commit"
+    CHECKPOINT = "checkpoint"
+    VIEW_CHANGE = "view-change"
+    NEW_VIEW = "new-view"
+    PEER_HANDSHAKE = "peer-handshake"
+    KEY_ID = "key-id"
+
+    @property
+    def prefix(self) -> bytes:
+        return _PREFIXES[self]
+
+
+_PREFIXES = {domain: b"carbonchain/" + domain.value.encode("ascii") + b"\x00" for domain in Domain}
+
+
+def tagged_hash(domain: Domain, payload: bytes) -> bytes:
+    """SHA-256 of the domain's tag followed by the payload bytes."""
+    return hashlib.sha256(_PREFIXES[domain] + payload).digest()
+
+
+def hash_value(domain: Domain, value: Any) -> bytes:
+    """Hash of a value's canonical encoding under a domain."""
+    return tagged_hash(domain, codec.encode(value))
+
+
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    """RFC 6962-style Merkle root: leaves and inner nodes hashed under distinct domains.
+
+    The split point is the largest power of two smaller than the count, so every list has one tree shape.
+    An empty list has the root H(merkle-empty, b"").
+    """
+    if not leaves:
+        return tagged_hash(Domain.MERKLE_EMPTY, b"")
+    level = [tagged_hash(Domain.MERKLE_LEAF, leaf) for leaf in leaves]
+    return _subtree_root(level, 0, len(level))
+
+
+def _subtree_root(nodes: list[bytes], start: int, end: int) -> bytes:
+    count = end - start
+    if count == 1:
+        return nodes[start]
+    split = 1 << ((count - 1).bit_length() - 1)
+    left = _subtree_root(nodes, start, start + split)
+    right = _subtree_root(nodes, start + split, end)
+    return tagged_hash(Domain.MERKLE_NODE, left + right)

@@ -1,0 +1,274 @@
+"""The signed transaction envelope: build, sign, decode, convert to and from JSON, and validate.
+
+Wire form (canonical msgpack): {"body": bin, "signature": bin(64)}, where "body" holds the canonical encoding
+of the body map. The transaction id is H(tx, body bytes) and the signature is Ed25519 over that id, so the id
+never changes with how a signature is encoded (RELIABILITY.md item 6).
+
+Replay protection is by unique ids within a validity window: a body names `valid_until`, the last height at
+which it may be included (at most `tx_validity_blocks_max` ahead of the chain), and a node rejects an id that
+is already committed. `nonce` is any uint64 the client picks so that otherwise equal bodies differ.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core import codec
+from core.errors import CodecError, TransactionError
+from core.hashing import Domain, tagged_hash
+from core.keys import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, SigningKey, is_valid_signature
+
+DEFAULT_TX_BYTES_MAX = 64 * 1024
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+ORG_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+CHAIN_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+UINT64_MAX = 2**64 - 1
+
+_BODY_FIELDS = (
+    "args",
+    "chain_id",
+    "chaincode",
+    "function",
+    "nonce",
+    "sender_key",
+    "sender_org",
+    "valid_until",
+)
+
+
+class Rejection:
+    """Stable reason codes of TransactionError; clients may switch on them."""
+
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+    WRONG_CHAIN = "wrong_chain"
+    BAD_SIGNATURE = "bad_signature"
+    EXPIRED = "expired"
+    VALIDITY_TOO_LONG = "validity_too_long"
+    REPLAY = "replay"
+    UNKNOWN_SENDER = "unknown_sender"
+    REVOKED_KEY = "revoked_key"
+
+
+@dataclass(frozen=True, slots=True)
+class TxBody:
+    chain_id: str  # the chain this transaction is valid on
+    chaincode: str  # which chaincode handles it, e.g. "carbon"
+    function: str  # the chaincode function, e.g. "transfer_allowances"
+    args: Mapping[
+        str, Any
+    ]  # JSON-compatible arguments: int, str, bool, None, list, map (no bytes, no floats)
+    sender_org: str  # organisation id of the signer
+    sender_key: bytes  # the signer's 32-byte Ed25519 public key, enrolled for sender_org
+    nonce: int  # client-chosen uint64 that makes equal bodies distinct
+    valid_until: int  # last block height at which the transaction may be included
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "args": dict(self.args),
+            "chain_id": self.chain_id,
+            "chaincode": self.chaincode,
+            "function": self.function,
+            "nonce": self.nonce,
+            "sender_key": self.sender_key,
+            "sender_org": self.sender_org,
+            "valid_until": self.valid_until,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    body: TxBody
+    body_bytes: bytes  # canonical encoding of the body: what the id commits to
+    signature: bytes  # Ed25519 signature over tx_id
+    tx_id: bytes  # H(tx, body_bytes)
+    raw: bytes  # canonical encoding of the whole signed transaction
+
+    def is_signature_valid(self) -> bool:
+        return is_valid_signature(self.body.sender_key, self.tx_id, self.signature)
+
+
+def compute_tx_id(body_bytes: bytes) -> bytes:
+    return tagged_hash(Domain.TX, body_bytes)
+
+
+def sign_transaction(body: TxBody, key: SigningKey) -> SignedTx:
+    """Encode and sign a body; the body's sender_key must be the signing key's public key."""
+    if body.sender_key != key.public_key:
+        raise TransactionError(Rejection.MALFORMED, "sender_key is not the public key of the signing key")
+    body_bytes = codec.encode(body.to_wire())
+    validate_body(body_from_wire(codec.decode(body_bytes)))
+    tx_id = compute_tx_id(body_bytes)
+    signature = key.sign(tx_id)
+    raw = codec.encode({"body": body_bytes, "signature": signature})
+    return SignedTx(body, body_bytes, signature, tx_id, raw)
+
+
+def decode_transaction(raw: bytes, *, tx_bytes_max: int = DEFAULT_TX_BYTES_MAX) -> SignedTx:
+    """Parse a transaction's wire bytes strictly. The signature is not checked here (see validate_*)."""
+    if len(raw) > tx_bytes_max:
+        raise TransactionError(Rejection.TOO_LARGE, f"{len(raw)} bytes exceeds the limit of {tx_bytes_max}")
+    try:
+        outer = codec.decode(raw, max_bytes=tx_bytes_max)
+        if type(outer) is not dict or sorted(outer) != ["body", "signature"]:
+            raise TransactionError(
+                Rejection.MALFORMED, "a transaction is a map of exactly body and signature"
+            )
+        body_bytes, signature = outer["body"], outer["signature"]
+        if type(body_bytes) is not bytes or type(signature) is not bytes:
+            raise TransactionError(Rejection.MALFORMED, "body and signature must be bytes")
+        if len(signature) != SIGNATURE_BYTES:
+            raise TransactionError(Rejection.MALFORMED, f"signature must be {SIGNATURE_BYTES} bytes")
+        body = body_from_wire(codec.decode(body_bytes, max_bytes=tx_bytes_max))
+    except CodecError as exc:
+        raise TransactionError(Rejection.MALFORMED, str(exc)) from None
+    validate_body(body)
+    return SignedTx(body, bytes(body_bytes), signature, compute_tx_id(body_bytes), bytes(raw))
+
+
+def body_from_wire(value: Any) -> TxBody:
+    if type(value) is not dict:
+        raise TransactionError(Rejection.MALFORMED, "the body must be a map")
+    if tuple(value) != _BODY_FIELDS:
+        missing = sorted(set(_BODY_FIELDS) - set(value))
+        extra = sorted(set(value) - set(_BODY_FIELDS))
+        raise TransactionError(
+            Rejection.MALFORMED, f"body fields wrong: missing {missing}, unexpected {extra}"
+        )
+    return TxBody(
+        chain_id=value["chain_id"],
+        chaincode=value["chaincode"],
+        function=value["function"],
+        args=value["args"],
+        sender_org=value["sender_org"],
+        sender_key=value["sender_key"],
+        nonce=value["nonce"],
+        valid_until=value["valid_until"],
+    )
+
+
+def validate_body(body: TxBody) -> None:
+    """Stateless shape checks of a body: types, patterns and ranges."""
+    _require(type(body.chain_id) is str and CHAIN_ID_PATTERN.match(body.chain_id), "chain_id is malformed")
+    _require(
+        type(body.chaincode) is str and NAME_PATTERN.match(body.chaincode), "chaincode name is malformed"
+    )
+    _require(type(body.function) is str and NAME_PATTERN.match(body.function), "function name is malformed")
+    _require(
+        type(body.sender_org) is str and ORG_ID_PATTERN.match(body.sender_org), "sender_org is malformed"
+    )
+    _require(
+        type(body.sender_key) is bytes and len(body.sender_key) == PUBLIC_KEY_BYTES,
+        f"sender_key must be {PUBLIC_KEY_BYTES} bytes",
+    )
+    _require(type(body.nonce) is int and 0 <= body.nonce <= UINT64_MAX, "nonce must be a uint64")
+    _require(
+        type(body.valid_until) is int and 0 <= body.valid_until <= UINT64_MAX, "valid_until must be a uint64"
+    )
+    _require(isinstance(body.args, Mapping), "args must be a map")
+    _require(not _contains_bytes(body.args), "args may not contain bytes (use hex strings)")
+
+
+def _contains_bytes(value: Any) -> bool:
+    if type(value) is bytes:
+        return True
+    if type(value) is dict:
+        return any(_contains_bytes(item) for item in value.values())
+    if type(value) is list:
+        return any(_contains_bytes(item) for item in value)
+    return False
+
+
+def _require(condition: object, message: str) -> None:
+    if not condition:
+        raise TransactionError(Rejection.MALFORMED, message)
+
+
+# --- JSON form (the HTTP API and the CLI) -----------------------------------------------------------------
+
+
+def transaction_to_json(tx: SignedTx) -> dict[str, Any]:
+    """The JSON form: the body with sender_key as hex, and the signature as hex."""
+    body = tx.body.to_wire()
+    body["sender_key"] = tx.body.sender_key.hex()
+    return {"body": body, "signature": tx.signature.hex()}
+
+
+def transaction_from_json(document: Any, *, tx_bytes_max: int = DEFAULT_TX_BYTES_MAX) -> SignedTx:
+    """Rebuild the canonical transaction from its JSON form; the id is the same as for the msgpack form."""
+    if not isinstance(document, dict) or sorted(document) != ["body", "signature"]:
+        raise TransactionError(
+            Rejection.MALFORMED, "a transaction is an object of exactly body and signature"
+        )
+    body, signature_hex = document["body"], document["signature"]
+    if not isinstance(body, dict) or not isinstance(signature_hex, str):
+        raise TransactionError(Rejection.MALFORMED, "body must be an object and signature a hex string")
+    try:
+        wire_body = dict(body)
+        wire_body["sender_key"] = bytes.fromhex(body["sender_key"])
+        signature = bytes.fromhex(signature_hex)
+        body_bytes = codec.encode(wire_body)
+        raw = codec.encode({"body": body_bytes, "signature": signature})
+    except (KeyError, TypeError, ValueError, CodecError) as exc:
+        raise TransactionError(Rejection.MALFORMED, f"invalid JSON transaction: {exc}") from None
+    return decode_transaction(raw, tx_bytes_max=tx_bytes_max)
+
+
+# --- complete validation ----------------------------------------------------------------------------------
+
+
+class TxCheckContext(Protocol):
+    """What validating a transaction needs to know about the chain (implemented by the node)."""
+
+    chain_id: str
+    next_height: int  # the height of the next block to be ordered
+    tx_validity_blocks_max: int  # how far beyond next_height valid_until may reach
+
+    def is_committed(self, tx_id: bytes) -> bool: ...
+
+    def sender_key_status(self, org_id: str, public_key: bytes) -> str:
+        """'active', 'revoked' or 'unknown'."""
+        ...
+
+
+def validate_transaction(
+    tx: SignedTx,
+    context: TxCheckContext,
+    *,
+    signature_checked: Callable[[SignedTx], bool] | None = None,
+) -> None:
+    """Check a decoded transaction completely; raises TransactionError with the first problem found.
+
+    `signature_checked` lets a caller with a cache of verified ids skip a second verification.
+    """
+    if tx.body.chain_id != context.chain_id:
+        raise TransactionError(
+            Rejection.WRONG_CHAIN, f"signed for chain {tx.body.chain_id!r}, this is {context.chain_id!r}"
+        )
+    already_verified = signature_checked is not None and signature_checked(tx)
+    if not already_verified and not tx.is_signature_valid():
+        raise TransactionError(Rejection.BAD_SIGNATURE, "the signature does not verify for sender_key")
+    if tx.body.valid_until < context.next_height:
+        raise TransactionError(
+            Rejection.EXPIRED,
+            f"valid_until {tx.body.valid_until} is below the next height {context.next_height}",
+        )
+    if tx.body.valid_until > context.next_height + context.tx_validity_blocks_max:
+        raise TransactionError(
+            Rejection.VALIDITY_TOO_LONG,
+            f"valid_until {tx.body.valid_until} is more than {context.tx_validity_blocks_max} blocks ahead",
+        )
+    status = context.sender_key_status(tx.body.sender_org, tx.body.sender_key)
+    if status == "unknown":
+        raise TransactionError(
+            Rejection.UNKNOWN_SENDER, f"key is not enrolled for organisation {tx.body.sender_org!r}"
+        )
+    if status == "revoked":
+        raise TransactionError(
+            Rejection.REVOKED_KEY, f"key was revoked for organisation {tx.body.sender_org!r}"
+        )
+    if context.is_committed(tx.tx_id):
+        raise TransactionError(Rejection.REPLAY, f"transaction {tx.tx_id.hex()} is already committed")
