@@ -1,0 +1,42 @@
+"""The `carbonchain` command: node operation, keys, transactions, queries and audit.
+
+Errors print as one line saying what failed, never a traceback (set CARBONCHAIN_DEBUG=1 for one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from core.errors import CarbonchainError
+from node.commands.keys import keys_group
+from node.commands.network import genesis_group, init_network
+
+
+class _Cli(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CarbonchainError as exc:
+            if os.environ.get("CARBONCHAIN_DEBUG"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="carbonchain")
+def main() -> None:
+    """carbonchain: a permissioned PBFT ledger for consortium carbon markets."""
+
+
+main.add_command(keys_group)
+main.add_command(init_network)
+main.add_command(genesis_group)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The running node: configuration, network initialisation, the consensus shell, the API and the devnet."""

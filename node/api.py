@@ -1,0 +1,283 @@
+"""The client HTTP API (aiohttp, JSON, versioned under /v1) over a node backend.
+
+Every handler validates its input, bodies are size-limited, and no request can take the node down: errors
+become JSON `{"error": code, "message": text}` with a 4xx status, and unexpected exceptions a 500 that is
+logged. docs/API.md and /v1/openapi.json describe the endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from typing import Any, Protocol
+
+from aiohttp import WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from core.errors import CarbonchainError, InvalidInput, TransactionError
+from core.tx import SignedTx, decode_transaction, transaction_from_json
+from node.events import EventHub
+from node.metrics import NodeMetrics
+from node.openapi import OPENAPI
+
+log = logging.getLogger(__name__)
+
+MSGPACK_TYPE = "application/msgpack"
+PAGE_LIMIT_MAX = 1000
+_HEX_ID = re.compile(r"^[0-9a-f]{64}$")
+_STATE_KEY_MAX = 512
+
+
+class QueryNotFound(InvalidInput):
+    """The named query or the object it asks for does not exist (HTTP 404)."""
+
+
+class ApiBackend(Protocol):
+    """What the API needs from a node (validator or observer)."""
+
+    events: EventHub
+    metrics: NodeMetrics
+    tx_bytes_max: int
+
+    def submit_transaction(self, tx: SignedTx) -> None:
+        """Admit a decoded transaction: validate, add to the mempool, gossip. Raises TransactionError."""
+        ...
+
+    def get_transaction_status(self, tx_id: bytes) -> dict[str, Any]: ...
+
+    def get_block_json(self, height: int | None) -> dict[str, Any] | None:
+        """A committed block as JSON; None for the latest when height is None and nothing is committed."""
+        ...
+
+    def get_block_bytes(self, height: int) -> bytes | None:
+        """A committed block with results and certificate, canonically encoded (for auditors)."""
+        ...
+
+    def get_status(self) -> dict[str, Any]: ...
+
+    def is_ready(self) -> bool: ...
+
+    def run_query(self, name: str, params: dict[str, str]) -> Any:
+        """Run a chaincode query; raises QueryNotFound or InvalidInput."""
+        ...
+
+    def get_key_history(self, key: bytes, start_after: int | None, limit: int) -> dict[str, Any]: ...
+
+    def get_key_proof(self, key: bytes) -> dict[str, Any]: ...
+
+
+BACKEND = web.AppKey("backend", ApiBackend)
+
+
+def build_api(backend: ApiBackend, *, body_bytes_max: int) -> web.Application:
+    app = web.Application(client_max_size=body_bytes_max, middlewares=[_errors_middleware])
+    app[BACKEND] = backend
+    app.router.add_post("/v1/txs", post_transaction)
+    app.router.add_get("/v1/txs/{tx_id}", get_transaction)
+    app.router.add_get("/v1/blocks/latest", get_latest_block)
+    app.router.add_get("/v1/blocks/{height}", get_block)
+    app.router.add_get("/v1/status", get_status)
+    app.router.add_get("/v1/carbon/{query}", get_carbon_query)
+    app.router.add_get("/v1/state/{key}/history", get_state_history)
+    app.router.add_get("/v1/state/{key}/proof", get_state_proof)
+    app.router.add_get("/v1/events", get_events)
+    app.router.add_get("/v1/openapi.json", get_openapi)
+    app.router.add_get("/healthz", get_healthz)
+    app.router.add_get("/readyz", get_readyz)
+    app.router.add_get("/metrics", get_metrics)
+    return app
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+@web.middleware
+async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "too_large", f"request body exceeds {request.app._client_max_size} bytes")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+        raise
+    except TransactionError as exc:
+        status = 503 if exc.code == "mempool_full" else 413 if exc.code == "too_large" else 400
+        if exc.code == "replay":
+            status = 409
+        return error_response(status, exc.code, exc.message)
+    except QueryNotFound as exc:
+        return error_response(404, "not_found", str(exc))
+    except InvalidInput as exc:
+        return error_response(400, "invalid_request", str(exc))
+    except CarbonchainError as exc:
+        log.exception("request %s %s failed", request.method, request.path)
+        return error_response(500, "internal", str(exc))
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; see the node log")
+
+
+# --- transactions ----------------------------------------------------------------------------------------
+
+
+async def post_transaction(request: web.Request) -> web.Response:
+    backend = request.app[BACKEND]
+    body = await request.read()
+    if request.content_type == MSGPACK_TYPE:
+        tx = decode_transaction(body, tx_bytes_max=backend.tx_bytes_max)
+    else:
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TransactionError("malformed", f"body is not JSON: {exc}") from None
+        tx = transaction_from_json(document, tx_bytes_max=backend.tx_bytes_max)
+    backend.submit_transaction(tx)
+    return web.json_response({"tx_id": tx.tx_id.hex(), "status": "pending"}, status=202)
+
+
+async def get_transaction(request: web.Request) -> web.Response:
+    tx_id = _parse_hex_id(request.match_info["tx_id"], "transaction id")
+    return web.json_response(request.app[BACKEND].get_transaction_status(tx_id))
+
+
+# --- blocks and status -----------------------------------------------------------------------------------
+
+
+async def get_latest_block(request: web.Request) -> web.Response:
+    block = request.app[BACKEND].get_block_json(None)
+    if block is None:
+        return error_response(404, "not_found", "no block committed yet")
+    return web.json_response(block)
+
+
+async def get_block(request: web.Request) -> web.Response:
+    height = _parse_int(request.match_info["height"], "height", minimum=1)
+    backend = request.app[BACKEND]
+    if request.query.get("format") == "msgpack":
+        raw = backend.get_block_bytes(height)
+        if raw is None:
+            return error_response(404, "not_found", f"no block at height {height}")
+        return web.Response(body=raw, content_type=MSGPACK_TYPE)
+    block = backend.get_block_json(height)
+    if block is None:
+        return error_response(404, "not_found", f"no block at height {height}")
+    return web.json_response(block)
+
+
+async def get_status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[BACKEND].get_status())
+
+
+async def get_healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def get_readyz(request: web.Request) -> web.Response:
+    ready = request.app[BACKEND].is_ready()
+    return web.json_response({"ready": ready}, status=200 if ready else 503)
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[BACKEND].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
+
+
+# --- chaincode queries and state --------------------------------------------------------------------------
+
+
+async def get_carbon_query(request: web.Request) -> web.Response:
+    name = request.match_info["query"]
+    if len(request.query) > 32 or any(len(k) > 64 or len(v) > 1024 for k, v in request.query.items()):
+        raise InvalidInput("too many or too long query parameters")
+    result = request.app[BACKEND].run_query(name, dict(request.query))
+    return web.json_response(result)
+
+
+async def get_state_history(request: web.Request) -> web.Response:
+    key = _parse_state_key(request.match_info["key"])
+    start_after = request.query.get("start_after")
+    limit = _parse_int(request.query.get("limit", "100"), "limit", minimum=1, maximum=PAGE_LIMIT_MAX)
+    cursor = None if start_after is None else _parse_int(start_after, "start_after", minimum=0)
+    return web.json_response(request.app[BACKEND].get_key_history(key, cursor, limit))
+
+
+async def get_state_proof(request: web.Request) -> web.Response:
+    key = _parse_state_key(request.match_info["key"])
+    return web.json_response(request.app[BACKEND].get_key_proof(key))
+
+
+# --- events -----------------------------------------------------------------------------------------------
+
+
+async def get_events(request: web.Request) -> web.StreamResponse:
+    backend = request.app[BACKEND]
+    org = request.query.get("org")
+    tx_ids = [t for t in request.query.get("tx", "").split(",") if t]
+    if len(tx_ids) > 1000 or any(not _HEX_ID.match(t) for t in tx_ids):
+        raise InvalidInput("tx must be a comma-separated list of at most 1000 hex transaction ids")
+    socket = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
+    await socket.prepare(request)
+    subscription = backend.events.subscribe(org=org, tx_ids=tx_ids, blocks=request.query.get("blocks") != "0")
+    client_gone = asyncio.create_task(_read_until_closed(socket))
+    try:
+        while True:
+            next_event = asyncio.ensure_future(subscription.queue.get())
+            await asyncio.wait({next_event, client_gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not next_event.done():
+                next_event.cancel()
+                break
+            await socket.send_json(next_event.result())
+            if subscription.dropped_reason is not None and subscription.queue.empty():
+                await socket.send_json({"type": "dropped", "reason": subscription.dropped_reason})
+                break
+    finally:
+        backend.events.unsubscribe(subscription)
+        client_gone.cancel()
+        await socket.close()
+    return socket
+
+
+async def _read_until_closed(socket: web.WebSocketResponse) -> None:
+    """Read (and ignore) what the client sends, so close frames and pings are handled."""
+    async for message in socket:
+        if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            break
+
+
+# --- parsing ---------------------------------------------------------------------------------------------
+
+
+def _parse_hex_id(text: str, what: str) -> bytes:
+    if not _HEX_ID.match(text):
+        raise InvalidInput(f"{what} must be 64 lowercase hex digits")
+    return bytes.fromhex(text)
+
+
+def _parse_int(text: str, what: str, *, minimum: int = 0, maximum: int = 2**63 - 1) -> int:
+    if not text.isdigit() or len(text) > 19:
+        raise InvalidInput(f"{what} must be a non-negative integer")
+    value = int(text)
+    if not minimum <= value <= maximum:
+        raise InvalidInput(f"{what} must be between {minimum} and {maximum}")
+    return value
+
+
+def _parse_state_key(text: str) -> bytes:
+    """State keys in URLs are UTF-8 text (our chaincode keys are printable), or hex with a `0x` prefix."""
+    if len(text) > _STATE_KEY_MAX:
+        raise InvalidInput(f"state key longer than {_STATE_KEY_MAX} characters")
+    if text.startswith("0x"):
+        try:
+            return bytes.fromhex(text[2:])
+        except ValueError:
+            raise InvalidInput("state key after 0x must be hex") from None
+    return text.encode("utf-8")

@@ -1,0 +1,106 @@
+"""The per-node configuration file (`config.toml` in a node's home folder).
+
+Paths in the file are relative to the home folder. Every field has a sane default, so a config needs only the
+node's role and index; `carbonchain init-network` writes complete files.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import ConfigError
+
+CONFIG_FILE = "config.toml"
+MAX_CONFIG_BYTES = 256 * 1024
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeSection(_Section):
+    role: Literal["validator", "observer"]
+    index: int = Field(ge=0, le=63, description="position in genesis validators or observers")
+    key_file: str = "node_key.json"
+    genesis_file: str = "genesis.json"
+    data_dir: str = "data"
+
+
+class PeerSection(_Section):
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(
+        0, ge=0, le=65535, description="0 = the port of this node's genesis peer_address"
+    )
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    frame_bytes_max: int = Field(16 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+
+
+class ApiSection(_Section):
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(0, ge=0, le=65535, description="0 = the port of this node's genesis api_address")
+    body_bytes_max: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    event_queue_max: int = Field(10_000, ge=10, le=1_000_000)
+
+
+class MempoolSection(_Section):
+    txs_max: int = Field(100_000, ge=1, le=10_000_000)
+    bytes_max: int = Field(64 * 1024 * 1024, ge=1024, le=4 * 1024 * 1024 * 1024)
+
+
+class LogSection(_Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class NodeConfig(_Section):
+    node: NodeSection
+    peer: PeerSection = PeerSection()
+    api: ApiSection = ApiSection()
+    mempool: MempoolSection = MempoolSection()
+    log: LogSection = LogSection()
+
+
+def load_config(home: Path) -> NodeConfig:
+    """Read and validate `<home>/config.toml`; ConfigError names the field and the reason."""
+    path = Path(home) / CONFIG_FILE
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no config file (run `carbonchain init-network` to create node homes)"
+        ) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return parse_config(document, source=str(path))
+
+
+def parse_config(document: Any, *, source: str = "config") -> NodeConfig:
+    try:
+        return NodeConfig.model_validate(document)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        ]
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def write_config(home: Path, config: NodeConfig) -> None:
+    path = Path(home) / CONFIG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tomli_w.dumps(config.model_dump(mode="json")), encoding="utf-8")
+
+
+def resolve(home: Path, relative: str) -> Path:
+    """A path from the config, relative to the home folder unless absolute."""
+    candidate = Path(relative)
+    return candidate if candidate.is_absolute() else Path(home) / candidate
