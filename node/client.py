@@ -1,0 +1,257 @@
+"""A Python client of the node API: build, sign and submit transactions, wait for commits, run queries.
+
+Used by the CLI and usable by enterprises' own systems:
+
+    async with CarbonClient("http://127.0.0.1:7200") as client:
+        signer = await client.signer(org="ent-a", key=load_key(Path("ent-a.json")))
+        result = await client.submit_and_wait(signer.build("transfer_allowances", {...}))
+
+Every API error becomes an ApiError (or TxRejected for a rejected transaction) with the server's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from core.errors import CarbonchainError
+from core.keys import SigningKey
+from core.tx import SignedTx, TxBody, sign_transaction
+
+DEFAULT_VALIDITY_BLOCKS = 500
+MSGPACK_TYPE = "application/msgpack"
+
+
+class ApiError(CarbonchainError):
+    """The node answered with an error, or could not be reached."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}" if status == 0 else f"HTTP {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class TxRejected(ApiError):
+    """The node refused a transaction at admission (bad signature, replay, mempool full, ...)."""
+
+
+class CommitTimeout(CarbonchainError):
+    """A transaction was accepted but not seen committed within the time allowed."""
+
+
+@dataclass(frozen=True, slots=True)
+class TxStatus:
+    tx_id: str
+    status: str  # "pending", "committed" or "unknown"
+    height: int | None = None
+    index: int | None = None
+    code: str | None = None  # "ok" or the chaincode failure code, once committed
+    message: str = ""
+
+    @property
+    def is_committed(self) -> bool:
+        return self.status == "committed"
+
+    @property
+    def is_ok(self) -> bool:
+        return self.is_committed and self.code == "ok"
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> TxStatus:
+        return cls(
+            tx_id=document["tx_id"],
+            status=document["status"],
+            height=document.get("height"),
+            index=document.get("index"),
+            code=document.get("code"),
+            message=document.get("message", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Builds transactions for one organisation's key on one chain."""
+
+    chain_id: str
+    org: str
+    key: SigningKey
+    height: int  # the chain height when the signer was made; valid_until counts from it
+    validity_blocks: int = DEFAULT_VALIDITY_BLOCKS
+
+    def build(self, function: str, args: dict[str, Any], *, chaincode: str = "carbon") -> SignedTx:
+        body = TxBody(
+            chain_id=self.chain_id,
+            chaincode=chaincode,
+            function=function,
+            args=args,
+            sender_org=self.org,
+            sender_key=self.key.public_key,
+            nonce=secrets.randbits(64),
+            valid_until=self.height + self.validity_blocks,
+        )
+        return sign_transaction(body, self.key)
+
+
+class CarbonClient:
+    def __init__(self, base_url: str, *, timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> CarbonClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    # --- reads ------------------------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._get_json("/v1/status")
+        return result
+
+    async def get_transaction(self, tx_id: str) -> TxStatus:
+        return TxStatus.from_json(await self._get_json(f"/v1/txs/{tx_id}"))
+
+    async def block(self, height: int | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self._get_json(f"/v1/blocks/{'latest' if height is None else height}")
+        return result
+
+    async def block_bytes(self, height: int) -> bytes:
+        return await self._get_bytes(f"/v1/blocks/{height}", params={"format": "msgpack"})
+
+    async def query(self, name: str, **params: Any) -> Any:
+        clean = {
+            k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items() if v is not None
+        }
+        return await self._get_json(f"/v1/carbon/{name}", params=clean)
+
+    async def key_history(
+        self, key: str, *, start_after: int | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        params = {"limit": str(limit)} | ({} if start_after is None else {"start_after": str(start_after)})
+        result: dict[str, Any] = await self._get_json(f"/v1/state/{_quote(key)}/history", params=params)
+        return result
+
+    async def key_proof(self, key: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._get_json(f"/v1/state/{_quote(key)}/proof")
+        return result
+
+    # --- writes -----------------------------------------------------------------------------------------
+
+    async def signer(
+        self, *, org: str, key: SigningKey, validity_blocks: int = DEFAULT_VALIDITY_BLOCKS
+    ) -> Signer:
+        status = await self.status()
+        return Signer(status["chain_id"], org, key, int(status["height"]), validity_blocks)
+
+    async def submit(self, tx: SignedTx) -> str:
+        """Submit a signed transaction; returns its id once the node accepted it (HTTP 202)."""
+        try:
+            async with self.session.post(
+                self.base_url + "/v1/txs", data=tx.raw, headers={"Content-Type": MSGPACK_TYPE}
+            ) as response:
+                document = await _json_body(response)
+                if response.status != 202:
+                    raise TxRejected(
+                        response.status, document.get("error", "error"), document.get("message", "")
+                    )
+                return str(document["tx_id"])
+        except aiohttp.ClientError as exc:
+            raise ApiError(0, "unreachable", f"{self.base_url}: {exc}") from None
+
+    async def wait_for_commit(self, tx_id: str, *, timeout_s: float = 30.0) -> TxStatus:
+        """Wait for a transaction's commit through the event stream (checking its status first)."""
+        url = self.base_url.replace("http", "ws", 1) + f"/v1/events?tx={tx_id}&blocks=0"
+        try:
+            async with asyncio.timeout(timeout_s), self.session.ws_connect(url, heartbeat=20) as socket:
+                current = await self.get_transaction(tx_id)  # after subscribing, so no commit is missed
+                if current.is_committed:
+                    return current
+                async for message in socket:
+                    if message.type is not aiohttp.WSMsgType.TEXT:
+                        break
+                    event = json.loads(message.data)
+                    if event.get("type") == "tx" and event.get("tx_id") == tx_id:
+                        return await self.get_transaction(tx_id)
+                    if event.get("type") == "dropped":
+                        break
+            # The stream ended early (node restarting, or we were too slow): fall back to the status call.
+            return await self._poll_commit(tx_id, timeout_s)
+        except TimeoutError:
+            raise CommitTimeout(f"transaction {tx_id} not committed within {timeout_s:.0f} s") from None
+        except aiohttp.ClientError as exc:
+            raise ApiError(0, "unreachable", f"{self.base_url}: {exc}") from None
+
+    async def submit_and_wait(self, tx: SignedTx, *, timeout_s: float = 30.0) -> TxStatus:
+        tx_id = await self.submit(tx)
+        return await self.wait_for_commit(tx_id, timeout_s=timeout_s)
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+
+    async def _poll_commit(self, tx_id: str, timeout_s: float) -> TxStatus:
+        async with asyncio.timeout(timeout_s):
+            delay = 0.05
+            while True:
+                current = await self.get_transaction(tx_id)
+                if current.is_committed:
+                    return current
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+        try:
+            async with self.session.get(self.base_url + path, params=params) as response:
+                document = await _json_body(response)
+                if response.status != 200:
+                    raise ApiError(
+                        response.status, document.get("error", "error"), document.get("message", "")
+                    )
+                return document
+        except aiohttp.ClientError as exc:
+            raise ApiError(0, "unreachable", f"{self.base_url}: {exc}") from None
+
+    async def _get_bytes(self, path: str, params: dict[str, str] | None = None) -> bytes:
+        try:
+            async with self.session.get(self.base_url + path, params=params) as response:
+                if response.status != 200:
+                    document = await _json_body(response)
+                    raise ApiError(
+                        response.status, document.get("error", "error"), document.get("message", "")
+                    )
+                return await response.read()
+        except aiohttp.ClientError as exc:
+            raise ApiError(0, "unreachable", f"{self.base_url}: {exc}") from None
+
+
+async def _json_body(response: aiohttp.ClientResponse) -> Any:
+    try:
+        return await response.json(content_type=None)
+    except (json.JSONDecodeError, UnicodeDecodeError, aiohttp.ContentTypeError):
+        text = (await response.text(errors="replace"))[:200]
+        raise ApiError(response.status, "bad_response", f"not JSON: {text!r}") from None
+
+
+def _quote(key: str) -> str:
+    return quote(key, safe="")
