@@ -31,6 +31,8 @@ class Domain(Enum):
     STATE_LEAF = "state-leaf"
     STATE_NODE = "state-node"
     STATE_EMPTY = "state-empty"
+    STATE_KEY = "state-key"  # a state key's 256-bit path in the state trie (storage/proof.py)
+    STATE_VALUE = "state-value"  # digest of a state value inside a state-trie leaf
     PRE_PREPARE = "pre-prepare"
     PREPARE = "prepare"
     COMMIT = "commit"
