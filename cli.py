@@ -14,6 +14,7 @@ import click
 from core.errors import CarbonchainError
 from node.commands.keys import keys_group
 from node.commands.network import genesis_group, init_network
+from node.commands.run import devnet, node_group
 
 
 class _Cli(click.Group):
@@ -36,6 +37,8 @@ def main() -> None:
 main.add_command(keys_group)
 main.add_command(init_network)
 main.add_command(genesis_group)
+main.add_command(node_group)
+main.add_command(devnet)
 
 
 if __name__ == "__main__":

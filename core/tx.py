@@ -99,7 +99,10 @@ def sign_transaction(body: TxBody, key: SigningKey) -> SignedTx:
     """Encode and sign a body; the body's sender_key must be the signing key's public key."""
     if body.sender_key != key.public_key:
         raise TransactionError(Rejection.MALFORMED, "sender_key is not the public key of the signing key")
-    body_bytes = codec.encode(body.to_wire())
+    try:
+        body_bytes = codec.encode(body.to_wire())
+    except (CodecError, TypeError, ValueError) as exc:  # e.g. a float in args, args not a map
+        raise TransactionError(Rejection.MALFORMED, f"body cannot be encoded: {exc}") from None
     validate_body(body_from_wire(codec.decode(body_bytes)))
     tx_id = compute_tx_id(body_bytes)
     signature = key.sign(tx_id)
@@ -224,8 +227,12 @@ class TxCheckContext(Protocol):
     """What validating a transaction needs to know about the chain (implemented by the node)."""
 
     chain_id: str
-    next_height: int  # the height of the next block to be ordered
     tx_validity_blocks_max: int  # how far beyond next_height valid_until may reach
+
+    @property
+    def next_height(self) -> int:
+        """The height of the next block to be ordered."""
+        ...
 
     def is_committed(self, tx_id: bytes) -> bool: ...
 

@@ -34,13 +34,16 @@ class ConsensusLog:
     def put(self, key: bytes, value: bytes) -> None:
         self.put_many([(key, value)])
 
-    def put_many(self, items: Iterable[tuple[bytes, bytes]], *, sync: bool = True) -> None:
-        """Write all items in one batch, synced to disk before returning unless sync=False."""
+    def put_many(self, items: Iterable[tuple[bytes, bytes | None]], *, sync: bool = True) -> None:
+        """Write all items in one batch (a None value deletes the key), synced unless sync=False."""
         self._guard()
         batch = self._db.write_batch(sync=sync)
         for key, value in items:
-            _validate(key, value)
-            batch.put(key, value)
+            _validate(key, b"" if value is None else value)
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
         self._write(batch)
 
     def delete(self, key: bytes) -> None:

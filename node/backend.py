@@ -1,0 +1,201 @@
+"""The API's view of a node: answers reads from storage and admits transactions through the node.
+
+It is also the node's TxCheckContext (core.tx.validate_transaction): chain id, next height, replay and
+sender-key checks against committed state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chaincode.queries import run_query
+from core import codec
+from core.block import Block
+from core.errors import CodecError
+from core.quorum import compute_quorum
+from core.tx import SignedTx
+from node.events import EventHub
+from node.metrics import NodeMetrics
+from node.views import block_json, to_json_safe
+from node.wire import CertifiedBlock, encode_certified_block
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+
+class NodeBackend:
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self.chain_id = node.genesis.chain_id
+        self.tx_validity_blocks_max = node.genesis.consensus.tx_validity_blocks_max
+        self.tx_bytes_max = node.genesis.consensus.tx_bytes_max
+        self.events: EventHub = node.events
+        self.metrics: NodeMetrics = node.metrics
+
+    # --- TxCheckContext -----------------------------------------------------------------------------------
+
+    @property
+    def next_height(self) -> int:
+        return self._node.store.last_height + 1
+
+    def is_committed(self, tx_id: bytes) -> bool:
+        return self._node.store.get_tx_location(tx_id) is not None
+
+    def sender_key_status(self, org_id: str, public_key: bytes) -> str:
+        return self._node.key_status(org_id, public_key)
+
+    # --- ApiBackend -------------------------------------------------------------------------------------
+
+    def submit_transaction(self, tx: SignedTx) -> None:
+        self._node.admit_transaction(tx, gossip=True)
+
+    def get_transaction_status(self, tx_id: bytes) -> dict[str, Any]:
+        store = self._node.store
+        location = store.get_tx_location(tx_id)
+        if location is not None:
+            stored = store.get_block(location.height)
+            message = stored.results[location.index].message if stored is not None else ""
+            return {
+                "tx_id": tx_id.hex(),
+                "status": "committed",
+                "height": location.height,
+                "index": location.index,
+                "code": location.code,
+                "message": message,
+            }
+        status = "pending" if tx_id in self._node.mempool else "unknown"
+        return {"tx_id": tx_id.hex(), "status": status}
+
+    def get_block_json(self, height: int | None) -> dict[str, Any] | None:
+        store = self._node.store
+        if height is None:
+            height = store.last_height
+        if height < 1:
+            return None
+        stored = store.get_block(height)
+        if stored is None:
+            return None
+        block = stored.block
+        return block_json(block.header, block.txs, stored.results, stored.certificate, stored.state_root)
+
+    def get_block_bytes(self, height: int) -> bytes | None:
+        stored = self._node.store.get_block(height)
+        if stored is None or stored.certificate is None:
+            return None
+        return encode_certified_block(CertifiedBlock(stored.block, stored.certificate, stored.results))
+
+    def get_status(self) -> dict[str, Any]:
+        node = self._node
+        store = node.store
+        status: dict[str, Any] = {
+            "chain_id": node.genesis.chain_id,
+            "genesis_hash": node.genesis.genesis_hash.hex(),
+            "node_id": node.identity.name,
+            "role": node.identity.role,
+            "height": store.last_height,
+            "last_block_hash": (store.last_block_hash or b"").hex(),
+            "state_root": store.get_state_root().hex(),
+            "peers": len(node.network.connected_peers()),
+            "catching_up": self.is_catching_up(),
+            "mempool_txs": len(node.mempool),
+            "halted": self.halted_reason(),
+        }
+        if node.shell is not None:
+            status["view"] = node.shell.view
+            status["primary"] = node.shell.primary
+        else:
+            status["view"] = None
+            status["primary"] = None
+        return status
+
+    def halted_reason(self) -> str | None:
+        if self._node.shell is not None:
+            return self._node.shell.halted_reason
+        if self._node.follower is not None:
+            return self._node.follower.halted_reason
+        return None
+
+    def is_catching_up(self) -> bool:
+        if self._node.follower is not None:
+            return self._node.follower.catching_up
+        assert self._node.shell is not None
+        return self._node.shell.catching_up
+
+    def is_ready(self) -> bool:
+        node = self._node
+        if self.halted_reason() is not None or self.is_catching_up():
+            return False
+        peers = node.network.connected_peers()
+        validators = sum(1 for peer in peers if peer.role.value == "validator")
+        if node.identity.role == "observer":
+            return validators >= 1
+        return validators + 1 >= compute_quorum(len(node.genesis.validators))
+
+    def run_query(self, name: str, params: dict[str, str]) -> Any:
+        return run_query(self._node.store, name, params)
+
+    def get_key_history(self, key: bytes, start_after: int | None, limit: int) -> dict[str, Any]:
+        store = self._node.store
+        versions = store.get_history(key, start_after_height=start_after, limit=limit)
+        blocks: dict[int, Block | None] = {}
+        entries = []
+        for version in versions:
+            signer = None
+            if version.tx_index is not None:
+                if version.height not in blocks:
+                    stored = store.get_block(version.height)
+                    blocks[version.height] = stored.block if stored is not None else None
+                block = blocks[version.height]
+                if block is not None:
+                    tx = block.txs[version.tx_index]
+                    signer = {
+                        "org": tx.body.sender_org,
+                        "key": tx.body.sender_key.hex(),
+                        "function": tx.body.function,
+                    }
+            entries.append(
+                {
+                    "height": version.height,
+                    "tx_index": version.tx_index,
+                    "tx_id": None if version.tx_id is None else version.tx_id.hex(),
+                    "deleted": version.value is None,
+                    "value": _value_json(version.value),
+                    "signer": signer,
+                }
+            )
+        next_cursor = entries[-1]["height"] if len(entries) == limit else None
+        return {"key": _key_text(key), "versions": entries, "next_start_after": next_cursor}
+
+    def get_key_proof(self, key: bytes) -> dict[str, Any]:
+        store = self._node.store
+        with store.snapshot() as view:
+            height = view.last_height
+            root = view.get_state_root()
+            proof = view.get_proof(key)
+            value = view.get(key)
+        depth = self._node.genesis.consensus.pipeline_depth
+        return {
+            "key": _key_text(key),
+            "height": height,
+            "state_root": root.hex(),
+            "value": _value_json(value),
+            "value_hex": None if value is None else value.hex(),
+            "proof": proof.encode().hex(),
+            "certified_by_height": height + depth,
+        }
+
+
+def _value_json(value: bytes | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return to_json_safe(codec.decode(value))
+    except CodecError:
+        return {"hex": value.hex()}
+
+
+def _key_text(key: bytes) -> str:
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return "0x" + key.hex()

@@ -1,0 +1,65 @@
+"""`carbonchain node run` and `carbonchain devnet`: run one node, or a whole local network."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from core.genesis import load_genesis
+from node.devnet import prepare_homes, start_nodes, supervise
+from node.netinit import DEVNET_GENESIS_TIME, build_network
+
+LOG_FORMATS = click.Choice(["text", "json"])
+
+
+@click.group("node")
+def node_group() -> None:
+    """Run a node."""
+
+
+@node_group.command("run")
+@click.option("--home", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--log-format", type=LOG_FORMATS, default=None, help="Overrides [log] format in config.toml.")
+def node_run(home: Path, log_format: str | None) -> None:
+    """Run one node (validator or observer) from an init-network home folder until SIGTERM or Ctrl-C."""
+    from node.runtime import run_node
+
+    sys.exit(run_node(home, log_format=log_format))
+
+
+@click.command("devnet")
+@click.option(
+    "--genesis",
+    "genesis_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A devnet genesis (well-known dev keys). Default: one made for --validators/--observers.",
+)
+@click.option("--validators", default=4, show_default=True, type=click.IntRange(1, 16))
+@click.option("--observers", default=1, show_default=True, type=click.IntRange(0, 8))
+@click.option(
+    "--home", default=Path(".devnet"), show_default=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option("--reset", is_flag=True, help="Delete the devnet's data and start from genesis.")
+@click.option("--log-format", type=LOG_FORMATS, default="text", show_default=True)
+def devnet(
+    genesis_path: Path | None, validators: int, observers: int, home: Path, reset: bool, log_format: str
+) -> None:
+    """Run a local network, one OS process per node on 127.0.0.1; Ctrl-C stops every node cleanly."""
+    if genesis_path is not None:
+        genesis = load_genesis(genesis_path)
+    else:
+        genesis = build_network(
+            validators=validators,
+            observers=observers,
+            chain_id="carbon-devnet",
+            genesis_time=DEVNET_GENESIS_TIME,
+            insecure_dev_keys=True,
+        ).genesis
+    nodes = prepare_homes(genesis, home, reset=reset)
+    click.echo(
+        f"devnet {genesis.chain_id}: {len(genesis.validators)} validators, {len(genesis.observers)} observers"
+    )
+    start_nodes(nodes, log_format=log_format)
+    sys.exit(supervise(nodes))

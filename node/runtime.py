@@ -1,0 +1,312 @@
+"""One running node: load config, genesis and key; open storage; recover; run the peer layer, the consensus
+shell (validators) or the follower (observers), and the API under one structured shutdown.
+
+SIGTERM or Ctrl-C stops the API first (no new transactions), then the peer layer and timers, then closes
+the database; every committed block was already durable (one synced batch per block).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from chaincode import ChaincodeRegistry, get_key_status
+from core.block import Block
+from core.errors import CarbonchainError, ConfigError, InvalidInput, TransactionError
+from core.genesis import Genesis, load_genesis
+from core.keys import SigningKey
+from core.keystore import load_key
+from core.tx import SignedTx, decode_transaction, validate_transaction
+from node.api import build_api
+from node.applier import BlockApplier
+from node.backend import NodeBackend
+from node.config import NodeConfig, load_config, resolve
+from node.events import EventHub
+from node.logs import configure_logging
+from node.mempool import Mempool
+from node.metrics import NodeMetrics
+from node.observer import ObserverFollower
+from node.validator import ValidatorShell
+from node.verified import VerifiedCache
+from node.wire import (
+    CHANNEL_BLOCKS,
+    CHANNEL_CONSENSUS,
+    CHANNEL_SYNC,
+    CHANNEL_TX,
+    SYNC_BLOCKS_MAX,
+    SYNC_BYTES_MAX,
+    BlocksAnswer,
+    CertifiedBlock,
+    decode_certified_block,
+    decode_sync,
+    encode_blocks_answer,
+)
+from p2p import PeerId, PeerLimits, PeerNetwork, TlsConfig
+from storage import Store
+
+log = logging.getLogger(__name__)
+
+MEMPOOL_SWEEP_S = 5.0
+SHUTDOWN_GRACE_S = 10.0
+
+
+def default_registry() -> ChaincodeRegistry:
+    from chaincode.carbon import CarbonChaincode
+
+    return ChaincodeRegistry([CarbonChaincode()])
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    role: str  # "validator" or "observer"
+    index: int
+    peer_id: PeerId
+    key: SigningKey
+
+    @property
+    def name(self) -> str:
+        return f"{self.role}-{self.index}"
+
+
+def load_identity(home: Path, config: NodeConfig, genesis: Genesis) -> NodeIdentity:
+    """The node key, checked against this node's entry in genesis."""
+    key = load_key(resolve(home, config.node.key_file))
+    role, index = config.node.role, config.node.index
+    members = genesis.validators if role == "validator" else genesis.observers
+    if index >= len(members):
+        raise ConfigError(f"config says {role} {index}, but genesis has {len(members)} {role}s")
+    if members[index].node_key_bytes != key.public_key:
+        raise ConfigError(f"the node key does not match genesis {role}s[{index}].node_key")
+    peer_id = PeerId.validator(index) if role == "validator" else PeerId.observer(index)
+    return NodeIdentity(role, index, peer_id, key)
+
+
+class Node:
+    def __init__(self, home: Path, config: NodeConfig, genesis: Genesis, identity: NodeIdentity) -> None:
+        self.home = home
+        self.config = config
+        self.genesis = genesis
+        self.identity = identity
+        self.metrics = NodeMetrics()
+        self.events = EventHub(queue_max=config.api.event_queue_max)
+        self.registry = default_registry()
+        self.store = Store.open(resolve(home, config.node.data_dir))
+        self._initialise_genesis()
+        pool_capacity = 10 * genesis.consensus.block_txs_max  # the replica's own pending pool holds this many
+        self.mempool = Mempool(
+            txs_max=min(config.mempool.txs_max, pool_capacity), bytes_max=config.mempool.bytes_max
+        )
+        self.verified = VerifiedCache()
+        self.applier = BlockApplier(self.store, self.registry, self.events, self.metrics)
+        self.network = PeerNetwork(
+            genesis,
+            identity.key,
+            identity.peer_id,
+            listen_host=config.peer.listen_host,
+            listen_port=self._peer_port() if identity.role == "validator" else None,
+            tls=self._tls(),
+            limits=PeerLimits(
+                frame_bytes_max=max(config.peer.frame_bytes_max, 2 * genesis.consensus.block_bytes_max)
+            ),
+        )
+        self.shell: ValidatorShell | None = None
+        self.follower: ObserverFollower | None = None
+        if identity.role == "validator":
+            self.shell = ValidatorShell(
+                genesis,
+                identity.key,
+                self.store,
+                self.network,
+                self.applier,
+                self.verified,
+                self._on_committed,
+            )
+            self.network.on(CHANNEL_CONSENSUS, self.shell.on_consensus_frame)
+            self.network.on(CHANNEL_TX, self._on_gossiped_tx)
+        else:
+            self.follower = ObserverFollower(genesis, self.store, self.network, self.applier)
+            self.network.on(CHANNEL_BLOCKS, self._on_streamed_block)
+            self.network.on_connect(self.follower.on_validator_connected)
+        self.network.on(CHANNEL_SYNC, self._on_sync)
+        self.backend = NodeBackend(self)
+
+    # --- setup ------------------------------------------------------------------------------------------
+
+    def _initialise_genesis(self) -> None:
+        if self.store.last_height < 0:
+            root = self.store.initialise_genesis(
+                self.genesis.genesis_hash, self.registry.genesis_writes(self.genesis)
+            )
+            log.info("initialised genesis state, root %s", root.hex(), extra={"height": 0})
+        elif self.store.genesis_hash != self.genesis.genesis_hash:
+            raise ConfigError(
+                "the data dir belongs to another chain (its genesis hash differs); use another data_dir"
+            )
+
+    def _peer_port(self) -> int:
+        if self.config.peer.listen_port:
+            return self.config.peer.listen_port
+        return int(self.genesis.validators[self.identity.index].peer_address.rsplit(":", 1)[1])
+
+    def _api_port(self) -> int:
+        if self.config.api.listen_port:
+            return self.config.api.listen_port
+        members = self.genesis.validators if self.identity.role == "validator" else self.genesis.observers
+        return int(members[self.identity.index].api_address.rsplit(":", 1)[1])
+
+    def _tls(self) -> TlsConfig | None:
+        peer = self.config.peer
+        if not peer.tls_cert:
+            return None
+        return TlsConfig(
+            cert_file=resolve(self.home, peer.tls_cert),
+            key_file=resolve(self.home, peer.tls_key),
+            ca_file=resolve(self.home, peer.tls_ca) if peer.tls_ca else None,
+        )
+
+    # --- transactions -----------------------------------------------------------------------------------
+
+    def admit_transaction(self, tx: SignedTx, *, gossip: bool) -> None:
+        """Validate a transaction completely and queue it; raises TransactionError naming the problem."""
+        if tx.tx_id in self.mempool:
+            return
+        try:
+            validate_transaction(tx, self.backend, signature_checked=self.verified.is_known)
+        except TransactionError as exc:
+            self.metrics.rejected_txs.labels(reason=exc.code).inc()
+            raise
+        self.verified.add(tx)
+        self.mempool.add(tx)
+        self.metrics.mempool_txs.set(len(self.mempool))
+        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
+        if self.shell is not None:
+            self.shell.on_tx_admitted(tx)
+        if gossip:
+            self.network.broadcast(CHANNEL_TX, tx.raw, to="validators")
+
+    def _on_gossiped_tx(self, peer: PeerId, payload: bytes) -> None:
+        tx = decode_transaction(payload, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
+        try:
+            self.admit_transaction(tx, gossip=False)
+        except TransactionError as exc:
+            if exc.code in ("bad_signature", "malformed", "wrong_chain"):
+                raise InvalidInput(f"gossiped an invalid transaction: {exc}") from None
+            # expired, replay, full: timing differences between honest nodes, not misbehaviour
+
+    def _on_committed(self, block: Block) -> None:
+        self.mempool.remove_many(tx.tx_id for tx in block.txs)
+        self.metrics.mempool_txs.set(len(self.mempool))
+        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
+
+    def key_status(self, org_id: str, public_key: bytes) -> str:
+        return get_key_status(self.store, org_id, public_key)
+
+    # --- sync and block stream --------------------------------------------------------------------------
+
+    def _on_sync(self, peer: PeerId, payload: bytes) -> None:
+        message = decode_sync(payload, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
+        if isinstance(message, BlocksAnswer):
+            if self.shell is not None:
+                self.shell.on_blocks_answer(peer, message.request_id, message.blocks)
+            elif self.follower is not None:
+                self.follower.on_blocks_answer(peer, message.request_id, message.blocks)
+            return
+        last = min(message.to_height, message.from_height + SYNC_BLOCKS_MAX - 1, self.store.last_height)
+        blocks: list[CertifiedBlock] = []
+        if message.from_height <= last:
+            for stored in self.store.get_blocks(message.from_height, last, max_bytes=SYNC_BYTES_MAX):
+                if stored.certificate is None:
+                    break
+                blocks.append(CertifiedBlock(stored.block, stored.certificate, stored.results))
+        self.network.send(peer, CHANNEL_SYNC, encode_blocks_answer(message.request_id, blocks))
+
+    def _on_streamed_block(self, peer: PeerId, payload: bytes) -> None:
+        assert self.follower is not None
+        block = decode_certified_block(payload, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
+        self.follower.on_block(peer, block)
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        runner = web.AppRunner(build_api(self.backend, body_bytes_max=self.config.api.body_bytes_max))
+        await runner.setup()
+        sweeper: asyncio.Task[None] | None = None
+        try:
+            await self.network.start()
+            if self.shell is not None:
+                self.shell.start()
+            if self.follower is not None:
+                self.follower.start()
+            site = web.TCPSite(runner, self.config.api.listen_host, self._api_port())
+            await site.start()
+            sweeper = asyncio.create_task(self._sweep_mempool(), name="mempool-sweeper")
+            log.info(
+                "%s running: api http://%s:%d, height %d",
+                self.identity.name,
+                self.config.api.listen_host,
+                self._api_port(),
+                self.store.last_height,
+                extra={"height": self.store.last_height},
+            )
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            if sweeper is not None:
+                sweeper.cancel()
+            await runner.cleanup()
+            if self.shell is not None:
+                self.shell.stop()
+            if self.follower is not None:
+                await self.follower.stop()
+            await asyncio.wait_for(self.network.close(), SHUTDOWN_GRACE_S)
+            height = self.store.last_height
+            self.store.close()
+            log.info("stopped cleanly at height %d", height, extra={"height": height})
+
+    async def _sweep_mempool(self) -> None:
+        while True:
+            await asyncio.sleep(MEMPOOL_SWEEP_S)
+            expired = self.mempool.remove_expired(self.store.last_height + 1)
+            if expired:
+                log.info("dropped %d expired transactions from the mempool", len(expired))
+            self.metrics.peers.set(len(self.network.connected_peers()))
+
+
+def run_node(home: Path, *, log_format: str | None = None) -> int:
+    """Run a node until SIGTERM/SIGINT; returns the process exit code."""
+    home = Path(home)
+    config = load_config(home)
+    configure_logging(fmt=log_format or config.log.format, level=config.log.level)
+    try:
+        genesis = load_genesis(resolve(home, config.node.genesis_file))
+        identity = load_identity(home, config, genesis)
+        configure_logging(
+            fmt=log_format or config.log.format, level=config.log.level, node_name=identity.name
+        )
+        node = Node(home, config, genesis, identity)
+    except CarbonchainError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    except ssl.SSLError as exc:
+        log.error("cannot start: TLS configuration: %s", exc)
+        return 2
+    return asyncio.run(_serve(node))
+
+
+async def _serve(node: Node) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await node.run(stop)
+    except OSError as exc:
+        log.error("cannot serve: %s", exc)
+        return 2
+    return 0

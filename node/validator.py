@@ -1,0 +1,269 @@
+"""The validator's consensus shell: feeds the PBFT replica and performs its outputs, in order.
+
+The replica (consensus/) is pure; this shell is the only place where its decisions touch the world. It
+performs each step's outputs in list order, so a Persist is durable (fsync) before any later Send leaves the
+node (double-sign protection), and blocks execute strictly in height order. Inputs are processed one at a
+time from a queue: an output that produces a new input (an executed block) is handled after the current
+list is done, never re-entrantly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from consensus.events import (
+    BROADCAST,
+    BlockExecuted,
+    BlocksFetched,
+    CancelTimer,
+    ExecuteBlock,
+    FetchBlocks,
+    Halt,
+    Input,
+    MessageReceived,
+    Output,
+    Persist,
+    ReportMisbehaviour,
+    Send,
+    SetTimer,
+    Tick,
+    TimerFired,
+    TxReceived,
+)
+from consensus.messages import NewView, PrePrepare, decode_message, encode_message
+from consensus.replica import ExecutionRoots, RecoveredState, Replica, ReplicaConfig
+from core.block import Block
+from core.errors import CodecError, InvalidInput
+from core.genesis import Genesis
+from core.keys import SigningKey
+from core.tx import SignedTx
+from node.applier import BlockApplier
+from node.verified import VerifiedCache
+from node.wire import (
+    CHANNEL_BLOCKS,
+    CHANNEL_CONSENSUS,
+    CertifiedBlock,
+    GetBlocks,
+    encode_certified_block,
+    encode_get_blocks,
+)
+from p2p import PeerId, PeerNetwork
+from storage import Store
+
+log = logging.getLogger(__name__)
+
+RECOVERY_BLOCKS_MAX = 1000  # recent blocks handed to the replica at start (replay window), at most
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ValidatorShell:
+    def __init__(
+        self,
+        genesis: Genesis,
+        key: SigningKey,
+        store: Store,
+        network: PeerNetwork,
+        applier: BlockApplier,
+        verified: VerifiedCache,
+        on_committed: Callable[[Block], None],
+    ) -> None:
+        self.genesis = genesis
+        self.store = store
+        self.network = network
+        self.applier = applier
+        self.verified = verified
+        self.on_committed = on_committed
+        self.replica = Replica(ReplicaConfig.from_genesis(genesis, key.public_key), key, self._recover())
+        self.halted_reason: str | None = None
+        self._inputs: deque[Input] = deque()
+        self._running = False
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._request_ids = itertools.count(1)
+        self._fetches: dict[int, int] = {}  # request id -> validator index asked
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- recovery -----------------------------------------------------------------------------------------
+
+    def _recover(self) -> RecoveredState:
+        """The replica's durable view: executed height, recent roots and blocks, and its own log."""
+        executed = self.store.last_height
+        depth = self.genesis.consensus.pipeline_depth
+        roots = {}
+        for height in range(max(0, executed - depth + 1), executed + 1):
+            pair = self.store.get_roots(height)
+            if pair is not None:
+                roots[height] = ExecutionRoots(*pair)
+        window = min(self.genesis.consensus.tx_validity_blocks_max, RECOVERY_BLOCKS_MAX)
+        recent = []
+        if executed > 0:
+            first = max(1, executed - window + 1)
+            for height in range(first, executed + 1):
+                stored = self.store.get_block(height)
+                if stored is not None and stored.certificate is not None:
+                    recent.append((stored.block, stored.certificate))
+        records = dict(self.store.consensus_log.iterate())
+        log.info(
+            "recovered at height %d with %d log records", executed, len(records), extra={"height": executed}
+        )
+        return RecoveredState(executed, roots, recent, records)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._perform(self.replica.start(now_ms()))
+        self._drain()
+
+    def stop(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    # --- inputs -------------------------------------------------------------------------------------------
+
+    def submit(self, event: Input) -> None:
+        """Queue an input for the replica and process the queue unless we are already inside it."""
+        self._inputs.append(event)
+        self._drain()
+
+    def on_tx_admitted(self, tx: SignedTx) -> None:
+        self.submit(TxReceived(tx))
+
+    def on_consensus_frame(self, peer: PeerId, payload: bytes) -> None:
+        """A consensus message from a validator; InvalidInput makes the peer layer drop and ban the peer."""
+        if peer.role.value != "validator":
+            raise InvalidInput("observers do not take part in consensus")
+        try:
+            message = decode_message(
+                payload, params=self.genesis.consensus, validator_count=len(self.genesis.validators)
+            )
+        except CodecError as exc:
+            raise InvalidInput(f"undecodable consensus message: {exc}") from None
+        for block in _blocks_in(message):
+            bad = self._first_unverifiable(block)
+            if bad is not None:
+                raise InvalidInput(f"block proposed with an invalid transaction signature: {bad.tx_id.hex()}")
+        self.submit(MessageReceived(peer.index, message))
+
+    def on_blocks_answer(self, peer: PeerId, request_id: int, blocks: tuple[CertifiedBlock, ...]) -> None:
+        asked = self._fetches.pop(request_id, None)
+        if asked is None or asked != peer.index or peer.role.value != "validator":
+            return  # an answer we did not ask for (late, or for the observer follower)
+        self.submit(BlocksFetched(peer.index, tuple((b.block, b.certificate) for b in blocks)))
+
+    def _first_unverifiable(self, block: Block) -> SignedTx | None:
+        for tx in block.txs:
+            if not self.verified.check(tx):
+                return tx
+        return None
+
+    # --- the step loop --------------------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        try:
+            while self._inputs and self.halted_reason is None:
+                event = self._inputs.popleft()
+                self.replica.step(Tick(now_ms()))
+                self._perform(self.replica.step(event))
+        finally:
+            self._running = False
+
+    def _perform(self, outputs: list[Output]) -> None:
+        for output in outputs:
+            if isinstance(output, Persist):
+                self.store.consensus_log.put_many(((r.key, r.value) for r in output.records), sync=True)
+            elif isinstance(output, Send):
+                self._send(output)
+            elif isinstance(output, ExecuteBlock):
+                self._execute(output)
+            elif isinstance(output, SetTimer):
+                self._set_timer(output.timer_id, output.delay_ms)
+            elif isinstance(output, CancelTimer):
+                handle = self._timers.pop(output.timer_id, None)
+                if handle is not None:
+                    handle.cancel()
+            elif isinstance(output, FetchBlocks):
+                self._fetch(output)
+            elif isinstance(output, ReportMisbehaviour):
+                log.warning(
+                    "validator %d misbehaved: %s", output.peer, output.reason, extra={"peer": output.peer}
+                )
+                self.applier.metrics.misbehaviour.labels(kind="consensus").inc()
+            elif isinstance(output, Halt):
+                self._halt(output.reason)
+
+    def _send(self, output: Send) -> None:
+        payload = encode_message(output.message)
+        if output.to == BROADCAST:
+            self.network.broadcast(CHANNEL_CONSENSUS, payload, to="validators")
+        else:
+            self.network.send(PeerId.validator(output.to), CHANNEL_CONSENSUS, payload)
+
+    def _execute(self, output: ExecuteBlock) -> None:
+        applied = self.applier.apply(output.block, output.certificate)
+        self.on_committed(output.block)
+        certified = CertifiedBlock(output.block, output.certificate, applied.results)
+        self.network.broadcast(CHANNEL_BLOCKS, encode_certified_block(certified), to="observers")
+        height = output.block.header.height
+        self._inputs.append(BlockExecuted(height, applied.outcome.state_root, applied.outcome.results_root))
+
+    def _set_timer(self, timer_id: str, delay_ms: int) -> None:
+        previous = self._timers.pop(timer_id, None)
+        if previous is not None:
+            previous.cancel()
+        assert self._loop is not None
+        self._timers[timer_id] = self._loop.call_later(max(0, delay_ms) / 1000, self._timer_fired, timer_id)
+
+    def _timer_fired(self, timer_id: str) -> None:
+        self._timers.pop(timer_id, None)
+        self.submit(TimerFired(timer_id))
+
+    def _fetch(self, output: FetchBlocks) -> None:
+        peer = PeerId.validator(output.peer)
+        request_id = next(self._request_ids)
+        request = GetBlocks(request_id, output.from_height, output.to_height)
+        if self.network.send(peer, "sync", encode_get_blocks(request)):
+            self._fetches[request_id] = output.peer
+            if len(self._fetches) > 64:  # answers that never came: forget the oldest
+                self._fetches.pop(next(iter(self._fetches)))
+        else:
+            assert self._loop is not None
+            self._loop.call_soon(self.submit, BlocksFetched(output.peer, ()))
+
+    def _halt(self, reason: str) -> None:
+        self.halted_reason = reason
+        self.stop()
+        log.critical("CONSENSUS HALTED: %s", reason, extra={"height": self.store.last_height})
+
+    # --- status -----------------------------------------------------------------------------------------------
+
+    @property
+    def catching_up(self) -> bool:
+        """True while blocks asked from peers (state transfer) have not arrived."""
+        return bool(self._fetches)
+
+    @property
+    def view(self) -> int:
+        return self.replica.view
+
+    @property
+    def primary(self) -> int:
+        return self.replica.primary
+
+
+def _blocks_in(message: object) -> list[Block]:
+    """Proposed blocks a message carries, whose transactions have not been through consensus yet."""
+    if isinstance(message, PrePrepare):
+        return [message.block]
+    if isinstance(message, NewView):
+        return [pp.block for pp in message.pre_prepares]
+    return []
