@@ -62,7 +62,7 @@ def decode(
     except msgpack.ExtraData as exc:
         raise CodecError(f"trailing bytes after the value ({len(exc.extra)} bytes)") from None
     except (ValueError, msgpack.UnpackException, RecursionError) as exc:
-        raise CodecError(f"malformed msgpack: {exc}") from None
+        raise CodecError(f"malformed msgpack: {str(exc) or type(exc).__name__}") from None
     if encode(value) != bytes(data):
         raise CodecError("not the canonical encoding (shortest forms and sorted keys are required)")
     return value
@@ -90,7 +90,14 @@ def _canonical(value: Any, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise CodecError(f"nesting deeper than {MAX_DEPTH}")
     kind = type(value)
-    if kind is str or kind is bytes or kind is bool or value is None:
+    if kind is str:
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise CodecError("string is not valid Unicode (lone surrogate)") from None
+        return value
+    if kind is bytes or kind is bool or value is None:
         return value
     if kind is int:
         if not INT_MIN <= value <= INT_MAX:

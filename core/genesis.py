@@ -16,8 +16,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core import codec
 from core.devkeys import is_devnet_chain_id, known_dev_public_keys
-from core.errors import GenesisError
+from core.errors import CodecError, GenesisError
 from core.hashing import Domain, hash_value
 from core.quorum import compute_max_faulty
 from core.tx import CHAIN_ID_PATTERN, ORG_ID_PATTERN
@@ -97,7 +98,9 @@ class Organisation(_Strict):
     @field_validator("role", mode="before")
     @classmethod
     def _role_from_string(cls, value: Any) -> Any:
-        if isinstance(value, str) and value in Role._value2member_map_:
+        if isinstance(value, str):
+            if value not in Role._value2member_map_:
+                raise ValueError(f"unknown role {value!r}; one of {', '.join(r.value for r in Role)}")
             return Role(value)
         return value
 
@@ -115,6 +118,16 @@ class Genesis(_Strict):
     @classmethod
     def _time_is_real(cls, value: str) -> str:
         datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+        return value
+
+    @field_validator("chaincode")
+    @classmethod
+    def _chaincode_is_encodable(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        # The genesis hash encodes these free-form parameters canonically: no floats, ints in range.
+        try:
+            codec.encode(value)
+        except CodecError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @model_validator(mode="after")

@@ -66,6 +66,7 @@ def save_key(
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a leftover temporary file
     with os.fdopen(fd, "w") as handle:
         json.dump(document, handle, indent=2)
         handle.write("\n")
@@ -102,11 +103,13 @@ def load_key(path: Path, *, passphrase: str | None = None) -> SigningKey:
                     bytes.fromhex(encryption["nonce"]), bytes.fromhex(encryption["ciphertext"]), public_key
                 )
             except InvalidTag:
-                raise KeystoreError(f"{path}: wrong passphrase (or the file was altered)") from None
+                raise KeystoreError(
+                    f"{path}: wrong passphrase, or a corrupt key file (ciphertext or parameters altered)"
+                ) from None
         key = SigningKey(seed)
     except KeystoreError:
         raise
-    except (KeyError, TypeError, ValueError, SignatureError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, SignatureError) as exc:
         raise KeystoreError(f"{path}: corrupt key file ({type(exc).__name__}: {exc})") from None
     if key.public_key != public_key:
         raise KeystoreError(f"{path}: corrupt key file (the seed does not match the public key)")

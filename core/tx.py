@@ -155,13 +155,17 @@ def body_from_wire(value: Any) -> TxBody:
 
 def validate_body(body: TxBody) -> None:
     """Stateless shape checks of a body: types, patterns and ranges."""
-    _require(type(body.chain_id) is str and CHAIN_ID_PATTERN.match(body.chain_id), "chain_id is malformed")
     _require(
-        type(body.chaincode) is str and NAME_PATTERN.match(body.chaincode), "chaincode name is malformed"
+        type(body.chain_id) is str and CHAIN_ID_PATTERN.fullmatch(body.chain_id), "chain_id is malformed"
     )
-    _require(type(body.function) is str and NAME_PATTERN.match(body.function), "function name is malformed")
     _require(
-        type(body.sender_org) is str and ORG_ID_PATTERN.match(body.sender_org), "sender_org is malformed"
+        type(body.chaincode) is str and NAME_PATTERN.fullmatch(body.chaincode), "chaincode name is malformed"
+    )
+    _require(
+        type(body.function) is str and NAME_PATTERN.fullmatch(body.function), "function name is malformed"
+    )
+    _require(
+        type(body.sender_org) is str and ORG_ID_PATTERN.fullmatch(body.sender_org), "sender_org is malformed"
     )
     _require(
         type(body.sender_key) is bytes and len(body.sender_key) == PUBLIC_KEY_BYTES,

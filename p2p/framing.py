@@ -30,7 +30,7 @@ class Frame:
 
 
 def is_valid_channel(channel: object) -> bool:
-    return type(channel) is str and CHANNEL_PATTERN.match(channel) is not None
+    return type(channel) is str and CHANNEL_PATTERN.fullmatch(channel) is not None
 
 
 def encode_frame(channel: str, payload: bytes, frame_bytes_max: int) -> bytes:

@@ -1,0 +1,98 @@
+"""The worked examples printed in docs/protocol/core.md, recomputed so the document cannot drift from the code."""
+
+from __future__ import annotations
+
+import hashlib
+
+import nacl.signing
+
+from core import codec
+from core.block import EMPTY_ROOT, BlockHeader, TxResult, compute_commit_digest
+from core.devkeys import dev_admin_key
+from core.hashing import merkle_root
+from core.keys import compute_key_id
+from core.tx import TxBody, sign_transaction, transaction_to_json
+
+BODY_HEX = (
+    "88a46172677382a6616d6f756e7405a2746fa5656e742d62a8636861696e5f6964ad636172626f6e2d6465766e6574"
+    "a9636861696e636f6465a6636172626f6ea866756e6374696f6eb37472616e736665725f616c6c6f77616e636573"
+    "a56e6f6e636501aa73656e6465725f6b6579c420545f38ecc12f614eda3cea5cbf8a485d727b0a2593562e65da40"
+    "7d2be2d86f92aa73656e6465725f6f7267a5656e742d61ab76616c69645f756e74696c64"
+)
+TX_ID_HEX = "8e2363b14eb12cb944dcab465f099c818d27473f3cc8fdc8c69fb329f91203a8"
+SIGNATURE_HEX = (
+    "fe9116533a26d89538fdf07faaaffb1236fe03fdcc63b7261119659ab16ebd5f"
+    "8fadaaae8a59e52acfbd4334189bd50dc6b34bff484d6ac8174f054a39fe3f02"
+)
+PUBLIC_KEY_HEX = "545f38ecc12f614eda3cea5cbf8a485d727b0a2593562e65da407d2be2d86f92"
+SEED_HEX = "edb517bda40072b07313f6810b09bbdcb2625a81c7b7e6b81ef72df5f1a01695"
+
+
+def _h(tag: str, payload: bytes) -> bytes:
+    return hashlib.sha256(b"carbonchain/" + tag.encode() + b"\x00" + payload).digest()
+
+
+def test_dev_key() -> None:
+    key = dev_admin_key("ent-a")
+    assert key.seed.hex() == SEED_HEX
+    assert key.seed == hashlib.sha256(b"carbonchain insecure dev seed\x00org/ent-a/admin").digest()
+    assert key.public_key.hex() == PUBLIC_KEY_HEX
+    assert compute_key_id(key.public_key) == "1b1d9a10f9f31d40"
+
+
+def test_signed_transaction_example() -> None:
+    key = dev_admin_key("ent-a")
+    body = TxBody(
+        chain_id="carbon-devnet",
+        chaincode="carbon",
+        function="transfer_allowances",
+        args={"to": "ent-b", "amount": 5},
+        sender_org="ent-a",
+        sender_key=key.public_key,
+        nonce=1,
+        valid_until=100,
+    )
+    tx = sign_transaction(body, key)
+    assert tx.body_bytes.hex() == BODY_HEX
+    assert tx.tx_id.hex() == TX_ID_HEX == _h("tx", bytes.fromhex(BODY_HEX)).hex()
+    assert tx.signature.hex() == SIGNATURE_HEX
+    assert tx.raw == b"\x82\xa4body\xc4\xaf" + tx.body_bytes + b"\xa9signature\xc4\x40" + tx.signature
+    # An independent Ed25519 implementation (libsodium) agrees on key, signature and verification.
+    nacl_key = nacl.signing.SigningKey(bytes.fromhex(SEED_HEX))
+    assert bytes(nacl_key.verify_key).hex() == PUBLIC_KEY_HEX
+    assert nacl_key.sign(tx.tx_id).signature.hex() == SIGNATURE_HEX
+    assert transaction_to_json(tx)["signature"] == SIGNATURE_HEX
+
+
+def test_merkle_example() -> None:
+    leaves = [bytes([i]) * 32 for i in range(3)]
+    leaf = [_h("merkle-leaf", item) for item in leaves]
+    assert leaf[0].hex() == "3b7b5f1bd6f784fad3f242ccb7985ebbbeed0b82dde2ad387e2e934072f3c52f"
+    assert leaf[1].hex() == "fe7524b3cd12b1b4a5d7f00cffa674444f4effa092022b32adb883abfbbdf3c5"
+    assert leaf[2].hex() == "24fb86cba0d9a734fabe2e0df2cf8b8a819650615a7fba6448b3fe26c37687ba"
+    n01 = _h("merkle-node", leaf[0] + leaf[1])
+    assert n01.hex() == "7ae7b1bd3451c99a440fa1c3fedaca1e549ed2f5d3ffc638e4dcab1f6075f6e0"
+    root = "312c272080efdc4cd2626708088f8e487ccf8bb7a8a16e0d3f9c37635e7c5205"
+    assert _h("merkle-node", n01 + leaf[2]).hex() == root == merkle_root(leaves).hex()
+    assert merkle_root([]).hex() == "1cf1914eefc960f3ea108ead55761bce3f3ffe6c97f0e6ac9ceaffe9567f3a04"
+
+
+def test_header_commit_and_result_examples() -> None:
+    header = BlockHeader(
+        chain_id="carbon-devnet",
+        height=1,
+        prev_hash=b"\x00" * 32,
+        time_ms=1_767_225_600_000,
+        proposer=0,
+        tx_count=1,
+        tx_root=merkle_root([bytes.fromhex(TX_ID_HEX)]),
+        state_height=0,
+        state_root=b"\x00" * 32,
+        results_root=EMPTY_ROOT,
+    )
+    assert header.block_hash.hex() == "004fe68266b9f62e74251c3b8f6bcd745eb85aed6d712c7a2b21900800ef2032"
+    digest = compute_commit_digest("carbon-devnet", 0, 1, header.block_hash)
+    assert digest.hex() == "1dc63c63493bf7ef395605e7ff6a01b061ddc7f2645617c3f806b217f02235b5"
+    result = TxResult("ok", "")
+    assert codec.encode(result.to_wire()).hex() == "83a4636f6465a26f6ba66576656e747390a76d657373616765a0"
+    assert result.result_hash.hex() == "3e07c48eb77c78aba82f0a34df603a4a24145484e577f656afed9733a16daada"
