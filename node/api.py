@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MSGPACK_TYPE = "application/msgpack"
 PAGE_LIMIT_MAX = 1000
+EVENT_FILTER_IDS_MAX = 100  # ids in one /v1/events filter: keeps the request line under 8 KiB
 _HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 _STATE_KEY_MAX = 512
 
@@ -63,6 +64,10 @@ class ApiBackend(Protocol):
         """Run a chaincode query; raises QueryNotFound or InvalidInput."""
         ...
 
+    def get_catalogue(self) -> dict[str, Any]:
+        """The chaincode's functions and queries with their arguments, units and roles."""
+        ...
+
     def get_key_history(self, key: bytes, start_after: int | None, limit: int) -> dict[str, Any]: ...
 
     def get_key_proof(self, key: bytes) -> dict[str, Any]: ...
@@ -79,6 +84,7 @@ def build_api(backend: ApiBackend, *, body_bytes_max: int) -> web.Application:
     app.router.add_get("/v1/blocks/latest", get_latest_block)
     app.router.add_get("/v1/blocks/{height}", get_block)
     app.router.add_get("/v1/status", get_status)
+    app.router.add_get("/v1/carbon/queries", get_carbon_catalogue)
     app.router.add_get("/v1/carbon/{query}", get_carbon_query)
     app.router.add_get("/v1/state/{key}/history", get_state_history)
     app.router.add_get("/v1/state/{key}/proof", get_state_proof)
@@ -194,6 +200,10 @@ async def get_openapi(request: web.Request) -> web.Response:
 # --- chaincode queries and state --------------------------------------------------------------------------
 
 
+async def get_carbon_catalogue(request: web.Request) -> web.Response:
+    return web.json_response(request.app[BACKEND].get_catalogue())
+
+
 async def get_carbon_query(request: web.Request) -> web.Response:
     name = request.match_info["query"]
     if len(request.query) > 32 or any(len(k) > 64 or len(v) > 1024 for k, v in request.query.items()):
@@ -222,28 +232,38 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     backend = request.app[BACKEND]
     org = request.query.get("org")
     tx_ids = [t for t in request.query.get("tx", "").split(",") if t]
-    if len(tx_ids) > 1000 or any(not _HEX_ID.match(t) for t in tx_ids):
-        raise InvalidInput("tx must be a comma-separated list of at most 1000 hex transaction ids")
-    socket = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
+    if len(tx_ids) > EVENT_FILTER_IDS_MAX or any(not _HEX_ID.fullmatch(t) for t in tx_ids):
+        raise InvalidInput(
+            f"tx must be a comma-separated list of at most {EVENT_FILTER_IDS_MAX} hex transaction ids"
+        )
+    socket = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
     await socket.prepare(request)
     subscription = backend.events.subscribe(org=org, tx_ids=tx_ids, blocks=request.query.get("blocks") != "0")
     client_gone = asyncio.create_task(_read_until_closed(socket))
     try:
-        while True:
-            next_event = asyncio.ensure_future(subscription.queue.get())
-            await asyncio.wait({next_event, client_gone}, return_when=asyncio.FIRST_COMPLETED)
-            if not next_event.done():
-                next_event.cancel()
-                break
-            await socket.send_json(next_event.result())
-            if subscription.dropped_reason is not None and subscription.queue.empty():
-                await socket.send_json({"type": "dropped", "reason": subscription.dropped_reason})
-                break
+        await _stream_events(socket, subscription, client_gone)
+    except ConnectionError:
+        pass  # the client went away mid-send
     finally:
         backend.events.unsubscribe(subscription)
         client_gone.cancel()
         await socket.close()
     return socket
+
+
+async def _stream_events(
+    socket: web.WebSocketResponse, subscription: Any, client_gone: asyncio.Task[None]
+) -> None:
+    while True:
+        next_event = asyncio.ensure_future(subscription.queue.get())
+        await asyncio.wait({next_event, client_gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not next_event.done():
+            next_event.cancel()
+            return
+        await socket.send_json(next_event.result())
+        if subscription.dropped_reason is not None and subscription.queue.empty():
+            await socket.send_json({"type": "dropped", "reason": subscription.dropped_reason})
+            return
 
 
 async def _read_until_closed(socket: web.WebSocketResponse) -> None:
@@ -257,7 +277,7 @@ async def _read_until_closed(socket: web.WebSocketResponse) -> None:
 
 
 def _parse_hex_id(text: str, what: str) -> bytes:
-    if not _HEX_ID.match(text):
+    if not _HEX_ID.fullmatch(text):
         raise InvalidInput(f"{what} must be 64 lowercase hex digits")
     return bytes.fromhex(text)
 

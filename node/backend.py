@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from chaincode.queries import run_query
+from chaincode import FUNCTIONS, QUERIES, NotFound, run_query
 from core import codec
 from core.block import Block
 from core.errors import CodecError
 from core.quorum import compute_quorum
 from core.tx import SignedTx
+from node.api import QueryNotFound
 from node.events import EventHub
 from node.metrics import NodeMetrics
 from node.views import block_json, to_json_safe
@@ -132,7 +133,18 @@ class NodeBackend:
         return validators + 1 >= compute_quorum(len(node.genesis.validators))
 
     def run_query(self, name: str, params: dict[str, str]) -> Any:
-        return run_query(self._node.store, name, params)
+        if name not in QUERIES:
+            raise QueryNotFound(f"no query named {name!r}; see GET /v1/carbon/queries")
+        try:
+            return run_query(self._node.store, name, params)
+        except NotFound as exc:
+            raise QueryNotFound(str(exc)) from None
+
+    def get_catalogue(self) -> dict[str, Any]:
+        return {
+            "functions": {name: spec.to_json() for name, spec in FUNCTIONS.items()},
+            "queries": {name: spec.to_json() for name, spec in QUERIES.items()},
+        }
 
     def get_key_history(self, key: bytes, start_after: int | None, limit: int) -> dict[str, Any]:
         store = self._node.store

@@ -26,6 +26,8 @@ from core.keys import SigningKey
 from core.tx import SignedTx, TxBody, sign_transaction
 
 DEFAULT_VALIDITY_BLOCKS = 500
+CONNECTIONS_MAX = 256  # each event stream holds one; prefer wait_for_commits for many transactions
+EVENT_FILTER_IDS_MAX = 100  # transaction ids one event stream filters on (the API limit; URLs stay < 8 KiB)
 MSGPACK_TYPE = "application/msgpack"
 
 
@@ -122,7 +124,8 @@ class CarbonClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            connector = aiohttp.TCPConnector(limit=CONNECTIONS_MAX)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         return self._session
 
     # --- reads ------------------------------------------------------------------------------------------
@@ -203,6 +206,48 @@ class CarbonClient:
             raise CommitTimeout(f"transaction {tx_id} not committed within {timeout_s:.0f} s") from None
         except aiohttp.ClientError as exc:
             raise ApiError(0, "unreachable", f"{self.base_url}: {exc}") from None
+
+    async def wait_for_commits(self, tx_ids: list[str], *, timeout_s: float = 60.0) -> dict[str, TxStatus]:
+        """Wait for many transactions over one event stream per 100 ids; returns their final statuses."""
+        chunks = [tx_ids[i : i + EVENT_FILTER_IDS_MAX] for i in range(0, len(tx_ids), EVENT_FILTER_IDS_MAX)]
+        try:
+            async with asyncio.timeout(timeout_s):
+                results = await asyncio.gather(*(self._wait_chunk(chunk) for chunk in chunks))
+        except TimeoutError:
+            raise CommitTimeout(
+                f"not all of {len(tx_ids)} transactions committed within {timeout_s:.0f} s"
+            ) from None
+        return {tx_id: status for chunk in results for tx_id, status in chunk.items()}
+
+    async def _wait_chunk(self, tx_ids: list[str]) -> dict[str, TxStatus]:
+        url = self.base_url.replace("http", "ws", 1) + "/v1/events?blocks=0&tx=" + ",".join(tx_ids)
+        waiting = set(tx_ids)
+        done: dict[str, TxStatus] = {}
+        async with self.session.ws_connect(url, heartbeat=20, max_msg_size=0) as socket:
+            for tx_id in tx_ids:  # after subscribing, so no commit is missed
+                current = await self.get_transaction(tx_id)
+                if current.is_committed:
+                    done[tx_id] = current
+                    waiting.discard(tx_id)
+            async for message in socket:
+                if not waiting or message.type is not aiohttp.WSMsgType.TEXT:
+                    break
+                event = json.loads(message.data)
+                if event.get("type") == "tx" and event.get("tx_id") in waiting:
+                    waiting.discard(event["tx_id"])
+                    done[event["tx_id"]] = TxStatus(
+                        event["tx_id"],
+                        "committed",
+                        event["height"],
+                        event["index"],
+                        event["code"],
+                        event["message"],
+                    )
+                    if not waiting:
+                        break
+        for tx_id in list(waiting):  # the stream ended early: ask directly
+            done[tx_id] = await self._poll_commit(tx_id, timeout_s=3600)
+        return done
 
     async def submit_and_wait(self, tx: SignedTx, *, timeout_s: float = 30.0) -> TxStatus:
         tx_id = await self.submit(tx)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: subscriptions live in a set
 class Subscription:
     queue_max: int
     org: str | None = None

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from chaincode import ChaincodeRegistry, get_key_status
+from chaincode import build_registry, get_key_status
 from core.block import Block
 from core.errors import CarbonchainError, ConfigError, InvalidInput, TransactionError
 from core.genesis import Genesis, load_genesis
@@ -56,12 +56,6 @@ MEMPOOL_SWEEP_S = 5.0
 SHUTDOWN_GRACE_S = 10.0
 
 
-def default_registry() -> ChaincodeRegistry:
-    from chaincode.carbon import CarbonChaincode
-
-    return ChaincodeRegistry([CarbonChaincode()])
-
-
 @dataclass(frozen=True)
 class NodeIdentity:
     role: str  # "validator" or "observer"
@@ -95,7 +89,7 @@ class Node:
         self.identity = identity
         self.metrics = NodeMetrics()
         self.events = EventHub(queue_max=config.api.event_queue_max)
-        self.registry = default_registry()
+        self.registry = build_registry()
         self.store = Store.open(resolve(home, config.node.data_dir))
         self._initialise_genesis()
         pool_capacity = 10 * genesis.consensus.block_txs_max  # the replica's own pending pool holds this many
