@@ -1,0 +1,62 @@
+"""Deterministic chaincode hosting and the carbon-market chaincode.
+
+Public API for the node and the CLI:
+- execute_block(base, block, registry, *, is_committed) -> BlockExecution
+- build_registry() -> ChaincodeRegistry (hosting the carbon chaincode)
+- genesis_writes(genesis, registry=None) -> dict[bytes, bytes | None]
+- get_key_status(state, org_id, public_key) -> "active" | "revoked" | "unknown"
+- FUNCTIONS (name -> FunctionSpec), QUERIES (name -> QuerySpec), run_query(state, name, params)
+See docs/CHAINCODE.md.
+"""
+
+from __future__ import annotations
+
+from chaincode.base import (
+    Arg,
+    Chaincode,
+    ChaincodeFailure,
+    FunctionSpec,
+    InvalidArgs,
+    NotFound,
+    QuerySpec,
+    UnknownFunction,
+)
+from chaincode.carbon import FUNCTIONS, CarbonChaincode
+from chaincode.context import OverlayState, TxContext
+from chaincode.executor import BlockExecution, ChaincodeRegistry, execute_block, get_key_status
+from chaincode.queries import QUERIES, run_query
+from core.genesis import Genesis
+
+
+def build_registry() -> ChaincodeRegistry:
+    """The chaincodes every carbonchain node hosts."""
+    return ChaincodeRegistry([CarbonChaincode()])
+
+
+def genesis_writes(genesis: Genesis, registry: ChaincodeRegistry | None = None) -> dict[bytes, bytes | None]:
+    """Initial world state for a genesis document (GenesisError on bad chaincode parameters)."""
+    return (registry or build_registry()).genesis_writes(genesis)
+
+
+__all__ = [
+    "FUNCTIONS",
+    "QUERIES",
+    "Arg",
+    "BlockExecution",
+    "CarbonChaincode",
+    "Chaincode",
+    "ChaincodeFailure",
+    "ChaincodeRegistry",
+    "FunctionSpec",
+    "InvalidArgs",
+    "NotFound",
+    "OverlayState",
+    "QuerySpec",
+    "TxContext",
+    "UnknownFunction",
+    "build_registry",
+    "execute_block",
+    "genesis_writes",
+    "get_key_status",
+    "run_query",
+]

@@ -1,0 +1,225 @@
+"""The chaincode contract: the protocol a chaincode implements, its errors, and typed argument specs.
+
+A chaincode is a deterministic state machine hosted by the node. The executor (chaincode.executor) calls
+`validate_args` (stateless: shape, types, bounds) and then `apply` against a transaction context; business
+failures are raised as `ChaincodeFailure(code, message)` and leave no trace in state except the recorded
+result. Anything else escaping `apply` is a chaincode bug and is re-raised as `InvariantBroken`.
+
+Argument specs are small frozen dataclasses rather than pydantic models: they are checked on every
+transaction of every block, so they must cost a few microseconds, and they double as the machine-readable
+description that the API, the CLI and docs/CHAINCODE.md enumerate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from core.errors import InvalidInput
+from core.state import WriteSet
+
+if TYPE_CHECKING:
+    from chaincode.context import TxContext
+    from core.genesis import Genesis
+
+AMOUNT_MAX = 10**15  # largest quantity (t) or money amount (fen) a single argument may carry
+TEXT_MAX = 200  # longest free-text argument in characters
+LIST_MAX = 64  # longest list argument
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+ORG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+HEX32_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ChaincodeFailure(Exception):
+    """A business rule refused the transaction; `code` is stable and machine-readable (docs/CHAINCODE.md).
+
+    Deliberately not a CarbonchainError: it never leaves the executor, which turns it into a TxResult.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class InvalidArgs(InvalidInput):
+    """The arguments of a transaction or query do not match the function's spec."""
+
+    def __init__(self, function: str, arg: str, message: str) -> None:
+        super().__init__(f"{function}: argument {arg!r} {message}")
+        self.function = function
+        self.arg = arg
+
+
+class UnknownFunction(InvalidInput):
+    """No chaincode function (or query) of that name exists."""
+
+
+class NotFound(InvalidInput):
+    """A query asked for an object that does not exist (the API maps this to HTTP 404)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One argument of a chaincode function or query."""
+
+    name: str  # argument name in the args map
+    kind: str  # "int", "str", "id", "org", "hex32", "bool", "enum", "int_list", "hex32_list"
+    description: str  # one line for docs and CLI help
+    unit: str = ""  # "t", "fen", "kg", "ms", "bps", ... (empty for unit-less values)
+    required: bool = True  # absent optional args take `default`
+    default: Any = None
+    minimum: int = 0  # int bounds, inclusive
+    maximum: int = AMOUNT_MAX
+    choices: tuple[str, ...] = ()  # the allowed values of an enum
+    max_len: int = TEXT_MAX  # longest str, or most list items
+
+
+def validate_value(function: str, spec: Arg, value: Any) -> Any:
+    """Check one value against its spec; returns the value (lists as tuples are not produced: lists stay)."""
+    kind = spec.kind
+    if kind == "int":
+        if type(value) is not int:
+            raise InvalidArgs(function, spec.name, f"must be an integer, got {type(value).__name__}")
+        if not spec.minimum <= value <= spec.maximum:
+            raise InvalidArgs(
+                function, spec.name, f"must be in [{spec.minimum}, {spec.maximum}], got {value}"
+            )
+        return value
+    if kind == "bool":
+        if type(value) is not bool:
+            raise InvalidArgs(function, spec.name, "must be true or false")
+        return value
+    if type(value) is str:
+        if kind == "str":
+            if not 1 <= len(value) <= spec.max_len or not value.isprintable():
+                raise InvalidArgs(function, spec.name, f"must be 1..{spec.max_len} printable characters")
+            return value
+        if kind == "id":
+            if not ID_PATTERN.match(value):
+                raise InvalidArgs(function, spec.name, "must match [A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+            return value
+        if kind == "org":
+            if not ORG_PATTERN.match(value):
+                raise InvalidArgs(function, spec.name, "must be an organisation id ([a-z0-9][a-z0-9_.-]*)")
+            return value
+        if kind == "hex32":
+            if not HEX32_PATTERN.match(value):
+                raise InvalidArgs(function, spec.name, "must be 64 lowercase hex digits")
+            return value
+        if kind == "enum":
+            if value not in spec.choices:
+                raise InvalidArgs(function, spec.name, f"must be one of {list(spec.choices)}")
+            return value
+    if kind in ("int_list", "hex32_list"):
+        if type(value) is not list or not 1 <= len(value) <= spec.max_len:
+            raise InvalidArgs(function, spec.name, f"must be a list of 1..{spec.max_len} items")
+        item_kind = "int" if kind == "int_list" else "hex32"
+        item = Arg(spec.name, item_kind, "", minimum=spec.minimum, maximum=spec.maximum)
+        return [validate_value(function, item, element) for element in value]
+    raise InvalidArgs(function, spec.name, f"must be a {kind}, got {type(value).__name__}")
+
+
+def validate_arg_map(function: str, specs: tuple[Arg, ...], args: Mapping[str, Any]) -> dict[str, Any]:
+    """Check an args map against specs: no unknown names, required present, each value valid.
+
+    Returns a new dict holding every declared argument (absent optional ones set to their default).
+    """
+    if type(args) is not dict:
+        raise InvalidArgs(function, "(args)", "must be a map")
+    result: dict[str, Any] = {}
+    for spec in specs:
+        value = args.get(spec.name)
+        if value is None:
+            if spec.required:
+                raise InvalidArgs(function, spec.name, "is required")
+            result[spec.name] = spec.default
+        else:
+            result[spec.name] = validate_value(function, spec, value)
+    if len(result) < len(args) or any(name not in result for name in args):
+        unknown = sorted(name for name in args if name not in result)
+        raise InvalidArgs(function, ",".join(unknown), "is not an argument of this function")
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    """A chaincode function: who may call it, its arguments, and how it is applied."""
+
+    name: str
+    roles: tuple[str, ...]  # sender roles allowed (core.genesis.Role values)
+    args: tuple[Arg, ...]
+    description: str
+    handler: Callable[[TxContext, dict[str, Any]], None] = field(repr=False, compare=False)
+    failures: tuple[str, ...] = ()  # business failure codes it may return (besides the common ones)
+    events: tuple[str, ...] = ()  # event types it emits on success
+    admin_only: bool = False  # the sender key must be an admin key of the sender organisation
+    frozen_ok: bool = False  # a frozen or blocked sender organisation may still call it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "roles": list(self.roles),
+            "admin_only": self.admin_only,
+            "frozen_ok": self.frozen_ok,
+            "description": self.description,
+            "args": [describe_arg(arg) for arg in self.args],
+            "failures": list(self.failures),
+            "events": list(self.events),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySpec:
+    """A read-only query: a pure function of state and parameters returning JSON-able data."""
+
+    name: str
+    params: tuple[Arg, ...]
+    description: str
+    handler: Callable[[Any, dict[str, Any]], Any] = field(repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "params": [describe_arg(arg) for arg in self.params],
+        }
+
+
+def describe_arg(arg: Arg) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "name": arg.name,
+        "type": arg.kind,
+        "required": arg.required,
+        "description": arg.description,
+    }
+    if arg.unit:
+        described["unit"] = arg.unit
+    if arg.kind in ("int", "int_list"):
+        described["minimum"] = arg.minimum
+        described["maximum"] = arg.maximum
+    if arg.choices:
+        described["choices"] = list(arg.choices)
+    if not arg.required and arg.default is not None:
+        described["default"] = arg.default
+    return described
+
+
+class Chaincode(Protocol):
+    """What the executor needs from a chaincode."""
+
+    name: str
+
+    def validate_args(self, function: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Stateless checks; returns the normalised args. Raises UnknownFunction or InvalidArgs."""
+        ...
+
+    def apply(self, ctx: TxContext, function: str, args: dict[str, Any]) -> None:
+        """Apply a validated call; raises ChaincodeFailure for business failures."""
+        ...
+
+    def genesis_writes(self, genesis: Genesis) -> WriteSet:
+        """The chaincode's initial state for a genesis document."""
+        ...

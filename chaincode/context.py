@@ -1,0 +1,190 @@
+"""State overlays and the transaction context a chaincode function runs in.
+
+`OverlayState` buffers writes over a parent StateReader: a block overlay over the committed state, and a
+per-transaction overlay over the block overlay. Reads fall through; iteration merges the overlay's own keys
+with the parent's in ascending key order (deletes hide parent entries), so enumeration is deterministic and
+sees earlier transactions of the same block. A failed transaction's overlay is simply dropped.
+
+`TxContext` is the only handle a chaincode gets: typed record access (canonical msgpack dicts), prefix
+iteration, the sender's identity, the block's height and agreed time, and `emit` for events.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+
+from core.errors import InvariantBroken
+from core.state import StateReader
+
+
+class OverlayState:
+    """Writes buffered over a parent reader; itself a StateReader."""
+
+    __slots__ = ("_sorted_keys", "parent", "writes")
+
+    def __init__(self, parent: StateReader) -> None:
+        self.parent = parent
+        self.writes: dict[bytes, bytes | None] = {}  # key -> new value, None = deleted
+        self._sorted_keys: list[bytes] = []  # keys of `writes`, ascending, for merged iteration
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.writes:
+            return self.writes[key]
+        return self.parent.get(key)
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        if key not in self.writes:
+            bisect.insort(self._sorted_keys, key)
+        self.writes[key] = value
+
+    def update(self, writes: dict[bytes, bytes | None]) -> None:
+        for key, value in writes.items():
+            self.put(key, value)
+
+    def iterate(self, prefix: bytes, *, start_after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        keys = self._sorted_keys
+        low = bisect.bisect_left(keys, prefix)
+        if start_after is not None:
+            low = max(low, bisect.bisect_right(keys, start_after))
+        own: list[bytes] = []
+        for index in range(low, len(keys)):
+            key = keys[index]
+            if not key.startswith(prefix):
+                break
+            own.append(key)
+        if not own:  # nothing of ours in range: the parent's entries are the answer
+            yield from self.parent.iterate(prefix, start_after=start_after)
+            return
+        yield from self._merge(own, self.parent.iterate(prefix, start_after=start_after))
+
+    def _merge(
+        self, own: list[bytes], inherited: Iterator[tuple[bytes, bytes]]
+    ) -> Iterator[tuple[bytes, bytes]]:
+        position = 0
+        writes = self.writes
+        for key, value in inherited:
+            while position < len(own) and own[position] < key:
+                mine = writes[own[position]]
+                if mine is not None:
+                    yield own[position], mine
+                position += 1
+            if key in writes:
+                continue  # overridden or deleted here; emitted (or not) from `own`
+            yield key, value
+        while position < len(own):
+            mine = writes[own[position]]
+            if mine is not None:
+                yield own[position], mine
+            position += 1
+
+
+class TxContext:
+    """What a chaincode function sees: state, sender, block facts, and an event sink."""
+
+    __slots__ = (
+        "block_time_ms",
+        "events",
+        "height",
+        "sender_is_admin",
+        "sender_key",
+        "sender_org",
+        "sender_role",
+        "state",
+        "tx_id",
+    )
+
+    def __init__(
+        self,
+        state: OverlayState,
+        *,
+        sender_org: str,
+        sender_role: str,
+        sender_key: bytes,
+        sender_is_admin: bool,
+        height: int,
+        block_time_ms: int,
+        tx_id: bytes,
+    ) -> None:
+        self.state = state  # the transaction's own overlay
+        self.sender_org = sender_org  # organisation that signed
+        self.sender_role = sender_role  # that organisation's role (core.genesis.Role value)
+        self.sender_key = sender_key  # the signing public key
+        self.sender_is_admin = sender_is_admin  # whether that key is an admin key of sender_org
+        self.height = height  # height of the block being executed
+        self.block_time_ms = block_time_ms  # agreed block time (never the wall clock)
+        self.tx_id = tx_id  # id of the transaction being applied
+        self.events: list[dict[str, Any]] = []
+
+    # --- raw bytes ---------------------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.state.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.state.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self.state.put(key, None)
+
+    def iterate(self, prefix: bytes, *, start_after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        return self.state.iterate(prefix, start_after=start_after)
+
+    # --- records (canonical msgpack maps) ----------------------------------------------------------------
+
+    def get_record(self, key: bytes) -> dict[str, Any] | None:
+        raw = self.state.get(key)
+        return None if raw is None else decode_record(raw)
+
+    def put_record(self, key: bytes, record: dict[str, Any]) -> None:
+        self.state.put(key, encode_record(record))
+
+    def iterate_records(
+        self, prefix: bytes, *, start_after: bytes | None = None
+    ) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        for key, raw in self.state.iterate(prefix, start_after=start_after):
+            yield key, decode_record(raw)
+
+    def emit(self, event_type: str, **attrs: Any) -> None:
+        """Record an event; it reaches the TxResult only if the transaction succeeds."""
+        self.events.append({"type": event_type, **attrs})
+
+
+def decode_record(raw: bytes) -> dict[str, Any]:
+    """Decode a state value written by this chaincode; anything else is corruption (our bug).
+
+    State bytes were produced by `encode_record` and are committed by the state root, so this skips
+    core.codec's canonical re-encoding check (it doubled the cost of every transfer); tests check that every
+    state value is canonical with core.codec.decode.
+    """
+    try:
+        value = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise InvariantBroken(f"state value is not msgpack: {exc}") from None
+    if type(value) is not dict:
+        raise InvariantBroken(f"state value is a {type(value).__name__}, expected a map")
+    return value
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """The canonical encoding (identical to core.codec.encode) of a record built by chaincode code.
+
+    Chaincode records hold only str-keyed maps, lists, str, int, bool and None, so canonical form needs
+    just sorted map keys; msgpack already writes the shortest form of every integer and length.
+    """
+    packed: bytes = msgpack.packb(_sorted_value(record), use_bin_type=True, strict_types=True)
+    return packed
+
+
+def _sorted_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {key: _sorted_value(value[key]) for key in sorted(value)}
+    if kind is list or kind is tuple:
+        return [_sorted_value(item) for item in value]
+    if kind is float:
+        raise InvariantBroken("a float reached chaincode state")
+    return value

@@ -1,0 +1,8 @@
+"""Makes the chaincode test kit (chainkit) importable from the chaincode tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))

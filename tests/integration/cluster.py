@@ -1,0 +1,195 @@
+"""A real network for integration tests: one OS process per node on 127.0.0.1, real LevelDB, real sockets.
+
+Every process a Cluster starts is stopped when the cluster closes (SIGKILL if SIGTERM is not enough), even
+when the test fails; node logs are kept in the test's tmp dir and their tails printed on failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from core.devkeys import dev_admin_key, dev_client_key
+from core.keys import SigningKey
+from node.netinit import DEVNET_GENESIS_TIME, NetworkPlan, build_network, write_network
+
+REPO = Path(__file__).resolve().parents[2]
+FAST_CONSENSUS = {
+    "batch_wait_ms": 10,
+    "view_timeout_ms": 1000,
+    "checkpoint_interval": 10,
+    "pipeline_depth": 2,
+    "block_txs_max": 500,
+}
+
+
+def find_free_port_base(count: int) -> int:
+    """A base port such that base .. base+count-1, +100 and +180 are free now (retries on collisions)."""
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        base = rng.randrange(20000, 60000, 10)
+        ports = [base + i for i in range(count)] + [base + 100 + i for i in range(count)]
+        ports += [base + 180 + i for i in range(4)]
+        if all(_is_free(port) for port in ports):
+            return base
+    raise RuntimeError("no free port range found")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Cluster:
+    def __init__(
+        self, root: Path, *, validators: int = 4, observers: int = 1, consensus: dict[str, Any] | None = None
+    ):
+        self.root = root
+        base = find_free_port_base(validators)
+        self.plan: NetworkPlan = build_network(
+            validators=validators,
+            observers=observers,
+            chain_id="itest-devnet",
+            genesis_time=DEVNET_GENESIS_TIME,
+            base_port=base,
+            insecure_dev_keys=True,
+            consensus={**FAST_CONSENSUS, **(consensus or {})},
+        )
+        self.homes = {home.name: home for home in write_network(self.plan, root / "net")}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.genesis = self.plan.genesis
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.homes)
+
+    @property
+    def validator_names(self) -> list[str]:
+        return [name for name in self.homes if name.startswith("validator")]
+
+    def api_url(self, name: str) -> str:
+        role, index = name.rsplit("-", 1)
+        members = self.genesis.validators if role == "validator" else self.genesis.observers
+        return f"http://{members[int(index)].api_address}"
+
+    def peer_address(self, index: int) -> tuple[str, int]:
+        host, port = self.genesis.validators[index].peer_address.rsplit(":", 1)
+        return host, int(port)
+
+    # --- processes ------------------------------------------------------------------------------------
+
+    def start(self, *names: str) -> None:
+        for name in names or self.names:
+            home = self.homes[name]
+            log = (home / "node.log").open("ab")
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "cli", "node", "run", "--home", str(home)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            log.close()
+
+    def kill(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.kill()
+        process.wait()
+
+    def terminate(self, name: str, timeout_s: float = 15.0) -> int:
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout=timeout_s)
+
+    def pause(self, name: str) -> None:
+        self.processes[name].send_signal(signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        self.processes[name].send_signal(signal.SIGCONT)
+
+    def is_running(self, name: str) -> bool:
+        process = self.processes.get(name)
+        return process is not None and process.poll() is None
+
+    def close(self) -> None:
+        for name, process in list(self.processes.items()):
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGCONT)
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            del self.processes[name]
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.homes[name] / "node.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    # --- keys -----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def admin_key(org: str) -> SigningKey:
+        return dev_admin_key(org)
+
+    @staticmethod
+    def client_key(org: str) -> SigningKey:
+        return dev_client_key(org)
+
+
+@contextlib.contextmanager
+def running_cluster(root: Path, **kwargs: Any) -> Iterator[Cluster]:
+    cluster = Cluster(root, **kwargs)
+    try:
+        cluster.start()
+        yield cluster
+    except BaseException:
+        for name in cluster.names:
+            print(f"----- {name} log tail -----\n{cluster.log_tail(name)}")
+        raise
+    finally:
+        cluster.close()
+
+
+async def wait_until(
+    predicate: Any, *, timeout_s: float, interval_s: float = 0.1, what: str = "condition"
+) -> Any:
+    """Poll an async predicate until it returns a truthy value: the only event a separate process offers."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        await asyncio.sleep(interval_s)
+
+
+async def get_status(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
+    try:
+        async with session.get(url + "/v1/status", timeout=aiohttp.ClientTimeout(total=2)) as response:
+            if response.status != 200:
+                return None
+            status: dict[str, Any] = await response.json()
+            return status
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return None

@@ -1,0 +1,142 @@
+"""A real network (OS processes, sockets on 127.0.0.1, LevelDB) under crashes, pauses, restarts and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from core.devkeys import dev_admin_key
+from node.client import CarbonClient, Signer
+from tests.integration.cluster import Cluster, get_status, running_cluster, wait_until
+
+pytestmark = pytest.mark.timeout(180)
+_refs = itertools.count(1)
+
+
+def deposit(signer: Signer, amount_fen: int = 100) -> Any:
+    return signer.build(
+        "deposit_cash", {"org": "ent-a", "amount_fen": amount_fen, "bank_ref": f"REF-{next(_refs)}"}
+    )
+
+
+async def bank_signer(client: CarbonClient) -> Signer:
+    return await client.signer(org="bank", key=dev_admin_key("bank"))
+
+
+async def wait_for_agreement(
+    cluster: Cluster, names: list[str], *, min_height: int, timeout_s: float = 30
+) -> dict[str, Any]:
+    """Wait until every named node reports the same height (>= min_height), block hash and state root."""
+
+    async def agreed() -> dict[str, Any] | None:
+        async with aiohttp.ClientSession() as session:
+            statuses = [await get_status(session, cluster.api_url(name)) for name in names]
+        if any(s is None for s in statuses):
+            return None
+        triples = {(s["height"], s["last_block_hash"], s["state_root"]) for s in statuses if s}
+        if len(triples) == 1 and statuses[0] and statuses[0]["height"] >= min_height:
+            return statuses[0]
+        return None
+
+    result: dict[str, Any] = await wait_until(agreed, timeout_s=timeout_s, what=f"agreement of {names}")
+    return result
+
+
+async def wait_all_live(cluster: Cluster, names: list[str] | None = None) -> None:
+    async def live() -> bool:
+        async with aiohttp.ClientSession() as session:
+            return all(
+                [await get_status(session, cluster.api_url(n)) is not None for n in names or cluster.names]
+            )
+
+    await wait_until(live, timeout_s=30, what="nodes to answer")
+
+
+async def test_network_commits_transactions_submitted_to_any_node_and_all_agree(tmp_path: Path) -> None:
+    with running_cluster(tmp_path) as cluster:
+        await wait_all_live(cluster)
+        tx_ids = []
+        for name in cluster.names:  # every validator, and the observer (which forwards)
+            async with CarbonClient(cluster.api_url(name)) as client:
+                signer = await bank_signer(client)
+                tx_ids += [await client.submit(deposit(signer)) for _ in range(5)]
+        async with CarbonClient(cluster.api_url("validator-2")) as client:
+            statuses = await client.wait_for_commits(tx_ids, timeout_s=30)
+            assert all(status.is_ok for status in statuses.values())
+            holdings = await client.query("holdings", org="ent-a")
+            assert holdings["cash_fen"]["available"] == 100 * len(tx_ids)
+        final = await wait_for_agreement(cluster, cluster.names, min_height=1)
+        assert final["height"] >= 1
+
+
+async def test_killed_primary_is_replaced_and_catches_up_after_restart(tmp_path: Path) -> None:
+    with running_cluster(tmp_path) as cluster:
+        await wait_all_live(cluster)
+        async with CarbonClient(cluster.api_url("validator-1")) as client:
+            signer = await bank_signer(client)
+            assert (await client.submit_and_wait(deposit(signer), timeout_s=20)).is_ok
+            cluster.kill("validator-0")  # the primary of view 0
+            status = await client.submit_and_wait(deposit(signer), timeout_s=20)
+            assert status.is_ok
+            after = await client.status()
+            assert after["view"] >= 1 and after["primary"] != 0
+        cluster.start("validator-0")
+        await wait_for_agreement(cluster, cluster.names, min_height=status.height or 0, timeout_s=40)
+
+
+async def test_two_of_four_down_commits_nothing_until_one_returns(tmp_path: Path) -> None:
+    with running_cluster(tmp_path, observers=0) as cluster:
+        await wait_all_live(cluster)
+        cluster.kill("validator-2")
+        cluster.kill("validator-3")
+        async with CarbonClient(cluster.api_url("validator-0")) as client:
+            signer = await bank_signer(client)
+            tx_id = await client.submit(deposit(signer))
+            with pytest.raises(Exception, match="not committed"):
+                await client.wait_for_commit(tx_id, timeout_s=4)
+            assert (await client.status())["height"] == 0
+            cluster.start("validator-2")
+            status = await client.wait_for_commit(tx_id, timeout_s=40)
+            assert status.is_ok
+
+
+async def test_paused_validator_catches_up_and_network_never_stalls(tmp_path: Path) -> None:
+    with running_cluster(tmp_path, observers=0) as cluster:
+        await wait_all_live(cluster)
+        async with CarbonClient(cluster.api_url("validator-0")) as client:
+            signer = await bank_signer(client)
+            cluster.pause("validator-3")
+            for _ in range(3):  # each commits while validator-3 is stopped, across several view timeouts
+                assert (await client.submit_and_wait(deposit(signer), timeout_s=20)).is_ok
+                await asyncio.sleep(1.0)  # let the pause outlast the 1 s view timeout
+            cluster.resume("validator-3")
+            last = await client.submit_and_wait(deposit(signer), timeout_s=20)
+            assert last.is_ok
+        await wait_for_agreement(cluster, cluster.validator_names, min_height=last.height or 0, timeout_s=40)
+
+
+async def test_whole_network_restart_continues_with_nothing_lost(tmp_path: Path) -> None:
+    with running_cluster(tmp_path) as cluster:
+        await wait_all_live(cluster)
+        async with CarbonClient(cluster.api_url("validator-0")) as client:
+            signer = await bank_signer(client)
+            tx_ids = [await client.submit(deposit(signer)) for _ in range(20)]
+            committed = await client.wait_for_commits(tx_ids, timeout_s=30)
+        before = await wait_for_agreement(cluster, cluster.names, min_height=1)
+        for name in cluster.names:
+            assert cluster.terminate(name) == 0, cluster.log_tail(name)
+        cluster.start()
+        await wait_all_live(cluster)
+        async with CarbonClient(cluster.api_url("validator-3")) as client:
+            for tx_id, status in committed.items():
+                again = await client.get_transaction(tx_id)
+                assert (again.height, again.code) == (status.height, status.code)
+            signer = await bank_signer(client)
+            new = await client.submit_and_wait(deposit(signer), timeout_s=30)
+            assert new.is_ok and (new.height or 0) > before["height"]
+        await wait_for_agreement(cluster, cluster.names, min_height=new.height or 0)
