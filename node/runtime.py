@@ -22,6 +22,7 @@ from core.errors import CarbonchainError, ConfigError, InvalidInput, Transaction
 from core.genesis import Genesis, load_genesis
 from core.keys import SigningKey
 from core.keystore import load_key
+from core.quorum import compute_quorum
 from core.tx import SignedTx, decode_transaction, validate_transaction
 from node.api import build_api
 from node.applier import BlockApplier
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 MEMPOOL_SWEEP_S = 5.0
 SHUTDOWN_GRACE_S = 10.0
+STARTUP_LINK_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,7 @@ class Node:
         try:
             await self.network.start()
             if self.shell is not None:
+                await self._wait_for_quorum_links()
                 self.shell.start()
             if self.follower is not None:
                 self.follower.start()
@@ -262,6 +265,17 @@ class Node:
             height = self.store.last_height
             self.store.close()
             log.info("stopped cleanly at height %d", height, extra={"height": height})
+
+    async def _wait_for_quorum_links(self) -> None:
+        """Give peers a moment to connect, so the replica's first probe for missed blocks reaches someone."""
+        needed = compute_quorum(len(self.genesis.validators)) - 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STARTUP_LINK_WAIT_S
+        while loop.time() < deadline:
+            if sum(1 for p in self.network.connected_peers() if p.role.value == "validator") >= needed:
+                return
+            await asyncio.sleep(0.05)
+        log.warning("starting consensus with fewer than %d connected validators", needed)
 
     async def _sweep_mempool(self) -> None:
         while True:

@@ -231,13 +231,12 @@ class ValidatorShell:
         peer = PeerId.validator(output.peer)
         request_id = next(self._request_ids)
         request = GetBlocks(request_id, output.from_height, output.to_height)
+        # Not connected: say nothing. The replica's fetch timer then asks another peer; an empty answer
+        # would instead claim that the peer has no blocks after ours.
         if self.network.send(peer, "sync", encode_get_blocks(request)):
             self._fetches[request_id] = output.peer
             if len(self._fetches) > 64:  # answers that never came: forget the oldest
                 self._fetches.pop(next(iter(self._fetches)))
-        else:
-            assert self._loop is not None
-            self._loop.call_soon(self.submit, BlocksFetched(output.peer, ()))
 
     def _halt(self, reason: str) -> None:
         self.halted_reason = reason
