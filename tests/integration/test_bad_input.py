@@ -1,0 +1,186 @@
+"""Bad input against a real running node: peer-port garbage and impostors, and invalid API requests.
+
+Each gets a clear rejection; the node keeps running and commits nothing from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from core import codec
+from core.devkeys import dev_admin_key
+from core.keys import SigningKey
+from core.tx import TxBody, sign_transaction, transaction_to_json
+from node.client import CarbonClient
+from p2p.handshake import PROTOCOL_VERSION, Hello, Transcript, decode_hello, encode_auth, encode_hello
+from p2p.identity import PeerId, PeerRole
+from tests.integration.cluster import Cluster, running_cluster, wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _body(cluster: Cluster, **changes: object) -> TxBody:
+    key = dev_admin_key("bank")
+    fields: dict[str, object] = {
+        "chain_id": cluster.genesis.chain_id,
+        "chaincode": "carbon",
+        "function": "deposit_cash",
+        "args": {"org": "ent-a", "amount_fen": 5, "bank_ref": "BAD-INPUT"},
+        "sender_org": "bank",
+        "sender_key": key.public_key,
+        "nonce": int.from_bytes(os.urandom(8), "big"),
+        "valid_until": 100,
+    }
+    fields.update(changes)
+    return TxBody(**fields)  # type: ignore[arg-type]
+
+
+async def _post(session: aiohttp.ClientSession, url: str, data: bytes, content_type: str) -> tuple[int, dict]:
+    async with session.post(url + "/v1/txs", data=data, headers={"Content-Type": content_type}) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def test_api_rejects_bad_requests_clearly_and_commits_nothing(tmp_path: Path) -> None:
+    with running_cluster(tmp_path, observers=0) as cluster:
+        url = cluster.api_url("validator-1")
+        async with aiohttp.ClientSession() as session:
+            await wait_until(lambda: _is_up(session, url), timeout_s=30, what="the API")
+            good = sign_transaction(_body(cluster), dev_admin_key("bank"))
+            tampered = bytearray(good.raw)
+            tampered[-1] ^= 0x01  # last byte of the signature
+            wrong_chain = sign_transaction(_body(cluster, chain_id="other-devnet"), dev_admin_key("bank"))
+            stranger = SigningKey.generate()
+            unknown_sender = sign_transaction(_body(cluster, sender_key=stranger.public_key), stranger)
+            cases = [
+                (b"{not json", "application/json", 400, "malformed"),
+                (
+                    json.dumps({"body": {"nonce": "7"}, "signature": "00"}).encode(),
+                    "application/json",
+                    400,
+                    "malformed",
+                ),
+                (json.dumps([1, 2, 3]).encode(), "application/json", 400, "malformed"),
+                (b"\xc1\xc1\xc1", "application/msgpack", 400, "malformed"),
+                (b"x" * (2 * 1024 * 1024), "application/json", 413, "too_large"),
+                (bytes(tampered), "application/msgpack", 400, "bad_signature"),
+                (wrong_chain.raw, "application/msgpack", 400, "wrong_chain"),
+                (unknown_sender.raw, "application/msgpack", 400, "unknown_sender"),
+                (
+                    json.dumps(transaction_to_json(good) | {"extra": 1}).encode(),
+                    "application/json",
+                    400,
+                    "malformed",
+                ),
+            ]
+            for data, content_type, status, code in cases:
+                got_status, document = await _post(session, url, data, content_type)
+                assert (got_status, document["error"]) == (status, code), (data[:40], document)
+                assert document["message"]
+            for path, status in [
+                ("/v1/txs/zz", 400),
+                ("/v1/blocks/-1", 400),
+                ("/v1/blocks/99999999999999999999999", 400),
+                ("/v1/carbon/no_such_query", 404),
+                ("/v1/carbon/holdings?org=" + "x" * 2000, 400),
+                ("/v1/state/" + "k" * 600 + "/history", 400),
+                ("/v1/events?tx=nothex", 400),
+            ]:
+                async with session.get(url + path) as response:
+                    assert response.status == status, path
+                    assert "error" in await response.json(content_type=None)
+        async with CarbonClient(url) as client:
+            # The node still works, and nothing above was committed: the only deposit is this one.
+            assert (await client.submit_and_wait(good, timeout_s=20)).is_ok
+            replay_status, replay = await _post_raw(url, good.raw)
+            assert (replay_status, replay["error"]) == (409, "replay")
+            holdings = await client.query("holdings", org="ent-a")
+            assert holdings["cash_fen"]["available"] == 5
+
+
+async def test_peer_port_survives_garbage_and_refuses_impostors(tmp_path: Path) -> None:
+    with running_cluster(tmp_path, observers=0) as cluster:
+        host, port = cluster.peer_address(3)
+        async with aiohttp.ClientSession() as session:
+            url = cluster.api_url("validator-3")
+            await wait_until(lambda: _is_up(session, url), timeout_s=30, what="the API")
+            # Raw TCP garbage, then an HTTP request that is not a WebSocket upgrade.
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(os.urandom(4096))
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), timeout=10) is not None  # closed by the node
+            writer.close()
+            async with session.get(f"http://{host}:{port}/p2p") as response:
+                assert response.status >= 400
+            # A WebSocket that sends garbage instead of a hello is closed.
+            async with session.ws_connect(f"ws://{host}:{port}/p2p") as socket:
+                await socket.send_bytes(b"\x00garbage")
+                message = await asyncio.wait_for(socket.receive(), timeout=10)
+                assert message.type in (
+                    aiohttp.WSMsgType.CLOSE,
+                    aiohttp.WSMsgType.CLOSED,
+                    aiohttp.WSMsgType.BINARY,
+                )
+            # An impostor claiming validator-0's identity with another key is refused.
+            refusal = await _impostor_handshake(cluster, host, port)
+            assert refusal["type"] == "refuse", refusal
+        async with CarbonClient(cluster.api_url("validator-3")) as client:
+            signer = await client.signer(org="bank", key=dev_admin_key("bank"))
+            status = await client.submit_and_wait(
+                signer.build("deposit_cash", {"org": "ent-b", "amount_fen": 1, "bank_ref": "after-garbage"}),
+                timeout_s=20,
+            )
+            assert status.is_ok
+            assert (await client.status())["peers"] == 3
+
+
+async def _impostor_handshake(cluster: Cluster, host: str, port: int) -> dict:
+    """Claim validator-0's identity with another key and sign the transcript with it."""
+    impostor = SigningKey.generate()
+    nonce = os.urandom(32)
+    hello = Hello(
+        PROTOCOL_VERSION,
+        cluster.genesis.chain_id,
+        cluster.genesis.genesis_hash,
+        PeerRole.VALIDATOR,
+        0,
+        nonce,
+        b"",
+    )
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"ws://{host}:{port}/p2p") as socket:
+        await socket.send_bytes(encode_hello(hello, ack=False))
+        ack = decode_hello((await asyncio.wait_for(socket.receive(), timeout=10)).data, ack=True)
+        transcript = Transcript(
+            chain_id=cluster.genesis.chain_id,
+            genesis_hash=cluster.genesis.genesis_hash,
+            initiator=PeerId.validator(0),
+            initiator_key=impostor.public_key,
+            initiator_nonce=nonce,
+            responder=ack.peer,
+            responder_key=cluster.genesis.validators[3].node_key_bytes,
+            responder_nonce=ack.nonce,
+        )
+        await socket.send_bytes(encode_auth(impostor.sign(transcript.compute_signed_digest("initiator"))))
+        answer = await asyncio.wait_for(socket.receive(), timeout=10)
+        if answer.type is not aiohttp.WSMsgType.BINARY:
+            return {"type": "refuse", "closed": True}
+        decoded: dict = codec.decode(answer.data)
+        return decoded
+
+
+async def _post_raw(url: str, raw: bytes) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as session:
+        return await _post(session, url, raw, "application/msgpack")
+
+
+async def _is_up(session: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with session.get(url + "/healthz") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
