@@ -27,6 +27,7 @@ from core.keys import SigningKey
 log = logging.getLogger(__name__)
 
 KEYSTORE_VERSION = 1
+PASSPHRASE_ENV = "CARBONCHAIN_PASSPHRASE"  # where nodes and the CLI look for a key passphrase
 DEFAULT_SCRYPT_N = 2**15
 MAX_KEYSTORE_BYTES = 64 * 1024
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import ssl
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from core.block import Block
 from core.errors import CarbonchainError, ConfigError, InvalidInput, TransactionError
 from core.genesis import Genesis, load_genesis
 from core.keys import SigningKey
-from core.keystore import load_key
+from core.keystore import PASSPHRASE_ENV, is_encrypted_key_file, load_key
 from core.quorum import compute_quorum
 from core.tx import SignedTx, decode_transaction, validate_transaction
 from node.api import build_api
@@ -72,7 +73,9 @@ class NodeIdentity:
 
 def load_identity(home: Path, config: NodeConfig, genesis: Genesis) -> NodeIdentity:
     """The node key, checked against this node's entry in genesis."""
-    key = load_key(resolve(home, config.node.key_file))
+    key_path = resolve(home, config.node.key_file)
+    passphrase = os.environ.get(PASSPHRASE_ENV) if is_encrypted_key_file(key_path) else None
+    key = load_key(key_path, passphrase=passphrase)
     role, index = config.node.role, config.node.index
     members = genesis.validators if role == "validator" else genesis.observers
     if index >= len(members):

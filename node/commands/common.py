@@ -10,9 +10,7 @@ from typing import Any
 import click
 
 from core.keys import SigningKey
-from core.keystore import is_encrypted_key_file, load_key
-
-PASSPHRASE_ENV = "CARBONCHAIN_PASSPHRASE"
+from core.keystore import PASSPHRASE_ENV, is_encrypted_key_file, load_key
 
 
 def read_passphrase(
