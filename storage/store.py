@@ -45,10 +45,12 @@ from storage.records import (
 from storage.trie import ROOT_NODE_ID, apply_changes, compute_changes, compute_record_root, compute_state_root
 
 DB_DIRNAME = "db"
-LRU_CACHE_BYTES = 64 * 1024 * 1024  # LevelDB block cache: the upper trie levels and recent blocks stay warm
+LRU_CACHE_BYTES = 128 * 1024 * 1024  # LevelDB block cache: trie nodes below the writer's cache, recent blocks
 WRITE_BUFFER_BYTES = 16 * 1024 * 1024  # larger memtable: fewer compactions under block-sized batches
 BLOOM_FILTER_BITS = 10  # ~1% false positives for misses (tx-id lookups, absent keys)
-NODE_CACHE_DEPTH_MAX = 3  # trie nodes at depth <= 3 (at most 4,369) are kept in memory by the writer
+NODE_CACHE_DEPTH_MAX = 4  # trie nodes at depth <= 4 (at most 69,905) are kept in memory by the writer
+NODE_CACHE_BYTES_MAX = 96 * 1024 * 1024  # ... within this budget (~60 MiB are used at a million keys)
+NODE_CACHE_ENTRY_OVERHEAD_BYTES = 120  # what a cached record costs beyond its bytes (dict slot, objects)
 
 
 class Store(StateView):
@@ -60,7 +62,8 @@ class Store(StateView):
         self.data_dir = data_dir
         self._closed = False
         self._write_lock = threading.Lock()
-        self._node_cache: dict[bytes, bytes | None] = {}
+        self._node_cache: dict[bytes, bytes | None] = {}  # node id -> record (None = absent), as in the DB
+        self._node_cache_bytes = 0
         self._head: tuple[int, bytes] | None = None
         self._genesis: bytes | None = None
         self.consensus_log = ConsensusLog(db.prefixed_db(schema.CONSENSUS_PREFIX), self._guard)
@@ -322,34 +325,53 @@ class Store(StateView):
             raise CommitRefused(f"certificate does not name block {header.height}")
 
     def _load_cached_node(self, node_id: bytes) -> bytes | None:
-        if node_id[0] > NODE_CACHE_DEPTH_MAX:
-            value: bytes | None = self._db.get(schema.TRIE_PREFIX + node_id)
-            return value
-        try:
-            return self._node_cache[node_id]
-        except KeyError:
-            record = self._db.get(schema.TRIE_PREFIX + node_id)
-            self._node_cache[node_id] = record
-            return record
+        if node_id[0] <= NODE_CACHE_DEPTH_MAX:
+            try:
+                return self._node_cache[node_id]
+            except KeyError:
+                cached: bytes | None = self._db.get(schema.TRIE_PREFIX + node_id)
+                self._cache_node(node_id, cached)
+                return cached
+        record: bytes | None = self._db.get(schema.TRIE_PREFIX + node_id)
+        return record
+
+    def _cache_node(self, node_id: bytes, record: bytes | None) -> None:
+        """Put a node into the writer's cache, evicting others while it is over its byte budget."""
+        cache = self._node_cache
+        size = NODE_CACHE_ENTRY_OVERHEAD_BYTES + (0 if record is None else len(record))
+        if node_id in cache:
+            previous = cache[node_id]
+            size -= NODE_CACHE_ENTRY_OVERHEAD_BYTES + (0 if previous is None else len(previous))
+        cache[node_id] = record
+        self._node_cache_bytes += size
+        while self._node_cache_bytes > NODE_CACHE_BYTES_MAX:
+            # Paths are uniform hashes, so which node goes hardly matters; the newest is the cheapest to find.
+            _, evicted = cache.popitem()
+            self._node_cache_bytes -= NODE_CACHE_ENTRY_OVERHEAD_BYTES + (
+                0 if evicted is None else len(evicted)
+            )
+
+    def _drop_node_cache(self) -> None:
+        self._node_cache.clear()
+        self._node_cache_bytes = 0
 
     def _write(self, batch: Any, what: str) -> None:
         try:
             batch.write()
         except plyvel.CorruptionError as exc:
-            self._node_cache.clear()
+            self._drop_node_cache()
             raise StoreCorrupt(f"writing {what} to {self.data_dir} failed: {exc}") from None
         except (plyvel.IOError, OSError) as exc:
-            self._node_cache.clear()
+            self._drop_node_cache()
             raise StorageIOError(
                 f"writing {what} to {self.data_dir} failed, nothing of it was stored: {exc}"
             ) from None
 
     def _after_write(self, head: tuple[int, bytes], node_writes: Mapping[bytes, bytes | None]) -> None:
         self._head = head
-        cache = self._node_cache
         for node_id, record in node_writes.items():
             if node_id[0] <= NODE_CACHE_DEPTH_MAX:
-                cache[node_id] = record
+                self._cache_node(node_id, record)
 
 
 class StoreSnapshot(StateView):
