@@ -134,6 +134,14 @@ class CarbonClient:
         result: dict[str, Any] = await self._get_json("/v1/status")
         return result
 
+    async def is_ready(self) -> bool:
+        """True when the node answers /readyz with 200 (connected to a quorum, not catching up)."""
+        try:
+            async with self.session.get(self.base_url + "/readyz") as response:
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
     async def get_transaction(self, tx_id: str) -> TxStatus:
         return TxStatus.from_json(await self._get_json(f"/v1/txs/{tx_id}"))
 
@@ -159,6 +167,66 @@ class CarbonClient:
 
     async def key_proof(self, key: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._get_json(f"/v1/state/{_quote(key)}/proof")
+        return result
+
+    async def key_history_all(self, key: str, *, versions_max: int = 100_000) -> list[dict[str, Any]]:
+        """Every version of a state key, oldest first (follows the pages; at most versions_max)."""
+        versions: list[dict[str, Any]] = []
+        cursor: int | None = None
+        while len(versions) < versions_max:
+            page = await self.key_history(key, start_after=cursor, limit=1000)
+            versions += page["versions"]
+            cursor = page.get("next_start_after")
+            if cursor is None or not page["versions"]:
+                break
+        return versions[:versions_max]
+
+    async def query_all(self, name: str, field: str, *, items_max: int = 100_000, **params: Any) -> Any:
+        """A paged query with every page's `field` list joined (pages follow `next`); other fields from page 1."""
+        first: dict[str, Any] = await self.query(name, **params, limit=1000)
+        items = list(first[field])
+        cursor = first.get("next")
+        while cursor is not None and len(items) < items_max:
+            page = await self.query(name, **params, limit=1000, start_after=cursor)
+            items += page[field]
+            cursor = page.get("next")
+        return {**first, field: items[:items_max], "next": None}
+
+    async def tx_result(self, status: TxStatus) -> dict[str, Any]:
+        """The committed result of a transaction with its events: {"code", "message", "events"}."""
+        if not status.is_committed or status.height is None or status.index is None:
+            return {"code": status.code, "message": status.message, "events": []}
+        block = await self.block(status.height)
+        result: dict[str, Any] = block["txs"][status.index]["result"]
+        return result
+
+    async def wait_for_height(self, height: int, *, timeout_s: float = 30.0) -> dict[str, Any]:
+        """Wait until the node has committed `height`; returns its status then (CommitTimeout if not)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                delay = 0.05
+                while True:
+                    status = await self.status()
+                    if int(status["height"]) >= height:
+                        return status
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+        except TimeoutError:
+            raise CommitTimeout(f"the node did not reach height {height} within {timeout_s:.0f} s") from None
+
+    # --- typed query helpers ----------------------------------------------------------------------------
+
+    async def compliance(self, period: str) -> dict[str, Any]:
+        """A period's whole compliance table: {"period": {...}, "rows": [...]}."""
+        result: dict[str, Any] = await self.query_all("compliance", "rows", period=period)
+        return result
+
+    async def holdings(self, org: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.query("holdings", org=org)
+        return result
+
+    async def retirement(self, receipt: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.query("retirement", receipt=receipt)
         return result
 
     # --- writes -----------------------------------------------------------------------------------------
@@ -229,8 +297,9 @@ class CarbonClient:
                 if current.is_committed:
                     done[tx_id] = current
                     waiting.discard(tx_id)
-            async for message in socket:
-                if not waiting or message.type is not aiohttp.WSMsgType.TEXT:
+            while waiting:  # nothing to read when all committed before the stream started
+                message = await socket.receive()
+                if message.type is not aiohttp.WSMsgType.TEXT:
                     break
                 event = json.loads(message.data)
                 if event.get("type") == "tx" and event.get("tx_id") in waiting:
@@ -243,8 +312,6 @@ class CarbonClient:
                         event["code"],
                         event["message"],
                     )
-                    if not waiting:
-                        break
         for tx_id in list(waiting):  # the stream ended early: ask directly
             done[tx_id] = await self._poll_commit(tx_id, timeout_s=3600)
         return done

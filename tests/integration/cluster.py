@@ -123,6 +123,12 @@ class Cluster:
     def resume(self, name: str) -> None:
         self.processes[name].send_signal(signal.SIGCONT)
 
+    def check_alive(self) -> None:
+        """Fail at once, with its log, if a node this cluster started has exited on its own."""
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise AssertionError(f"{name} exited with code {process.returncode}:\n{self.log_tail(name)}")
+
     def is_running(self, name: str) -> bool:
         process = self.processes.get(name)
         return process is not None and process.poll() is None

@@ -50,7 +50,7 @@ async def test_api_rejects_bad_requests_clearly_and_commits_nothing(tmp_path: Pa
     with running_cluster(tmp_path, observers=0) as cluster:
         url = cluster.api_url("validator-1")
         async with aiohttp.ClientSession() as session:
-            await wait_until(lambda: _is_up(session, url), timeout_s=30, what="the API")
+            await wait_until(lambda: _is_up(cluster, session, url), timeout_s=30, what="the API")
             good = sign_transaction(_body(cluster), dev_admin_key("bank"))
             tampered = bytearray(good.raw)
             tampered[-1] ^= 0x01  # last byte of the signature
@@ -108,7 +108,7 @@ async def test_peer_port_survives_garbage_and_refuses_impostors(tmp_path: Path) 
         host, port = cluster.peer_address(3)
         async with aiohttp.ClientSession() as session:
             url = cluster.api_url("validator-3")
-            await wait_until(lambda: _is_up(session, url), timeout_s=30, what="the API")
+            await wait_until(lambda: _is_up(cluster, session, url), timeout_s=30, what="the API")
             # Raw TCP garbage, then an HTTP request that is not a WebSocket upgrade.
             reader, writer = await asyncio.open_connection(host, port)
             writer.write(os.urandom(4096))
@@ -178,7 +178,8 @@ async def _post_raw(url: str, raw: bytes) -> tuple[int, dict]:
         return await _post(session, url, raw, "application/msgpack")
 
 
-async def _is_up(session: aiohttp.ClientSession, url: str) -> bool:
+async def _is_up(cluster: Cluster, session: aiohttp.ClientSession, url: str) -> bool:
+    cluster.check_alive()
     try:
         async with session.get(url + "/healthz") as response:
             return response.status == 200

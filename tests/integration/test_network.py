@@ -34,6 +34,7 @@ async def wait_for_agreement(
     """Wait until every named node reports the same height (>= min_height), block hash and state root."""
 
     async def agreed() -> dict[str, Any] | None:
+        cluster.check_alive()
         async with aiohttp.ClientSession() as session:
             statuses = [await get_status(session, cluster.api_url(name)) for name in names]
         if any(s is None for s in statuses):
@@ -49,6 +50,7 @@ async def wait_for_agreement(
 
 async def wait_all_live(cluster: Cluster, names: list[str] | None = None) -> None:
     async def live() -> bool:
+        cluster.check_alive()
         async with aiohttp.ClientSession() as session:
             return all(
                 [await get_status(session, cluster.api_url(n)) is not None for n in names or cluster.names]
