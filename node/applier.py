@@ -54,7 +54,7 @@ class BlockApplier:
             len(block.txs),
             failed,
             elapsed * 1000,
-            extra={"height": block.header.height},
+            extra={"height": block.header.height, "view": None if certificate is None else certificate.view},
         )
         return AppliedBlock(outcome, tuple(execution.results))
 

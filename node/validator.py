@@ -89,6 +89,8 @@ class ValidatorShell:
         self._request_ids = itertools.count(1)
         self._fetches: dict[int, int] = {}  # request id -> validator index asked
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_view = self.replica.view
+        applier.metrics.view.set(self.replica.view)
 
     # --- recovery -----------------------------------------------------------------------------------------
 
@@ -174,8 +176,22 @@ class ValidatorShell:
                 event = self._inputs.popleft()
                 self.replica.step(Tick(now_ms()))
                 self._perform(self.replica.step(event))
+                if self.replica.view != self._last_view:
+                    self._on_view_changed()
         finally:
             self._running = False
+
+    def _on_view_changed(self) -> None:
+        self._last_view = self.replica.view
+        metrics = self.applier.metrics
+        metrics.view.set(self.replica.view)
+        metrics.view_changes.inc()
+        log.warning(
+            "entered view %d, primary is validator-%d",
+            self.replica.view,
+            self.replica.primary,
+            extra={"height": self.store.last_height, "view": self.replica.view},
+        )
 
     def _perform(self, outputs: list[Output]) -> None:
         for output in outputs:
