@@ -1,0 +1,93 @@
+"""State transfer bookkeeping: when to fetch committed blocks, from whom, and checking what a peer served.
+
+A replica that learns the network committed beyond its own height (a commit certificate it cannot deliver,
+f+1 CHECKPOINTs or messages far ahead, a NEW-VIEW whose low height is above ours) or that just restarted asks
+one peer at a time for up to FETCH_CHUNK blocks. Each served block must link to our chain, match its
+tx_root and carry a commit certificate that verifies against the genesis validator set
+(core.block.verify_commit_certificate, RELIABILITY.md item 9). A peer that serves a bad block is reported
+and not asked again for PENALTY_MS. Peer choice rotates deterministically, so no randomness is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from core.block import (
+    Block,
+    BlockHeader,
+    CertificateError,
+    CommitCertificate,
+    compute_tx_root,
+    verify_commit_certificate,
+)
+
+FETCH_CHUNK = 100  # blocks asked for per request
+PENALTY_MS = 60_000  # how long a peer that served a bad block is skipped
+
+
+class ServedBlockError(Exception):
+    """A peer served a block that does not prove itself; the message names the check that failed."""
+
+
+def validate_served_block(
+    block: Block,
+    certificate: CommitCertificate,
+    *,
+    prev_header_hash: bytes,
+    chain_id: str,
+    validator_keys: Sequence[bytes],
+    block_txs_max: int,
+) -> None:
+    """Raise ServedBlockError unless `block` is a committed successor of the block with hash prev_header_hash."""
+    header: BlockHeader = block.header
+    if header.chain_id != chain_id:
+        raise ServedBlockError(f"block {header.height} is for chain {header.chain_id!r}")
+    if header.prev_hash != prev_header_hash:
+        raise ServedBlockError(f"block {header.height} does not link to our block {header.height - 1}")
+    if header.tx_count != len(block.txs) or len(block.txs) > block_txs_max:
+        raise ServedBlockError(f"block {header.height} has a wrong transaction count")
+    if header.tx_root != compute_tx_root(block.txs):
+        raise ServedBlockError(f"block {header.height} transactions do not match tx_root")
+    try:
+        verify_commit_certificate(certificate, header, validator_keys)
+    except CertificateError as exc:
+        raise ServedBlockError(f"block {header.height}: {exc}") from None
+
+
+@dataclass(slots=True)
+class FetchTracker:
+    """Which fetch is outstanding, how far we know the chain goes, and which peers to avoid."""
+
+    me: int
+    validator_count: int
+    target_height: int = 0  # highest height we have evidence the network committed
+    hint_peers: list[int] = field(default_factory=list)  # peers that showed they have target_height
+    outstanding_peer: int | None = None
+    outstanding_to: int = 0
+    penalized_until_ms: dict[int, int] = field(default_factory=dict)
+    rotation: int = 0
+    probe_retries: int = 0  # peers still to ask when an unanswered probe times out
+
+    def note_target(self, height: int, peers: Iterable[int]) -> bool:
+        """Record evidence; True when it raised the target."""
+        candidates = [p for p in peers if p != self.me]
+        if height > self.target_height:
+            self.target_height = height
+            self.hint_peers = candidates
+            return True
+        if height == self.target_height:
+            self.hint_peers += [p for p in candidates if p not in self.hint_peers]
+        return False
+
+    def penalize(self, peer: int, now_ms: int) -> None:
+        self.penalized_until_ms[peer] = now_ms + PENALTY_MS
+
+    def choose_peer(self, now_ms: int) -> int | None:
+        """Next peer to ask: hinted peers first, then the others, skipping penalized ones."""
+        others = [p for p in range(self.validator_count) if p != self.me and p not in self.hint_peers]
+        order = [p for p in self.hint_peers + others if self.penalized_until_ms.get(p, 0) <= now_ms]
+        if not order:
+            return None
+        self.rotation += 1
+        return order[self.rotation % len(order)]

@@ -1,0 +1,199 @@
+"""The consensus wire codec is canonical and strict; the NEW-VIEW re-proposal rule; the log round-trips."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from pbft_sim import CHAIN_ID, GENESIS_HASH, SIM_PARAMS, make_tx
+from test_replica import KEYS, PUBLIC, make_block, pre_prepare, sign
+
+from consensus import log as clog
+from consensus.certificate import (
+    ProofError,
+    compute_new_view_plan,
+    validate_prepared_certificate,
+    validate_view_change,
+)
+from consensus.messages import (
+    Checkpoint,
+    Commit,
+    Message,
+    NewView,
+    Prepare,
+    PreparedCertificate,
+    ViewChange,
+    compute_signing_digest,
+    decode_message,
+    encode_message,
+    message_to_wire,
+)
+from core import codec
+from core.block import Block, CommitCertificate, compute_commit_digest
+from core.errors import CodecError
+from core.keys import is_valid_signature
+
+N = 4
+DIGEST = b"\x07" * 32
+
+
+def decode(data: bytes) -> Message:
+    return decode_message(data, params=SIM_PARAMS, validator_count=N)
+
+
+def prepared_cert(block: Block, view: int = 0) -> PreparedCertificate:
+    height = block.header.height
+    pp = pre_prepare(block, view)
+    votes = [(pp.sender, pp.signature)]
+    for sender in range(N):
+        if sender != pp.sender and len(votes) < 3:
+            votes.append((sender, sign(Prepare(view, height, block.block_hash, sender, b"")).signature))
+    return PreparedCertificate(view, block.header, tuple(sorted(votes)))
+
+
+def samples() -> list[Message]:
+    block = make_block(txs=(make_tx(1), make_tx(2)))
+    cert = prepared_cert(block)
+    vc = sign(ViewChange(1, 2, None, (cert,), b"", (block,)))
+    return [
+        pre_prepare(block),
+        sign(Prepare(0, 1, DIGEST, 1, b"")),
+        sign(Commit(0, 1, DIGEST, 2, b"")),
+        sign(Checkpoint(4, DIGEST, DIGEST, 3, b"")),
+        vc,
+        sign(NewView(1, 1, (replace(vc, blocks=()),), (pre_prepare(block, 1),), b"")),
+    ]
+
+
+@pytest.mark.parametrize("message", samples(), ids=lambda m: type(m).__name__)
+def test_round_trip_is_exact_and_canonical(message: Message) -> None:
+    data = encode_message(message)
+    assert decode(data) == message
+    assert encode_message(decode(data)) == data
+
+
+@pytest.mark.parametrize("message", samples(), ids=lambda m: type(m).__name__)
+def test_extra_or_missing_fields_are_rejected(message: Message) -> None:
+    wire = message_to_wire(message)
+    with pytest.raises(CodecError):
+        decode(codec.encode({**wire, "extra": 1}))
+    wire.pop("sender")
+    with pytest.raises(CodecError):
+        decode(codec.encode(wire))
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("view", -1), ("height", "1"), ("block_hash", b"short"), ("sender", N), ("signature", b"\x00" * 63)],
+)
+def test_wrong_field_types_are_rejected(field: str, value: object) -> None:
+    wire = message_to_wire(sign(Prepare(0, 1, DIGEST, 1, b"")))
+    wire[field] = value
+    with pytest.raises(CodecError):
+        decode(codec.encode(wire))
+
+
+def test_garbage_and_oversize_are_rejected() -> None:
+    for data in (b"", b"\xc1", b"\x80", codec.encode([1, 2]), codec.encode({"kind": "nope"})):
+        with pytest.raises(CodecError):
+            decode(data)
+    with pytest.raises(CodecError):
+        decode(b"\x00" * (SIM_PARAMS.pipeline_depth * (SIM_PARAMS.block_bytes_max + 65536) + 65537))
+
+
+def test_view_change_blocks_must_match_prepared_certificates() -> None:
+    vc = samples()[4]
+    assert isinstance(vc, ViewChange)
+    other = make_block(txs=(make_tx(3),))
+    with pytest.raises(CodecError):
+        decode(encode_message(replace(vc, blocks=(other,))))
+
+
+def test_commit_signature_is_over_the_core_commit_digest() -> None:
+    commit = sign(Commit(3, 9, DIGEST, 2, b""))
+    assert compute_signing_digest(CHAIN_ID, commit) == compute_commit_digest(CHAIN_ID, 3, 9, DIGEST)
+    assert is_valid_signature(PUBLIC[2], compute_commit_digest(CHAIN_ID, 3, 9, DIGEST), commit.signature)
+
+
+def test_signing_digests_differ_across_kinds_and_chains() -> None:
+    prepare = Prepare(0, 1, DIGEST, 1, b"")
+    commit = Commit(0, 1, DIGEST, 1, b"")
+    assert compute_signing_digest(CHAIN_ID, prepare) != compute_signing_digest(CHAIN_ID, commit)
+    assert compute_signing_digest(CHAIN_ID, prepare) != compute_signing_digest("other-chain", prepare)
+
+
+def test_prepared_certificate_needs_primary_and_quorum() -> None:
+    block = make_block()
+    cert = prepared_cert(block)
+    validate_prepared_certificate(cert, CHAIN_ID, PUBLIC, is_valid_signature)
+    with pytest.raises(ProofError):
+        validate_prepared_certificate(
+            replace(cert, votes=cert.votes[:2]), CHAIN_ID, PUBLIC, is_valid_signature
+        )
+    with pytest.raises(ProofError):
+        validate_prepared_certificate(replace(cert, view=1), CHAIN_ID, PUBLIC, is_valid_signature)
+
+
+def test_view_change_with_forged_certificate_is_rejected() -> None:
+    block = make_block()
+    cert = prepared_cert(block)
+    forged = replace(cert, votes=tuple((i, b"\x00" * 64) for i, _ in cert.votes))
+    vc = sign(ViewChange(1, 2, None, (forged,), b"", (block,)))
+    with pytest.raises(ProofError):
+        validate_view_change(vc, CHAIN_ID, PUBLIC, is_valid_signature)
+
+
+def _chain(count: int, tag: int) -> list[Block]:
+    blocks: list[Block] = []
+    prev = GENESIS_HASH
+    for height in range(1, count + 1):
+        block = make_block(height, txs=(make_tx(tag * 100 + height),))
+        block = Block(replace(block.header, prev_hash=prev), block.txs)
+        blocks.append(block)
+        prev = block.block_hash
+    return blocks
+
+
+def test_plan_takes_highest_view_per_height_and_truncates_at_a_chain_break() -> None:
+    a1, a2 = _chain(2, 1)
+    b1, _ = _chain(2, 2)
+    # sender 2 prepared a1, a2 in view 0; sender 3 prepared b1 in view 1 (a1 was abandoned in view 1)
+    vc2 = ViewChange(2, 2, None, (prepared_cert(a1, 0), prepared_cert(a2, 0)), b"")
+    vc3 = ViewChange(2, 3, None, (prepared_cert(b1, 1),), b"")
+    plan = compute_new_view_plan([vc2, vc3], GENESIS_HASH, SIM_PARAMS.pipeline_depth)
+    # b1 wins height 1 (higher view); a2 does not link to b1, so the re-proposals stop there
+    assert [h.block_hash for h in plan.reproposals] == [b1.block_hash]
+    plan = compute_new_view_plan([vc2], GENESIS_HASH, SIM_PARAMS.pipeline_depth)
+    assert [h.block_hash for h in plan.reproposals] == [a1.block_hash, a2.block_hash]
+
+
+def test_plan_starts_after_the_highest_commit_certificate() -> None:
+    a1, a2 = _chain(2, 3)
+    digest = compute_commit_digest(CHAIN_ID, 0, 1, a1.block_hash)
+    cert = CommitCertificate(0, 1, a1.block_hash, tuple((i, KEYS[i].sign(digest)) for i in range(3)))
+    vc = ViewChange(1, 2, cert, (prepared_cert(a2, 0),), b"")
+    plan = compute_new_view_plan([vc], GENESIS_HASH, SIM_PARAMS.pipeline_depth)
+    assert (plan.low_height, plan.low_hash) == (1, a1.block_hash)
+    assert [h.height for h in plan.reproposals] == [2]
+
+
+def test_log_records_round_trip() -> None:
+    block = make_block()
+    slot = clog.PreparedSlot(prepared_cert(block), block)
+    vc = samples()[4]
+    assert isinstance(vc, ViewChange)
+    records = [
+        clog.record_view(3, True),
+        clog.record_vote(1, clog.VoteRecord(3, clog.PHASE_COMMIT, DIGEST)),
+        clog.record_prepared(slot),
+        clog.record_view_change(vc),
+        clog.record_checkpoint(4, DIGEST, DIGEST),
+    ]
+    state = clog.load_persisted_state(
+        {r.key: r.value for r in records if r.value is not None}, params=SIM_PARAMS, validator_count=N
+    )
+    assert (state.view, state.changing, state.checkpoint_height) == (3, True, 4)
+    assert state.votes[1] == clog.VoteRecord(3, clog.PHASE_COMMIT, DIGEST)
+    assert state.prepared[1] == slot and state.view_change == vc
+    with pytest.raises(CodecError):
+        clog.load_persisted_state({b"c1/unknown": b"\x80"}, params=SIM_PARAMS, validator_count=N)

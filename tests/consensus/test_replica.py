@@ -1,0 +1,271 @@
+"""Unit vectors for the replica: given a state and one input, the exact outputs (pre / event / post)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from pbft_sim import CHAIN_ID, GENESIS_HASH, GENESIS_ROOT, GENESIS_TIME_MS, SIM_PARAMS, make_tx
+
+from consensus import log as clog
+from consensus.events import (
+    BROADCAST,
+    TIMER_PROGRESS,
+    BlockExecuted,
+    ExecuteBlock,
+    Halt,
+    MessageReceived,
+    Output,
+    Persist,
+    ReportMisbehaviour,
+    Send,
+    Tick,
+    TimerFired,
+    TxReceived,
+)
+from consensus.messages import (
+    Checkpoint,
+    Commit,
+    Message,
+    Prepare,
+    PrePrepare,
+    ViewChange,
+    compute_signing_digest,
+)
+from consensus.replica import RecoveredState, Replica, ReplicaConfig, Status
+from core.block import EMPTY_ROOT, Block, BlockHeader, compute_tx_root, verify_commit_certificate
+from core.devkeys import dev_node_key
+from core.hashing import Domain, tagged_hash
+
+N = 4
+KEYS = [dev_node_key("validator", i) for i in range(N)]
+PUBLIC = tuple(k.public_key for k in KEYS)
+NOW = GENESIS_TIME_MS + 100_000
+
+
+def make_replica(index: int, recovered: RecoveredState | None = None) -> Replica:
+    config = ReplicaConfig(CHAIN_ID, GENESIS_HASH, GENESIS_TIME_MS, PUBLIC, SIM_PARAMS, index)
+    replica = Replica(config, KEYS[index], recovered or RecoveredState.genesis(GENESIS_ROOT))
+    replica.start(NOW)
+    replica.step(Tick(NOW))
+    return replica
+
+
+def sign(message: Message) -> Message:
+    return replace(message, signature=KEYS[message.sender].sign(compute_signing_digest(CHAIN_ID, message)))
+
+
+def make_block(height: int = 1, txs: tuple = (), time_ms: int = NOW) -> Block:
+    header = BlockHeader(
+        chain_id=CHAIN_ID,
+        height=height,
+        prev_hash=GENESIS_HASH,
+        time_ms=time_ms,
+        proposer=0,
+        tx_count=len(txs),
+        tx_root=compute_tx_root(txs),
+        state_height=0,
+        state_root=GENESIS_ROOT,
+        results_root=EMPTY_ROOT,
+    )
+    return Block(header, txs)
+
+
+def pre_prepare(block: Block, view: int = 0) -> PrePrepare:
+    return sign(PrePrepare(view, block.header.height, block, view % N, b""))
+
+
+def deliver(replica: Replica, peer: int, message: Message) -> list[Output]:
+    return replica.step(MessageReceived(peer, message))
+
+
+def kinds(outputs: list[Output]) -> list[str]:
+    return [
+        type(o).__name__ + (f":{type(o.message).__name__}" if isinstance(o, Send) else "") for o in outputs
+    ]
+
+
+def test_pre_prepare_is_persisted_then_prepare_is_broadcast() -> None:
+    replica = make_replica(1)
+    block = make_block(txs=(make_tx(1),))
+    outputs = deliver(replica, 0, pre_prepare(block))
+    assert kinds(outputs)[:2] == ["Persist", "Send:Prepare"]
+    persist, send = outputs[0], outputs[1]
+    assert isinstance(persist, Persist) and isinstance(send, Send)
+    assert send.to == BROADCAST and send.message.block_hash == block.block_hash
+    logged = clog.load_persisted_state(
+        dict((r.key, r.value) for r in persist.records), params=SIM_PARAMS, validator_count=N
+    )
+    assert logged.votes[1] == clog.VoteRecord(0, clog.PHASE_PREPARE, block.block_hash)
+
+
+def test_quorum_of_prepares_leads_to_commit_and_quorum_of_commits_to_execution() -> None:
+    replica = make_replica(1)
+    block = make_block(txs=(make_tx(2),))
+    deliver(replica, 0, pre_prepare(block))
+    # pre-prepare (primary) + our prepare + node 2's prepare = 2f+1: prepared, so COMMIT after persisting
+    outputs = deliver(replica, 2, sign(Prepare(0, 1, block.block_hash, 2, b"")))
+    assert kinds(outputs) == ["Persist", "Send:Commit"]
+    assert deliver(replica, 3, sign(Prepare(0, 1, block.block_hash, 3, b""))) == []
+    keys = [r.key for r in outputs[0].records]  # type: ignore[union-attr]
+    assert any(k.startswith(b"c1/prep/") for k in keys) and any(k.startswith(b"c1/vote/") for k in keys)
+    assert deliver(replica, 0, sign(Commit(0, 1, block.block_hash, 0, b""))) == []
+    outputs = deliver(replica, 2, sign(Commit(0, 1, block.block_hash, 2, b"")))
+    executes = [o for o in outputs if isinstance(o, ExecuteBlock)]
+    assert len(executes) == 1 and executes[0].block == block
+    verify_commit_certificate(executes[0].certificate, block.header, PUBLIC)
+    assert replica.delivered_height == 1
+
+
+def test_bad_signature_is_dropped_and_reported() -> None:
+    replica = make_replica(1)
+    forged = Prepare(0, 1, b"\x01" * 32, 2, b"\x00" * 64)
+    outputs = deliver(replica, 2, forged)
+    assert outputs == [ReportMisbehaviour(2, "prepare signature does not verify")]
+
+
+def test_pre_prepare_from_non_primary_is_reported() -> None:
+    replica = make_replica(1)
+    block = make_block()
+    forged = sign(PrePrepare(0, 1, block, 2, b""))
+    outputs = deliver(replica, 2, forged)
+    assert [type(o) for o in outputs] == [ReportMisbehaviour]
+
+
+def test_conflicting_votes_become_evidence() -> None:
+    replica = make_replica(1)
+    first = sign(Prepare(0, 1, b"\x01" * 32, 2, b""))
+    second = sign(Prepare(0, 1, b"\x02" * 32, 2, b""))
+    deliver(replica, 2, first)
+    outputs = deliver(replica, 2, second)
+    assert outputs == [
+        ReportMisbehaviour(2, "conflicting Prepare messages signed by validator 2", (first, second))
+    ]
+    (evidence,) = replica.get_evidence()
+    assert (evidence.signer, evidence.first, evidence.second) == (2, first, second)
+
+
+def test_equivocating_primary_is_caught_and_only_the_first_block_is_prepared() -> None:
+    replica = make_replica(1)
+    first = pre_prepare(make_block(txs=(make_tx(3),)))
+    second = pre_prepare(make_block(txs=(make_tx(4),)))
+    deliver(replica, 0, first)
+    outputs = deliver(replica, 0, second)
+    assert [type(o) for o in outputs] == [ReportMisbehaviour]
+    assert replica.get_evidence()[0].second == second
+
+
+def test_invalid_block_is_not_prepared() -> None:
+    replica = make_replica(1)
+    block = make_block(txs=(make_tx(5),))
+    bad = Block(replace(block.header, tx_root=b"\x00" * 32), block.txs)
+    outputs = deliver(replica, 0, pre_prepare(bad))
+    assert [type(o) for o in outputs] == [ReportMisbehaviour]
+    assert "tx_root" in outputs[0].reason  # type: ignore[union-attr]
+
+
+def test_expired_transaction_makes_block_invalid() -> None:
+    replica = make_replica(1)
+    block = make_block(txs=(make_tx(6, valid_until=0),))
+    outputs = deliver(replica, 0, pre_prepare(block))
+    assert [type(o) for o in outputs] == [ReportMisbehaviour]
+
+
+def test_restarted_replica_never_prepares_a_conflicting_block() -> None:
+    replica = make_replica(1)
+    block = make_block(txs=(make_tx(7),))
+    outputs = deliver(replica, 0, pre_prepare(block))
+    log = {
+        r.key: r.value for o in outputs if isinstance(o, Persist) for r in o.records if r.value is not None
+    }
+    restarted = make_replica(1, replace(RecoveredState.genesis(GENESIS_ROOT), log=log))
+    other = make_block(txs=(make_tx(8),))
+    outputs = deliver(restarted, 0, pre_prepare(other))
+    assert not any(isinstance(o, Send) for o in outputs)
+    # the same block again is accepted (its PREPARE is already signed) and goes on to COMMIT
+    restarted2 = make_replica(1, replace(RecoveredState.genesis(GENESIS_ROOT), log=log))
+    assert not any(isinstance(o, ReportMisbehaviour) for o in deliver(restarted2, 0, pre_prepare(block)))
+    outputs = deliver(restarted2, 2, sign(Prepare(0, 1, block.block_hash, 2, b"")))
+    assert kinds(outputs) == ["Persist", "Send:Commit"]
+
+
+def test_primary_batches_pending_transactions_into_a_block() -> None:
+    primary = make_replica(0)
+    outputs = primary.step(TxReceived(make_tx(9)))
+    assert "SetTimer" in kinds(outputs)  # waits batch_wait_ms for more
+    primary.step(Tick(NOW + SIM_PARAMS.batch_wait_ms))
+    outputs = primary.step(TimerFired("batch"))
+    assert kinds(outputs)[:2] == ["Persist", "Send:PrePrepare"]
+    pp = outputs[1].message  # type: ignore[union-attr]
+    assert (
+        isinstance(pp, PrePrepare)
+        and pp.block.txs == (make_tx(9),)
+        and pp.block.header.prev_hash == GENESIS_HASH
+    )
+
+
+def test_progress_timeout_probes_then_changes_view() -> None:
+    replica = make_replica(1)
+    replica.step(TxReceived(make_tx(10)))  # the primary never proposes it: censorship or a dead primary
+    now = NOW + SIM_PARAMS.view_timeout_ms
+    replica.step(Tick(now))
+    first = replica.step(TimerFired(TIMER_PROGRESS))
+    assert "Send:ViewChange" not in kinds(first) and replica.status is Status.NORMAL  # first: are we behind?
+    replica.step(Tick(now + SIM_PARAMS.view_timeout_ms))
+    second = replica.step(TimerFired(TIMER_PROGRESS))
+    assert "Send:ViewChange" in kinds(second)
+    assert kinds(second).index("Persist") < kinds(second).index("Send:ViewChange")
+    assert replica.status is Status.VIEW_CHANGE and replica.view == 1
+
+
+def test_joins_view_change_on_f_plus_one_and_new_primary_sends_new_view() -> None:
+    new_primary = make_replica(1)
+    vc2 = sign(ViewChange(1, 2, None, (), b""))
+    vc3 = sign(ViewChange(1, 3, None, (), b""))
+    assert kinds(deliver(new_primary, 2, vc2)) == []
+    outputs = deliver(new_primary, 3, vc3)  # f+1 = 2 others: join, and with our own that is 2f+1
+    assert "Send:ViewChange" in kinds(outputs) and "Send:NewView" in kinds(outputs)
+    assert new_primary.status is Status.NORMAL and new_primary.view == 1
+
+
+def test_checkpoint_divergence_halts_with_a_diagnosis() -> None:
+    replica = make_replica(1)
+    root = GENESIS_ROOT
+    for height in range(1, SIM_PARAMS.checkpoint_interval + 1):
+        header_time = NOW + height
+        block = make_block(height, time_ms=header_time)
+        block = Block(replace(block.header, prev_hash=replica._prev_header_hash(height)), ())
+        replica._certified[height] = (block, None)  # type: ignore[assignment]
+        replica._deliver()
+        root = tagged_hash(Domain.STATE_NODE, root + block.block_hash)
+        replica.step(BlockExecuted(height, root, EMPTY_ROOT))
+    height = SIM_PARAMS.checkpoint_interval
+    block_hash = replica._chain[height].block_hash
+    theirs = b"\x09" * 32
+    outputs: list[Output] = []
+    for sender in (0, 2, 3):
+        outputs += deliver(replica, sender, sign(Checkpoint(height, block_hash, theirs, sender, b"")))
+    halts = [o for o in outputs if isinstance(o, Halt)]
+    assert len(halts) == 1
+    assert (
+        str(height) in halts[0].reason and root.hex() in halts[0].reason and theirs.hex() in halts[0].reason
+    )
+    assert replica.step(Tick(NOW + 10**6)) == []
+
+
+def test_state_root_mismatch_in_pre_prepare_is_rejected() -> None:
+    replica = make_replica(1)
+    block = make_block()
+    bad = Block(replace(block.header, state_root=b"\x05" * 32), ())
+    outputs = deliver(replica, 0, pre_prepare(bad))
+    assert "state_root" in outputs[0].reason  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "shift_ms", [SIM_PARAMS.clock_drift_max_ms + 1, -(SIM_PARAMS.clock_drift_max_ms + 1)]
+)
+def test_block_time_outside_clock_drift_is_rejected(shift_ms: int) -> None:
+    replica = make_replica(1)
+    block = make_block(time_ms=max(GENESIS_TIME_MS + 1, NOW + shift_ms))
+    outputs = deliver(replica, 0, pre_prepare(block))
+    assert [type(o) for o in outputs] == [ReportMisbehaviour]

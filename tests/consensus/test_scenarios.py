@@ -1,0 +1,168 @@
+"""Named fault scenarios (RELIABILITY.md), each a scripted run of the simulation with the real replica."""
+
+from __future__ import annotations
+
+from pbft_sim import SIM_PARAMS, Simulation, make_tx
+
+from consensus.events import ReportMisbehaviour
+from consensus.replica import Status
+
+
+def submit_stream(sim: Simulation, first: int, count: int, start_ms: int, every_ms: int) -> None:
+    for k in range(count):
+        sim.at(start_ms + k * every_ms, lambda number=first + k: sim.submit(make_tx(number)))
+    sim.expected_until_ms = max(getattr(sim, "expected_until_ms", 0), start_ms + count * every_ms)
+
+
+def finish(sim: Simulation, until_ms: int, *, nodes: list[int] | None = None) -> None:
+    """Run until every submitted transaction is committed on the given (default: all honest) nodes."""
+
+    def done() -> bool:
+        wanted = set(sim.submitted)
+        targets = sim.honest_nodes() if nodes is None else [sim.nodes[i] for i in nodes]
+        return all(wanted <= sim.committed_tx_ids(node) for node in targets)
+
+    sim.run_until(getattr(sim, "expected_until_ms", 0))  # every transaction has been submitted
+    assert sim.run_until(until_ms, stop=done), "not every transaction committed in time"
+    assert sim.check_safety() == []
+
+
+def views(sim: Simulation) -> list[int]:
+    return [node.replica.view for node in sim.nodes if node.replica is not None]
+
+
+def test_primary_crash_leads_to_a_view_change_and_the_primary_catches_up_after_restart() -> None:
+    sim = Simulation(11)
+    submit_stream(sim, 100, 10, 0, 50)
+    sim.at(200, lambda: sim.crash(0))
+    finish(sim, 10_000, nodes=[1, 2, 3])
+    assert min(views(sim)) >= 1
+    sim.restart(0)
+    finish(sim, 20_000)
+    assert sim.nodes[0].durable.height == sim.nodes[1].durable.height
+
+
+def test_primary_killed_in_three_consecutive_views() -> None:
+    sim = Simulation(12)
+    submit_stream(sim, 200, 60, 0, 100)
+    # kill the primary of view 0, then of view 1, then of view 2 (one at a time: n=4 tolerates f=1)
+    sim.at(300, lambda: sim.crash(0))
+    sim.at(1500, lambda: (sim.restart(0), sim.crash(1)))
+    sim.at(3000, lambda: (sim.restart(1), sim.crash(2)))
+    sim.at(4500, lambda: sim.restart(2))
+    finish(sim, 40_000)
+    assert max(views(sim)) >= 3  # views 0, 1 and 2 each lost their primary
+
+
+def test_two_of_four_paused_past_the_timeout_then_resumed_recovers_without_endless_view_changes() -> None:
+    # indy-plenum #1488: pausing 2 of 4 nodes for a long time led to endless view changes
+    sim = Simulation(13)
+    submit_stream(sim, 300, 20, 0, 200)
+    sim.at(
+        500,
+        lambda: (
+            sim.pause(2, 30 * SIM_PARAMS.view_timeout_ms),
+            sim.pause(3, 30 * SIM_PARAMS.view_timeout_ms),
+        ),
+    )
+    finish(sim, 30_000)
+    assert max(views(sim)) <= 3  # no view inflation while the quorum was missing
+
+
+def test_equivocating_primary_is_survived_and_leaves_evidence() -> None:
+    sim = Simulation(14)
+    sim.nodes[0].byzantine = "equivocate"
+    submit_stream(sim, 400, 12, 0, 100)
+    finish(sim, 20_000)
+    evidence = [e for node in sim.honest_nodes() if node.replica for e in node.replica.get_evidence()]
+    assert evidence and all(e.signer == 0 for e in evidence)
+
+
+def test_double_voting_replica_leaves_evidence() -> None:
+    sim = Simulation(15)
+    sim.nodes[2].byzantine = "double_vote"
+    submit_stream(sim, 500, 8, 0, 100)
+    finish(sim, 20_000)
+    evidence = [e for node in sim.honest_nodes() if node.replica for e in node.replica.get_evidence()]
+    assert evidence and {e.signer for e in evidence} == {2}
+
+
+def test_replica_restarted_mid_view_change_rejoins() -> None:
+    sim = Simulation(16)
+    submit_stream(sim, 600, 10, 0, 100)
+    sim.at(200, lambda: sim.crash(0))
+    state: dict[str, bool] = {}
+
+    def restart_when_changing() -> None:
+        replica = sim.nodes[2].replica
+        if not state and replica is not None and replica.status is Status.VIEW_CHANGE:
+            state["restarted"] = True
+            sim.crash(2)
+            sim.restart(2)
+            assert sim.nodes[2].replica is not None and sim.nodes[2].replica.status is Status.VIEW_CHANGE
+
+    for t in range(200, 3000, 5):
+        sim.at(t, restart_when_changing)
+    sim.at(6000, lambda: sim.restart(0))
+    finish(sim, 30_000)
+    assert state == {"restarted": True}
+
+
+def test_node_down_for_a_thousand_blocks_catches_up_by_state_transfer() -> None:
+    sim = Simulation(
+        17,
+        params=SIM_PARAMS.model_copy(
+            update={"block_txs_max": 1, "batch_wait_ms": 0, "checkpoint_interval": 50}
+        ),
+    )
+    sim.nodes[0].byzantine = "bad_server"  # serves a forged certificate: must be reported and skipped
+    sim.crash(3)
+    submit_stream(sim, 10_000, 1000, 0, 4)
+    assert sim.run_until(60_000, stop=lambda: sim.nodes[1].durable.height >= 1000)
+    sim.restart(3)
+    assert sim.run_until(120_000, stop=lambda: sim.nodes[3].durable.height >= 1000)
+    assert sim.check_safety() == []
+    sim.check_certificates(sim.nodes[3])
+    reports = [r for who, r in sim.reports if who == 3 and isinstance(r, ReportMisbehaviour) and r.peer == 0]
+    assert any("served a bad block" in r.reason for r in reports)
+
+
+def test_whole_network_restart_from_a_non_genesis_height() -> None:
+    sim = Simulation(18)
+    submit_stream(sim, 700, 12, 0, 50)
+    assert sim.run_until(5000, stop=lambda: min(n.durable.height for n in sim.nodes) >= 3)
+    height = min(n.durable.height for n in sim.nodes)
+    for index in range(4):
+        sim.crash(index)
+    for index in range(4):
+        sim.restart(index)
+    submit_stream(sim, 800, 8, 6000, 50)
+    finish(sim, 40_000)
+    assert min(n.durable.height for n in sim.nodes) > height
+
+
+def test_censored_transaction_forces_a_view_change() -> None:
+    sim = Simulation(19)
+    sim.at(0, lambda: sim.submit(make_tx(900), targets=[1, 2, 3]))  # the primary never includes it
+    sim.run_until(1)
+    finish(sim, 10_000)
+    assert min(views(sim)) >= 1
+
+
+def test_non_deterministic_node_halts_with_a_diagnosis_while_the_rest_continue() -> None:
+    sim = Simulation(20)
+    sim.nodes[3].skewed = True
+    sim.crash(3)
+    sim.restart(3)
+    submit_stream(sim, 1000, 12, 0, 50)
+    finish(sim, 20_000)
+    reason = sim.nodes[3].halted
+    assert reason is not None and "state divergence" in reason
+
+
+def test_partition_heals_and_minority_catches_up() -> None:
+    sim = Simulation(21, n=7)
+    submit_stream(sim, 1100, 12, 0, 100)
+    sim.at(100, lambda: sim.partition([0, 1], [2, 3, 4, 5, 6]))
+    sim.at(2000, sim.heal)
+    finish(sim, 30_000)
