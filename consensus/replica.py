@@ -602,6 +602,19 @@ class Replica:
             and clog.PHASE_RANK[record.phase] >= clog.PHASE_RANK[phase]
         )
 
+    def _is_batch_still_filling(self) -> bool:
+        """Cheap check before scanning the pool: too few transactions, and the oldest has not waited out
+        the batch wait. Without it every arriving transaction would rescan the whole pool."""
+        oldest = self._pool.oldest()
+        if oldest is None or len(self._pool) >= self.p.block_txs_max:
+            return False
+        waited_ms = self.now_ms - oldest.arrival_ms
+        if waited_ms >= self.p.batch_wait_ms:
+            return False
+        if TIMER_BATCH not in self._timers:
+            self._set_timer(TIMER_BATCH, self.p.batch_wait_ms - waited_ms)
+        return True
+
     def _propose(self) -> None:
         while True:
             height = self._next_free_height()
@@ -612,6 +625,8 @@ class Replica:
                 return
             if self._votes_log.get(height, clog.VoteRecord(-1, "", b"")).view >= self.view:
                 return  # proposed here before a restart; let a view change resolve it
+            if self._is_batch_still_filling():
+                return
             prev_hash, prev_time = self._previous_header(height)
             in_flight = self._in_flight_tx_ids(height)
             txs: list[PendingTx] = []
