@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 devnet: $(STAMP)
-	$(BIN)/carbonchain devnet --genesis genesis.json
+	$(BIN)/carbonchain devnet --genesis genesis.json --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

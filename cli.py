@@ -12,9 +12,14 @@ from typing import Any
 import click
 
 from core.errors import CarbonchainError
+from node.commands.audit import audit_group
+from node.commands.bench import bench
 from node.commands.keys import keys_group
 from node.commands.network import genesis_group, init_network
+from node.commands.query import query_group
+from node.commands.report import report_group
 from node.commands.run import devnet, node_group
+from node.commands.tx import keys_dev, tx_group
 
 
 class _Cli(click.Group):
@@ -39,6 +44,12 @@ main.add_command(init_network)
 main.add_command(genesis_group)
 main.add_command(node_group)
 main.add_command(devnet)
+main.add_command(tx_group)
+main.add_command(query_group)
+main.add_command(audit_group)
+main.add_command(report_group)
+keys_group.add_command(keys_dev)
+main.add_command(bench)
 
 
 if __name__ == "__main__":

@@ -43,8 +43,19 @@ def node_run(home: Path, log_format: str | None) -> None:
 )
 @click.option("--reset", is_flag=True, help="Delete the devnet's data and start from genesis.")
 @click.option("--log-format", type=LOG_FORMATS, default="text", show_default=True)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Once all nodes are live, run a scripted compliance year and print its report.",
+)
 def devnet(
-    genesis_path: Path | None, validators: int, observers: int, home: Path, reset: bool, log_format: str
+    genesis_path: Path | None,
+    validators: int,
+    observers: int,
+    home: Path,
+    reset: bool,
+    log_format: str,
+    demo: bool,
 ) -> None:
     """Run a local network, one OS process per node on 127.0.0.1; Ctrl-C stops every node cleanly."""
     if genesis_path is not None:
@@ -62,4 +73,11 @@ def devnet(
         f"devnet {genesis.chain_id}: {len(genesis.validators)} validators, {len(genesis.observers)} observers"
     )
     start_nodes(nodes, log_format=log_format)
-    sys.exit(supervise(nodes))
+    api_url = nodes[0].api_url
+
+    def run_demo() -> None:
+        from node.commands.report import run_demo_and_print
+
+        run_demo_and_print(api_url, genesis)
+
+    sys.exit(supervise(nodes, after_ready=run_demo if demo else None))

@@ -1,0 +1,163 @@
+"""`carbonchain bench`: run a benchmark workload on a fresh local network and print the numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from core.errors import ConfigError
+from node.bench.runner import WORKLOADS, BenchOptions, run_bench
+
+
+def _parse_consensus(items: tuple[str, ...]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value.isdigit():
+            raise ConfigError(f"--consensus takes name=integer, not {item!r}")
+        overrides[name] = int(value)
+    return overrides
+
+
+@click.command("bench")
+@click.option("--workload", type=click.Choice(WORKLOADS), default="transfers", show_default=True)
+@click.option("--validators", default=4, show_default=True, type=click.IntRange(1, 16))
+@click.option("--observers", default=1, show_default=True, type=click.IntRange(0, 4))
+@click.option(
+    "--mode",
+    type=click.Choice(["closed", "open", "both"]),
+    default="closed",
+    show_default=True,
+    help="closed loop (max throughput), open loop at --rate (latency under load), or both.",
+)
+@click.option("--rate", default=1500.0, show_default=True, type=float, help="Open loop offered tx/s.")
+@click.option(
+    "--concurrency",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Closed loop: transactions sent but not yet committed; open loop: requests in flight.",
+)
+@click.option("--duration", default=30.0, show_default=True, type=float, help="Seconds of timed load.")
+@click.option("--warmup", default=5.0, show_default=True, type=float, help="Seconds excluded at the start.")
+@click.option("--txs", default=0, type=int, help="Closed loop: pre-signed transactions (default 4000/s).")
+@click.option(
+    "--enterprises", default=0, type=int, help="Enterprises (default 200; 2162 for compliance-year)."
+)
+@click.option("--runs", default=3, show_default=True, type=click.IntRange(1, 20))
+@click.option("--consensus", multiple=True, help="Genesis consensus override name=value (repeatable).")
+@click.option(
+    "--profile",
+    "profile_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="py-spy validator-0 during the timed load; raw stacks go here (needs py-spy in the venv).",
+)
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Where node homes go.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
+@click.option("--keep", is_flag=True, help="Keep node homes and logs (printed in the report).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def bench(
+    workload: str,
+    validators: int,
+    observers: int,
+    mode: str,
+    rate: float,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    txs: int,
+    enterprises: int,
+    runs: int,
+    consensus: tuple[str, ...],
+    profile_dir: Path | None,
+    workdir: Path | None,
+    log_level: str,
+    keep: bool,
+    as_json: bool,
+) -> None:
+    """Start a fresh network on 127.0.0.1, drive pre-signed transactions through its API, report medians."""
+    options = BenchOptions(
+        workload=workload,
+        validators=validators,
+        observers=observers,
+        mode=mode,
+        rate_per_s=rate,
+        concurrency=concurrency,
+        duration_s=duration,
+        warmup_s=warmup,
+        txs=txs,
+        enterprises=enterprises,
+        runs=runs,
+        consensus=_parse_consensus(consensus),
+        profile_dir=profile_dir,
+        workdir=workdir,
+        log_level=log_level,
+        keep=keep,
+    )
+    if workload != "compliance-year" and options.enterprise_count < 2:
+        raise ConfigError("--enterprises must be at least 2")
+    report = asyncio.run(run_bench(options, _progress))
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True, default=_json_default))
+    else:
+        click.echo(format_report(report))
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True, nl=not message.startswith("\r"))
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+def _number(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A readable table of the medians."""
+    lines = [
+        f"workload {report['workload']}: {report['validators']} validators + {report['observers']} observers, "
+        f"median of {report['runs']} runs ({report['cores']} x {report['cpu_model']})",
+        "",
+    ]
+    sections = [("closed" if report["mode"] == "closed" else report["mode"], report)]
+    if "open_loop" in report:
+        sections.append((f"open @ {report['open_loop']['offered_per_s']:.0f}/s", report["open_loop"]))
+    lines.append(
+        f"{'mode':<18}{'tx/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'blocks/s':>10}{'txs/block':>11}"
+    )
+    for label, section in sections:
+        lines.append(
+            f"{label:<18}{_number(section['tx_per_s']):>9}{_number(section['p50_ms']):>9}"
+            f"{_number(section['p95_ms']):>9}{_number(section['p99_ms']):>9}"
+            f"{_number(section.get('blocks_per_s'), 1):>10}{_number(section.get('mean_block_txs'), 1):>11}"
+        )
+    if "total_wall_s" in report:
+        lines.append(
+            f"compliance year: {report['txs']:,} txs for {report.get('enterprises', '?')} enterprises, "
+            f"total {report['total_wall_s']:.1f} s (of which {report['deadline_wait_s']:.1f} s waiting for "
+            f"the deadline), {report['tx_per_s']:.0f} tx/s while busy"
+        )
+    lines += ["", f"{'node':<14}{'CPU s':>8}{'CPU share':>11}{'peak RSS MB':>13}"]
+    for name, node in report["nodes"].items():
+        lines.append(
+            f"{name:<14}{_number(node['cpu_s'], 1):>8}{_number(node['cpu_share'] * 100):>10}%"
+            f"{_number(node['peak_rss_mb']):>13}"
+        )
+    lines += [
+        "",
+        f"Ed25519 verify, one core: {report['verify_per_s_core']:,.0f}/s (libsodium), "
+        f"{report['verify_per_s_core_cryptography']:,.0f}/s (cryptography)",
+        f"ceiling {report['ceiling_tx_per_s']:,.0f} tx/s (cores x verify/s / validators); "
+        f"ratio to ceiling {report['ratio_to_ceiling']:.2f}; all nodes agree: {report['agree']}",
+    ]
+    return "\n".join(lines)
