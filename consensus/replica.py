@@ -602,6 +602,18 @@ class Replica:
             and clog.PHASE_RANK[record.phase] >= clog.PHASE_RANK[phase]
         )
 
+    def _needs_certifying_block(self, height: int) -> bool:
+        """An idle chain must still certify the roots after its last transactions: header h carries the
+        roots of h - pipeline_depth, so after a block with transactions the primary proposes up to
+        pipeline_depth empty blocks. Without them a state proof of the newest state could never be
+        checked against a certified header."""
+        for earlier in range(height - 1, max(0, height - 1 - self.p.pipeline_depth), -1):
+            accepted = self._accepted.get(earlier)
+            block = accepted.block if accepted is not None else self._chain.get(earlier)
+            if block is not None and block.txs:
+                return True
+        return False
+
     def _is_batch_still_filling(self) -> bool:
         """Cheap check before scanning the pool: too few transactions, and the oldest has not waited out
         the batch wait. Without it every arriving transaction would rescan the whole pool."""
@@ -644,11 +656,11 @@ class Replica:
                     break
                 txs.append(pending)
                 size += len(tx.raw)
-            if not txs:
+            if not txs and not self._needs_certifying_block(height):
                 self._cancel_timer(TIMER_BATCH)
                 return
             full = full or len(txs) == self.p.block_txs_max
-            waited_ms = self.now_ms - txs[0].arrival_ms
+            waited_ms = self.now_ms - txs[0].arrival_ms if txs else self.p.batch_wait_ms
             if not full and waited_ms < self.p.batch_wait_ms:
                 if TIMER_BATCH not in self._timers:
                     self._set_timer(TIMER_BATCH, self.p.batch_wait_ms - waited_ms)
