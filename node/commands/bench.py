@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +102,19 @@ def bench(
     )
     if workload != "compliance-year" and options.enterprise_count < 2:
         raise ConfigError("--enterprises must be at least 2")
-    report = asyncio.run(run_bench(options, _progress))
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the nodes like Ctrl-C does
+    try:
+        report = asyncio.run(run_bench(options, _progress))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True, default=_json_default))
     else:
         click.echo(format_report(report))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _progress(message: str) -> None:
