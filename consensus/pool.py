@@ -55,6 +55,9 @@ class PendingPool:
     def __len__(self) -> int:
         return len(self._txs)
 
+    def __contains__(self, tx_id: bytes) -> bool:
+        return tx_id in self._txs
+
     def add(self, tx: SignedTx, now_ms: int) -> bool:
         if tx.tx_id in self._txs or len(self._txs) >= self.limit:
             return False

@@ -272,6 +272,10 @@ class Replica:
     def pending_tx_count(self) -> int:
         return len(self._pool)
 
+    def is_pending(self, tx_id: bytes) -> bool:
+        """True while the transaction waits in this replica's pool (the shell checks admission with it)."""
+        return tx_id in self._pool
+
     # --- plumbing -------------------------------------------------------------------------------------
 
     def _take(self) -> list[Output]:

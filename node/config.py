@@ -50,7 +50,8 @@ class ApiSection(_Section):
 
 
 class MempoolSection(_Section):
-    txs_max: int = Field(100_000, ge=1, le=10_000_000)
+    # Pending transactions beyond a few blocks' worth only add latency; past this, clients get 503 and retry.
+    txs_max: int = Field(8_000, ge=1, le=10_000_000)
     bytes_max: int = Field(64 * 1024 * 1024, ge=1024, le=4 * 1024 * 1024 * 1024)
 
 

@@ -7,6 +7,7 @@ evicting others: a client learns at once that it must retry, and nothing acknowl
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
@@ -24,6 +25,7 @@ class Mempool:
         self.txs_max = txs_max
         self.bytes_max = bytes_max
         self._txs: OrderedDict[bytes, SignedTx] = OrderedDict()
+        self._arrived: dict[bytes, float] = {}  # tx id -> monotonic arrival time (for re-gossip)
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -47,6 +49,7 @@ class Mempool:
                 f"mempool holds {self._bytes} bytes, the limit is {self.bytes_max}; retry later"
             )
         self._txs[tx.tx_id] = tx
+        self._arrived[tx.tx_id] = time.monotonic()
         self._bytes += len(tx.raw)
         return True
 
@@ -58,12 +61,23 @@ class Mempool:
             tx = self._txs.pop(tx_id, None)
             if tx is not None:
                 self._bytes -= len(tx.raw)
+                del self._arrived[tx_id]
 
     def remove_expired(self, next_height: int) -> list[bytes]:
         """Drop transactions that can no longer be included; returns their ids."""
         expired = [tx_id for tx_id, tx in self._txs.items() if tx.body.valid_until < next_height]
         self.remove_many(expired)
         return expired
+
+    def get_lingering(self, older_than_s: float, limit: int) -> list[SignedTx]:
+        """The oldest transactions pending for longer than `older_than_s`, at most `limit` of them."""
+        cutoff = time.monotonic() - older_than_s
+        lingering: list[SignedTx] = []
+        for tx_id, tx in self._txs.items():  # arrival order: stop at the first young one
+            if self._arrived[tx_id] > cutoff or len(lingering) >= limit:
+                break
+            lingering.append(tx)
+        return lingering
 
     def __iter__(self) -> Iterator[SignedTx]:
         """Oldest first."""

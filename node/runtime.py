@@ -30,8 +30,9 @@ from node.applier import BlockApplier
 from node.backend import NodeBackend
 from node.config import NodeConfig, load_config, resolve
 from node.events import EventHub
+from node.gossip import TxGossip, decode_tx_batch
 from node.logs import configure_logging
-from node.mempool import Mempool
+from node.mempool import Mempool, MempoolFull
 from node.metrics import NodeMetrics
 from node.observer import ObserverFollower
 from node.validator import ValidatorShell
@@ -55,6 +56,8 @@ from storage import Store
 log = logging.getLogger(__name__)
 
 MEMPOOL_SWEEP_S = 5.0
+REGOSSIP_AFTER_S = 5.0  # pending this long: send to the validators again
+REGOSSIP_TXS_MAX = 2000  # per sweep, so a backlog is not re-sent all at once
 SHUTDOWN_GRACE_S = 10.0
 STARTUP_LINK_WAIT_S = 5.0
 
@@ -114,6 +117,7 @@ class Node:
                 frame_bytes_max=max(config.peer.frame_bytes_max, 2 * genesis.consensus.block_bytes_max)
             ),
         )
+        self.gossip = TxGossip(self.network)
         self.shell: ValidatorShell | None = None
         self.follower: ObserverFollower | None = None
         if identity.role == "validator":
@@ -127,7 +131,7 @@ class Node:
                 self._on_committed,
             )
             self.network.on(CHANNEL_CONSENSUS, self.shell.on_consensus_frame)
-            self.network.on(CHANNEL_TX, self._on_gossiped_tx)
+            self.network.on(CHANNEL_TX, self._on_gossiped_txs)
         else:
             self.follower = ObserverFollower(genesis, self.store, self.network, self.applier)
             self.network.on(CHANNEL_BLOCKS, self._on_streamed_block)
@@ -182,21 +186,27 @@ class Node:
             raise
         self.verified.add(tx)
         self.mempool.add(tx)
-        self.metrics.mempool_txs.set(len(self.mempool))
-        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
         if self.shell is not None:
             self.shell.on_tx_admitted(tx)
+            if not self.shell.replica.is_pending(tx.tx_id):
+                # The replica's own pool is full: accepting the transaction would strand it.
+                self.mempool.remove_many([tx.tx_id])
+                self.metrics.rejected_txs.labels(reason="mempool_full").inc()
+                raise MempoolFull("the consensus pool is full; retry later")
+        self.metrics.mempool_txs.set(len(self.mempool))
+        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
         if gossip:
-            self.network.broadcast(CHANNEL_TX, tx.raw, to="validators")
+            self.gossip.queue([tx.raw])
 
-    def _on_gossiped_tx(self, peer: PeerId, payload: bytes) -> None:
-        tx = decode_transaction(payload, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
-        try:
-            self.admit_transaction(tx, gossip=False)
-        except TransactionError as exc:
-            if exc.code in ("bad_signature", "malformed", "wrong_chain"):
-                raise InvalidInput(f"gossiped an invalid transaction: {exc}") from None
-            # expired, replay, full: timing differences between honest nodes, not misbehaviour
+    def _on_gossiped_txs(self, peer: PeerId, payload: bytes) -> None:
+        for raw in decode_tx_batch(payload):
+            tx = decode_transaction(raw, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
+            try:
+                self.admit_transaction(tx, gossip=False)
+            except TransactionError as exc:
+                if exc.code in ("bad_signature", "malformed", "wrong_chain"):
+                    raise InvalidInput(f"gossiped an invalid transaction: {exc}") from None
+                # expired, replay, full: timing differences between honest nodes, not misbehaviour
 
     def _on_committed(self, block: Block) -> None:
         self.mempool.remove_many(tx.tx_id for tx in block.txs)
@@ -281,11 +291,15 @@ class Node:
         log.warning("starting consensus with fewer than %d connected validators", needed)
 
     async def _sweep_mempool(self) -> None:
+        """Drop expired transactions and re-gossip lingering ones (a gossip frame may have been dropped)."""
         while True:
             await asyncio.sleep(MEMPOOL_SWEEP_S)
             expired = self.mempool.remove_expired(self.store.last_height + 1)
             if expired:
                 log.info("dropped %d expired transactions from the mempool", len(expired))
+            lingering = self.mempool.get_lingering(REGOSSIP_AFTER_S, REGOSSIP_TXS_MAX)
+            if lingering:
+                self.gossip.queue(tx.raw for tx in lingering)
             self.metrics.peers.set(len(self.network.connected_peers()))
 
 

@@ -1,7 +1,7 @@
 """Node-level payloads carried by the peer layer's channels, besides consensus messages.
 
 Channels (docs/protocol/node.md):
-- "tx":     a raw signed transaction (core.tx wire bytes), gossiped to validators.
+- "tx":     a batch of raw signed transactions (node.gossip), gossiped to validators.
 - "sync":   {"kind": "get_blocks", "id": uint, "from": height, "to": height} and the answer
             {"kind": "blocks", "id": uint, "blocks": [certified block, ...]}; served by every validator.
 - "blocks": one certified block, pushed by validators to observers as it commits.
