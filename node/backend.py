@@ -9,15 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from chaincode import FUNCTIONS, QUERIES, NotFound, run_query
-from core import codec
 from core.block import Block
-from core.errors import CodecError
 from core.quorum import compute_quorum
 from core.tx import SignedTx
 from node.api import QueryNotFound
 from node.events import EventHub
 from node.metrics import NodeMetrics
-from node.views import block_json, to_json_safe
+from node.views import block_json, state_value_json
 from node.wire import CertifiedBlock, encode_certified_block
 
 if TYPE_CHECKING:
@@ -171,7 +169,7 @@ class NodeBackend:
                     "tx_index": version.tx_index,
                     "tx_id": None if version.tx_id is None else version.tx_id.hex(),
                     "deleted": version.value is None,
-                    "value": _value_json(version.value),
+                    "value": state_value_json(version.value),
                     "signer": signer,
                 }
             )
@@ -190,20 +188,11 @@ class NodeBackend:
             "key": _key_text(key),
             "height": height,
             "state_root": root.hex(),
-            "value": _value_json(value),
+            "value": state_value_json(value),
             "value_hex": None if value is None else value.hex(),
             "proof": proof.encode().hex(),
             "certified_by_height": height + depth,
         }
-
-
-def _value_json(value: bytes | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return to_json_safe(codec.decode(value))
-    except CodecError:
-        return {"hex": value.hex()}
 
 
 def _key_text(key: bytes) -> str:

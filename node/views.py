@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from core import codec
 from core.block import BlockHeader, CommitCertificate, TxResult
+from core.errors import CodecError
 from core.tx import SignedTx
 
 
@@ -20,6 +22,16 @@ def to_json_safe(value: Any) -> Any:
     if type(value) is list or type(value) is tuple:
         return [to_json_safe(item) for item in value]
     return value
+
+
+def state_value_json(value: bytes | None) -> Any:
+    """A state value for display: decoded canonical msgpack, or {"hex": ...} if it is not one."""
+    if value is None:
+        return None
+    try:
+        return to_json_safe(codec.decode(value))
+    except CodecError:
+        return {"hex": value.hex()}
 
 
 def header_json(header: BlockHeader) -> dict[str, Any]:

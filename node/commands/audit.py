@@ -19,8 +19,6 @@ from typing import Any, TextIO
 
 import click
 
-from core import codec
-from core.errors import CodecError
 from core.genesis import Genesis, load_genesis
 from node.audit import (
     AuditFailure,
@@ -34,7 +32,7 @@ from node.audit import (
 from node.client import ApiError, CarbonClient, CommitTimeout
 from node.commands.common import echo_json
 from node.commands.query import format_cell, format_table, node_option, run_async
-from node.views import to_json_safe
+from node.views import state_value_json
 from node.wire import CertifiedBlock
 
 PREFETCH_BLOCKS = 16  # block downloads in flight while earlier blocks are verified
@@ -308,15 +306,6 @@ async def prove_key(
     return verify_key_proof(genesis, key, document, certified), document, certified
 
 
-def decode_value(value: bytes | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return to_json_safe(codec.decode(value))
-    except CodecError:
-        return {"hex": value.hex()}
-
-
 @audit_group.command("proof")
 @click.argument("key")
 @node_option()
@@ -343,7 +332,7 @@ def audit_proof(key: str, node: str, genesis_path: Path, timeout_s: float, as_js
     result = {
         "key": key,
         "present": proven.value is not None,
-        "value": decode_value(proven.value),
+        "value": state_value_json(proven.value),
         "state_height": proven.state_height,
         "state_root": proven.state_root.hex(),
         "certified_by_height": header.height,

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ import aiohttp
 
 from core.devkeys import dev_admin_key, dev_client_key
 from core.keys import SigningKey
+from node.bench.network import find_free_port_base
 from node.netinit import DEVNET_GENESIS_TIME, NetworkPlan, build_network, write_network
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,27 +32,6 @@ FAST_CONSENSUS = {
     "pipeline_depth": 2,
     "block_txs_max": 500,
 }
-
-
-def find_free_port_base(count: int) -> int:
-    """A base port such that base .. base+count-1, +100 and +180 are free now (retries on collisions)."""
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(200):
-        base = rng.randrange(20000, 60000, 10)
-        ports = [base + i for i in range(count)] + [base + 100 + i for i in range(count)]
-        ports += [base + 180 + i for i in range(4)]
-        if all(_is_free(port) for port in ports):
-            return base
-    raise RuntimeError("no free port range found")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class Cluster:
