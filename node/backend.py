@@ -178,12 +178,19 @@ class NodeBackend:
 
     def get_key_proof(self, key: bytes) -> dict[str, Any]:
         store = self._node.store
+        depth = self._node.genesis.consensus.pipeline_depth
         with store.snapshot() as view:
             height = view.last_height
             root = view.get_state_root()
             proof = view.get_proof(key)
             value = view.get(key)
-        depth = self._node.genesis.consensus.pipeline_depth
+            # Empty blocks leave the root unchanged: name the earliest recent height with this root, whose
+            # certifying header (height + depth) usually exists already, even on an idle chain.
+            while height > 0 and height > view.last_height - depth:
+                earlier = view.get_roots(height - 1)
+                if earlier is None or earlier[0] != root:
+                    break
+                height -= 1
         return {
             "key": _key_text(key),
             "height": height,

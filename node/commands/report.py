@@ -109,10 +109,7 @@ def run_demo_and_print(api_url: str, genesis: Genesis | None = None) -> None:
     click.echo("")
     click.echo(compliance_text(outcome.compliance))
     click.echo("")
-    click.echo(
-        f"retirement receipt: carbonchain report retirement {outcome.receipt} --node {api_url} "
-        "(its proof is certified two blocks after the state it proves: run it while transactions flow)"
-    )
+    click.echo(f"retirement receipt: carbonchain report retirement {outcome.receipt} --node {api_url}")
     click.echo(f"audit the whole chain: carbonchain audit verify --node {api_url} --genesis genesis.json")
     click.echo("devnet keeps running; Ctrl-C stops it")
 
