@@ -118,6 +118,7 @@ class Node:
             ),
         )
         self.gossip = TxGossip(self.network)
+        self._quorum_linked = asyncio.Event()
         self.shell: ValidatorShell | None = None
         self.follower: ObserverFollower | None = None
         if identity.role == "validator":
@@ -131,6 +132,7 @@ class Node:
                 self._on_committed,
             )
             self.network.on(CHANNEL_CONSENSUS, self.shell.on_consensus_frame)
+            self.network.on_connect(self._on_peer_connected)
             self.network.on(CHANNEL_TX, self._on_gossiped_txs)
         else:
             self.follower = ObserverFollower(genesis, self.store, self.network, self.applier)
@@ -279,16 +281,22 @@ class Node:
             self.store.close()
             log.info("stopped cleanly at height %d", height, extra={"height": height})
 
+    def _has_quorum_links(self) -> bool:
+        linked = sum(1 for peer in self.network.connected_peers() if peer.role.value == "validator")
+        return linked + 1 >= compute_quorum(len(self.genesis.validators))
+
+    def _on_peer_connected(self, peer: PeerId) -> None:
+        if self._has_quorum_links():
+            self._quorum_linked.set()
+
     async def _wait_for_quorum_links(self) -> None:
         """Give peers a moment to connect, so the replica's first probe for missed blocks reaches someone."""
-        needed = compute_quorum(len(self.genesis.validators)) - 1
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STARTUP_LINK_WAIT_S
-        while loop.time() < deadline:
-            if sum(1 for p in self.network.connected_peers() if p.role.value == "validator") >= needed:
-                return
-            await asyncio.sleep(0.05)
-        log.warning("starting consensus with fewer than %d connected validators", needed)
+        if self._has_quorum_links():
+            return
+        try:
+            await asyncio.wait_for(self._quorum_linked.wait(), STARTUP_LINK_WAIT_S)
+        except TimeoutError:
+            log.warning("starting consensus before a quorum of validators is connected")
 
     async def _sweep_mempool(self) -> None:
         """Drop expired transactions and re-gossip lingering ones (a gossip frame may have been dropped)."""
