@@ -6,7 +6,8 @@ Transactions are signed before the clock starts: signing is the client's cost, n
 After each bulk load the database is compacted, so the timed blocks do not compete with the background
 compaction of the bulk load (a running node spreads that over many blocks); the timed blocks' own compactions
 still count. Reports the median of several runs; --profile prints cProfile's top entries for the timed blocks
-at the larger size. Run: .venv/bin/python benchmarks/storage_bench.py [--runs 5] [--big 1000000] [--profile]
+at the larger size. --reopen restarts the store after each bulk load (--no-warm: without warming the writer's node cache).
+Run: .venv/bin/python benchmarks/storage_bench.py [--runs 5] [--big 1000000] [--profile] [--reopen [--no-warm]]
 """
 
 from __future__ import annotations
@@ -90,9 +91,14 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--profile", action="store_true", help="profile the timed blocks at --big keys")
+    parser.add_argument(
+        "--reopen", action="store_true", help="close and reopen the store after each bulk load (restart path)"
+    )
+    parser.add_argument("--no-warm", action="store_true", help="with --reopen: do not warm the node cache")
     args = parser.parse_args()
     rng = random.Random(7)
-    with tempfile.TemporaryDirectory() as directory, Store.open(Path(directory)) as store:
+    with tempfile.TemporaryDirectory() as directory:
+        store = Store.open(Path(directory))
         store.initialise_genesis(GENESIS_HASH, {})
         next_key = 0
         for size in (args.small, args.big):
@@ -100,6 +106,15 @@ def main() -> None:
             next_key = bulk_load(store, size, next_key)
             print(f"bulk-loaded to {next_key:,} keys in {time.perf_counter() - start:.1f} s", flush=True)
             store._db.compact_range()
+            if args.reopen:
+                store.close()
+                start = time.perf_counter()
+                store = Store.open(Path(directory), warm_node_cache=not args.no_warm)
+                print(
+                    f"reopened in {(time.perf_counter() - start) * 1e3:.0f} ms "
+                    f"(node cache {store._node_cache_bytes / 2**20:.0f} MiB, {len(store._node_cache):,} nodes)",
+                    flush=True,
+                )
             time_blocks(store, next_key, 1, rng)  # warm-up
             profiler = cProfile.Profile() if args.profile and size == args.big else None
             if profiler is not None:
@@ -116,6 +131,7 @@ def main() -> None:
             )
             if profiler is not None:
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+        store.close()
 
 
 if __name__ == "__main__":

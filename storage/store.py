@@ -45,18 +45,19 @@ from storage.records import (
 from storage.trie import ROOT_NODE_ID, apply_changes, compute_changes, compute_record_root, compute_state_root
 
 DB_DIRNAME = "db"
+_MISSING: Any = object()  # a node id the writer's cache does not hold (None there means "no such node")
 LRU_CACHE_BYTES = 128 * 1024 * 1024  # LevelDB block cache: trie nodes below the writer's cache, recent blocks
 WRITE_BUFFER_BYTES = 16 * 1024 * 1024  # larger memtable: fewer compactions under block-sized batches
 BLOOM_FILTER_BITS = 10  # ~1% false positives for misses (tx-id lookups, absent keys)
-NODE_CACHE_DEPTH_MAX = 4  # trie nodes at depth <= 4 (at most 69,905) are kept in memory by the writer
-NODE_CACHE_BYTES_MAX = 96 * 1024 * 1024  # ... within this budget (~60 MiB are used at a million keys)
+NODE_CACHE_DEPTH_MAX = 5  # trie nodes at depth <= 5 are kept in memory by the writer (loaded at open)
+NODE_CACHE_BYTES_MAX = 256 * 1024 * 1024  # default budget (~140 MiB are used at a million keys)
 NODE_CACHE_ENTRY_OVERHEAD_BYTES = 120  # what a cached record costs beyond its bytes (dict slot, objects)
 
 
 class Store(StateView):
     """A node's blocks, world state, history, state trie and consensus log in one LevelDB."""
 
-    def __init__(self, db: Any, data_dir: Path) -> None:
+    def __init__(self, db: Any, data_dir: Path, node_cache_bytes_max: int | None = None) -> None:
         super().__init__(db)
         self._db = db
         self.data_dir = data_dir
@@ -64,6 +65,9 @@ class Store(StateView):
         self._write_lock = threading.Lock()
         self._node_cache: dict[bytes, bytes | None] = {}  # node id -> record (None = absent), as in the DB
         self._node_cache_bytes = 0
+        self._node_cache_bytes_max = (
+            NODE_CACHE_BYTES_MAX if node_cache_bytes_max is None else node_cache_bytes_max
+        )
         self._head: tuple[int, bytes] | None = None
         self._genesis: bytes | None = None
         self.consensus_log = ConsensusLog(db.prefixed_db(schema.CONSENSUS_PREFIX), self._guard)
@@ -71,8 +75,17 @@ class Store(StateView):
     # --- opening and closing -----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, data_dir: Path) -> Store:
-        """Open (or create) the store in a node's data directory."""
+    def open(
+        cls, data_dir: Path, *, node_cache_bytes_max: int | None = None, warm_node_cache: bool = True
+    ) -> Store:
+        """Open (or create) the store in a node's data directory.
+
+        `node_cache_bytes_max` bounds the writer's in-memory trie node cache (default NODE_CACHE_BYTES_MAX);
+        with `warm_node_cache` the cache is filled at open by one range scan of the cached depths, so the
+        first blocks after a restart do not read those nodes one by one.
+        """
+        if node_cache_bytes_max is not None and node_cache_bytes_max < 0:
+            raise InvalidInput("node_cache_bytes_max must not be negative")
         data_dir = Path(data_dir)
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -96,9 +109,11 @@ class Store(StateView):
             raise StorageIOError(f"cannot open database in {db_path}: {exc}") from None
         except plyvel.Error as exc:
             raise StoreCorrupt(f"cannot open database in {db_path}: {exc}") from None
-        store = cls(db, data_dir)
+        store = cls(db, data_dir, node_cache_bytes_max)
         try:
             store._check_on_open()
+            if warm_node_cache:
+                store._warm_node_cache()
         except BaseException:
             db.close()
             raise
@@ -135,6 +150,31 @@ class Store(StateView):
                     raise StoreCorrupt(f"no roots for the last committed height {self._head[0]}")
                 if compute_record_root(self._load_node(ROOT_NODE_ID)) != roots[0]:
                     raise StoreCorrupt(f"state trie does not match the state root of height {self._head[0]}")
+        except plyvel.CorruptionError as exc:
+            raise StoreCorrupt(f"database in {self.data_dir} is corrupt: {exc}") from None
+        except plyvel.IOError as exc:
+            raise StorageIOError(f"cannot read database in {self.data_dir}: {exc}") from None
+
+    def _warm_node_cache(self) -> None:
+        """Load the records of the cached depths in key order (one contiguous range) until the budget is full."""
+        try:
+            scan = self._db.iterator(
+                start=schema.TRIE_PREFIX + b"\x00",
+                stop=schema.TRIE_PREFIX + bytes((NODE_CACHE_DEPTH_MAX + 1,)),
+                fill_cache=False,  # these records live in our cache; keep LevelDB's for deeper nodes
+            )
+            prefix_bytes = len(schema.TRIE_PREFIX)
+            cache = self._node_cache
+            used = self._node_cache_bytes
+            limit = self._node_cache_bytes_max
+            with scan:
+                for key, record in scan:
+                    size = NODE_CACHE_ENTRY_OVERHEAD_BYTES + len(record)
+                    if used + size > limit:
+                        break
+                    cache[key[prefix_bytes:]] = record
+                    used += size
+            self._node_cache_bytes = used
         except plyvel.CorruptionError as exc:
             raise StoreCorrupt(f"database in {self.data_dir} is corrupt: {exc}") from None
         except plyvel.IOError as exc:
@@ -325,14 +365,13 @@ class Store(StateView):
             raise CommitRefused(f"certificate does not name block {header.height}")
 
     def _load_cached_node(self, node_id: bytes) -> bytes | None:
+        # Hot path (one call per trie node a block visits): a hit costs one dict lookup.
+        record = self._node_cache.get(node_id, _MISSING)
+        if record is not _MISSING:
+            return record
+        record = self._db.get(schema.TRIE_PREFIX + node_id)
         if node_id[0] <= NODE_CACHE_DEPTH_MAX:
-            try:
-                return self._node_cache[node_id]
-            except KeyError:
-                cached: bytes | None = self._db.get(schema.TRIE_PREFIX + node_id)
-                self._cache_node(node_id, cached)
-                return cached
-        record: bytes | None = self._db.get(schema.TRIE_PREFIX + node_id)
+            self._cache_node(node_id, record)
         return record
 
     def _cache_node(self, node_id: bytes, record: bytes | None) -> None:
@@ -344,7 +383,7 @@ class Store(StateView):
             size -= NODE_CACHE_ENTRY_OVERHEAD_BYTES + (0 if previous is None else len(previous))
         cache[node_id] = record
         self._node_cache_bytes += size
-        while self._node_cache_bytes > NODE_CACHE_BYTES_MAX:
+        while self._node_cache_bytes > self._node_cache_bytes_max:
             # Paths are uniform hashes, so which node goes hardly matters; the newest is the cheapest to find.
             _, evicted = cache.popitem()
             self._node_cache_bytes -= NODE_CACHE_ENTRY_OVERHEAD_BYTES + (
