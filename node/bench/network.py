@@ -144,15 +144,8 @@ class BenchNetwork:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def start(self) -> None:
-        for name, home in self.homes.items():
-            log = (home / "node.log").open("ab")
-            self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "cli", "node", "run", "--home", str(home)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-            log.close()
+        for name in self.homes:
+            self.start_node(name)
         deadline = time.monotonic() + READY_TIMEOUT_S
         for name, url in self.urls.items():
             while not _is_ready(url):
@@ -164,6 +157,28 @@ class BenchNetwork:
                         f"{name} not ready within {READY_TIMEOUT_S:.0f} s; see {self.log(name)}"
                     )
                 time.sleep(0.1)
+
+    def start_node(self, name: str) -> None:
+        """(Re)start one node process, without waiting for it to be ready."""
+        log = (self.homes[name] / "node.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "cli", "node", "run", "--home", str(self.homes[name])],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+
+    def stop_node(self, name: str) -> None:
+        """SIGTERM one node and wait for it to exit (SIGKILL after the grace period)."""
+        process = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def stop(self) -> None:
         running = [p for p in self.processes.values() if p.poll() is None]

@@ -14,6 +14,7 @@ validators (every validator verifies every signature once).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -42,7 +43,7 @@ from node.bench.workloads import (
     transfers_setup,
 )
 
-WORKLOADS = ("transfers", "orders", "compliance-year")
+WORKLOADS = ("transfers", "orders", "compliance-year", "catch-up")
 COMMIT_TIMEOUT_S = 120.0
 AGREE_TIMEOUT_S = 30.0
 SETUP_CONCURRENCY = 64
@@ -62,6 +63,7 @@ class BenchOptions:
     warmup_s: float = 5.0
     txs: int = 0  # closed loop: pre-signed transactions (0 = enough for the duration)
     enterprises: int = 0  # 0 = the workload's default
+    blocks: int = 10_000  # catch-up: blocks the stopped validator misses
     runs: int = 3
     consensus: dict[str, Any] = field(default_factory=dict)
     profile_dir: Path | None = None  # py-spy validator-0 during the timed load
@@ -73,6 +75,8 @@ class BenchOptions:
     def enterprise_count(self) -> int:
         if self.enterprises:
             return self.enterprises
+        if self.workload == "catch-up":
+            return 20
         return 2162 if self.workload == "compliance-year" else 200
 
 
@@ -486,6 +490,12 @@ def summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]:
+    run_class: type[Run] = Run
+    if options.workload == "catch-up":
+        from node.bench.catchup import CATCH_UP_CONSENSUS, CatchUpRun  # it builds on this module
+
+        run_class = CatchUpRun
+        options = dataclasses.replace(options, consensus={**CATCH_UP_CONSENSUS, **options.consensus})
     cores = os.cpu_count() or 1
     progress("measuring single-core Ed25519 verification")
     verify_per_s = measure_verify_rate()
@@ -498,7 +508,7 @@ async def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]
     for mode in modes:
         for index in range(options.runs):
             progress(f"== {options.workload} {mode} run {index + 1}/{options.runs}")
-            run = await Run(options, progress).execute(mode)
+            run = await run_class(options, progress).execute(mode)
             progress(
                 f"\nrun {index + 1}: {run['tx_per_s']:.0f} tx/s, p50 {run['p50_ms']:.0f} ms, "
                 f"p99 {run['p99_ms']:.0f} ms, agree={run['agree']}"

@@ -50,6 +50,13 @@ def _parse_consensus(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option(
     "--enterprises", default=0, type=int, help="Enterprises (default 200; 2162 for compliance-year)."
 )
+@click.option(
+    "--blocks",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="catch-up: blocks committed while one validator is stopped.",
+)
 @click.option("--runs", default=3, show_default=True, type=click.IntRange(1, 20))
 @click.option("--consensus", multiple=True, help="Genesis consensus override name=value (repeatable).")
 @click.option(
@@ -73,6 +80,7 @@ def bench(
     warmup: float,
     txs: int,
     enterprises: int,
+    blocks: int,
     runs: int,
     consensus: tuple[str, ...],
     profile_dir: Path | None,
@@ -93,6 +101,7 @@ def bench(
         warmup_s=warmup,
         txs=txs,
         enterprises=enterprises,
+        blocks=blocks,
         runs=runs,
         consensus=_parse_consensus(consensus),
         profile_dir=profile_dir,
@@ -133,6 +142,8 @@ def _number(value: Any, digits: int = 0) -> str:
 
 def format_report(report: dict[str, Any]) -> str:
     """A readable table of the medians."""
+    if report["workload"] == "catch-up":
+        return format_catch_up(report)
     lines = [
         f"workload {report['workload']}: {report['validators']} validators + {report['observers']} observers, "
         f"median of {report['runs']} runs ({report['cores']} x {report['cpu_model']})",
@@ -170,3 +181,24 @@ def format_report(report: dict[str, Any]) -> str:
         f"ratio to ceiling {report['ratio_to_ceiling']:.2f}; all nodes agree: {report['agree']}",
     ]
     return "\n".join(lines)
+
+
+def format_catch_up(report: dict[str, Any]) -> str:
+    """The catch-up and audit medians."""
+    return "\n".join(
+        [
+            f"catch-up: {report['validators']} validators + {report['observers']} observers, "
+            f"median of {report['runs']} runs ({report['cores']} x {report['cpu_model']})",
+            f"stopped validator missed {report['blocks_behind']:,.0f} blocks ({report['txs_behind']:,.0f} txs), "
+            f"committed by the others at {report['load_blocks_per_s']:.1f} blocks/s",
+            f"catch-up from restart: {report['catch_up_s']:.1f} s = {report['catch_up_blocks_per_s']:.0f} "
+            f"blocks/s, {report['catch_up_tx_per_s']:.0f} tx/s (API ready after {report['api_ready_s']:.1f} s; "
+            f"{report['stalls']:.0f} stalls nudged by a new block, {report['stalled_s']:.1f} s stalled)",
+            f"catch-up once the API answers: {report['catch_up_after_api_blocks_per_s']:.0f} blocks/s, "
+            f"{report['catch_up_after_api_tx_per_s']:.0f} tx/s",
+            f"audit verify: {report['audit_blocks']:,.0f} blocks in {report['audit_wall_s']:.1f} s = "
+            f"{report['audit_blocks_per_s']:.0f} blocks/s, {report['audit_tx_per_s']:.0f} tx/s "
+            f"(exit code {report['audit_exit_code']:.0f})",
+            f"all nodes agree on height, block hash and state root: {report['agree']}",
+        ]
+    )
