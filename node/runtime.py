@@ -60,6 +60,7 @@ REGOSSIP_AFTER_S = 5.0  # pending this long: send to the validators again
 REGOSSIP_TXS_MAX = 2000  # per sweep, so a backlog is not re-sent all at once
 SHUTDOWN_GRACE_S = 10.0
 STARTUP_LINK_WAIT_S = 5.0
+RECONNECT_MAX_MS = 3000
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,9 @@ class Node:
             listen_port=self._peer_port() if identity.role == "validator" else None,
             tls=self._tls(),
             limits=PeerLimits(
-                frame_bytes_max=max(config.peer.frame_bytes_max, 2 * genesis.consensus.block_bytes_max)
+                frame_bytes_max=max(config.peer.frame_bytes_max, 2 * genesis.consensus.block_bytes_max),
+                # A restarted validator waits for the lower-indexed ones to dial it: keep their backoff short.
+                reconnect_max_ms=RECONNECT_MAX_MS,
             ),
         )
         self.gossip = TxGossip(self.network)
@@ -286,6 +289,8 @@ class Node:
         return linked + 1 >= compute_quorum(len(self.genesis.validators))
 
     def _on_peer_connected(self, peer: PeerId) -> None:
+        if self.shell is not None:
+            self.shell.on_peer_connected(peer)
         if self._has_quorum_links():
             self._quorum_linked.set()
 

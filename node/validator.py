@@ -88,6 +88,7 @@ class ValidatorShell:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._request_ids = itertools.count(1)
         self._fetches: dict[int, int] = {}  # request id -> validator index asked
+        self._deferred_fetch: FetchBlocks | None = None  # asked of a peer that was not connected yet
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_view = self.replica.view
         applier.metrics.view.set(self.replica.view)
@@ -247,12 +248,20 @@ class ValidatorShell:
         peer = PeerId.validator(output.peer)
         request_id = next(self._request_ids)
         request = GetBlocks(request_id, output.from_height, output.to_height)
-        # Not connected: say nothing. The replica's fetch timer then asks another peer; an empty answer
-        # would instead claim that the peer has no blocks after ours.
         if self.network.send(peer, "sync", encode_get_blocks(request)):
             self._fetches[request_id] = output.peer
             if len(self._fetches) > 64:  # answers that never came: forget the oldest
                 self._fetches.pop(next(iter(self._fetches)))
+        else:
+            # Not connected (typically just after a restart, before peers redial us): send it when the peer
+            # connects. An empty answer instead would claim that the peer has no blocks after ours.
+            self._deferred_fetch = output
+
+    def on_peer_connected(self, peer: PeerId) -> None:
+        deferred = self._deferred_fetch
+        if deferred is not None and peer == PeerId.validator(deferred.peer):
+            self._deferred_fetch = None
+            self._fetch(deferred)
 
     def _halt(self, reason: str) -> None:
         self.halted_reason = reason
