@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import Any
 
 from consensus import log as clog
 from consensus.certificate import (
@@ -452,35 +453,31 @@ class Replica:
         self._advance()
 
     def _on_prepare(self, peer: int, vote: Prepare) -> None:
-        if not self._is_in_window(peer, vote):
-            return
-        if not self._is_signed_by_sender(vote):
-            self._report(peer, "prepare signature does not verify")
-            return
-        votes = self._prepares.setdefault((vote.view, vote.height), {})
-        existing = votes.get(vote.sender)
-        if existing is not None:
-            if existing.block_hash != vote.block_hash:
-                self._record_evidence(existing, vote)
-            return
-        votes[vote.sender] = vote
-        if vote.view == self.view:
+        if self._record_vote(peer, vote, self._prepares, "prepare") and vote.view == self.view:
             self._advance()
 
     def _on_commit(self, peer: int, vote: Commit) -> None:
+        if self._record_vote(peer, vote, self._commits, "commit"):
+            self._check_commit_quorum(vote.view, vote.height)
+
+    def _record_vote(
+        self, peer: int, vote: Prepare | Commit, table: dict[tuple[int, int], dict[int, Any]], kind: str
+    ) -> bool:
+        """Tally a PREPARE or COMMIT; False when it is out of window, forged, or not new (a conflicting
+        second vote from the same sender is kept as evidence)."""
         if not self._is_in_window(peer, vote):
-            return
+            return False
         if not self._is_signed_by_sender(vote):
-            self._report(peer, "commit signature does not verify")
-            return
-        votes = self._commits.setdefault((vote.view, vote.height), {})
+            self._report(peer, f"{kind} signature does not verify")
+            return False
+        votes = table.setdefault((vote.view, vote.height), {})
         existing = votes.get(vote.sender)
         if existing is not None:
             if existing.block_hash != vote.block_hash:
                 self._record_evidence(existing, vote)
-            return
+            return False
         votes[vote.sender] = vote
-        self._check_commit_quorum(vote.view, vote.height)
+        return True
 
     # --- normal case ----------------------------------------------------------------------------------
 

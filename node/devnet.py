@@ -109,7 +109,7 @@ def start_nodes(nodes: list[DevnetNode], *, log_format: str = "text") -> None:
 def wait_until_live(nodes: list[DevnetNode], *, timeout_s: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     for node in nodes:
-        while not _is_live(node.api_url):
+        while not is_endpoint_ok(node.api_url, "/healthz"):
             if node.process is not None and node.process.poll() is not None:
                 raise ConfigError(
                     f"{node.name} exited with code {node.process.returncode}; see {node.home}/node.log"
@@ -177,9 +177,10 @@ def fetch_status(api_url: str) -> dict[str, object] | None:
         return None
 
 
-def _is_live(api_url: str) -> bool:
+def is_endpoint_ok(api_url: str, path: str) -> bool:
+    """True when GET api_url + path answers 200 within a second (e.g. /healthz, /readyz)."""
     try:
-        with urllib.request.urlopen(api_url + "/healthz", timeout=1) as response:
+        with urllib.request.urlopen(api_url + path, timeout=1) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False

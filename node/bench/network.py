@@ -18,14 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from core.errors import ConfigError
+from node.devnet import is_endpoint_ok
 from node.netinit import DEVNET_GENESIS_TIME, NetworkPlan, build_network, write_network
 
 HOST = "127.0.0.1"  # the bench never targets anything else
@@ -148,7 +147,7 @@ class BenchNetwork:
             self.start_node(name)
         deadline = time.monotonic() + READY_TIMEOUT_S
         for name, url in self.urls.items():
-            while not _is_ready(url):
+            while not is_endpoint_ok(url, "/readyz"):
                 process = self.processes[name]
                 if process.poll() is not None:
                     raise ConfigError(f"{name} exited with code {process.returncode}; see {self.log(name)}")
@@ -210,11 +209,3 @@ class BenchNetwork:
             if sample is not None:
                 samples[name] = sample
         return samples
-
-
-def _is_ready(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(api_url + "/readyz", timeout=1) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
