@@ -1241,8 +1241,11 @@ class Replica:
         if self._fetch.outstanding_peer == peer:
             self._fetch.outstanding_peer = None
             self._cancel_timer(TIMER_FETCH)
-        progressed = self.delivered_height > before
-        if progressed and (
-            self._fetch.target_height > self.delivered_height or len(event.blocks) >= FETCH_CHUNK
-        ):
-            self._issue_fetch(probe=self._fetch.target_height <= self.delivered_height)
+        if self.delivered_height == before:
+            return
+        if self._fetch.target_height > self.delivered_height:
+            self._issue_fetch()
+        else:
+            # Our evidence proves only the height below the newest votes we saw; the chain may already be
+            # longer and then fall quiet, leaving nothing to tell us. Keep asking until a peer has nothing new.
+            self._probe()

@@ -167,3 +167,18 @@ def test_partition_heals_and_minority_catches_up() -> None:
     sim.at(100, lambda: sim.partition([0, 1], [2, 3, 4, 5, 6]))
     sim.at(2000, sim.heal)
     finish(sim, 30_000)
+
+
+def test_replica_cut_off_from_the_primary_reaches_the_tip_of_a_quiet_chain() -> None:
+    # CI found this: a replica that hears only the backups sees their votes for the newest height as "far
+    # ahead" evidence that the height below is committed, fetches up to there, and the chain then falls quiet.
+    # It must still learn the last block, not wait for the next transaction (or a checkpoint).
+    sim = Simulation(22, params=SIM_PARAMS.model_copy(update={"checkpoint_interval": 1000}))
+    sim.blocked = {(0, 1), (1, 0)}
+    for k in range(8):
+        sim.at(k * 40, lambda number=1200 + k: sim.submit(make_tx(number), targets=[0, 2, 3]))
+    assert sim.run_until(5_000, stop=lambda: sim.nodes[0].durable.height >= 8)
+    sim.at(sim.now + 10, lambda: setattr(sim, "blocked", set()))
+    tip = lambda: max(node.durable.height for node in sim.nodes)  # noqa: E731
+    assert sim.run_until(20_000, stop=lambda: sim.nodes[1].durable.height == tip())
+    assert sim.check_safety() == []
