@@ -8,6 +8,7 @@ grace period.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,9 +123,15 @@ def wait_until_live(nodes: list[DevnetNode], *, timeout_s: float = READY_TIMEOUT
 
 
 def stop_nodes(nodes: list[DevnetNode], *, grace_s: float = STOP_GRACE_S) -> None:
-    running = [n.process for n in nodes if n.process is not None and n.process.poll() is None]
+    stop_processes([n.process for n in nodes if n.process is not None], grace_s)
+
+
+def stop_processes(processes: Iterable[subprocess.Popen[bytes]], grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM every process still running, then SIGKILL those not gone after the grace period."""
+    running = [p for p in processes if p.poll() is None]
     for process in running:
-        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     for process in running:
         try:

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from core.errors import ConfigError
-from node.devnet import is_endpoint_ok
+from node.devnet import is_endpoint_ok, stop_processes
 from node.netinit import DEVNET_GENESIS_TIME, NetworkPlan, build_network, write_network
 
 HOST = "127.0.0.1"  # the bench never targets anything else
@@ -180,17 +180,7 @@ class BenchNetwork:
             process.wait()
 
     def stop(self) -> None:
-        running = [p for p in self.processes.values() if p.poll() is None]
-        for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for process in running:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
         self.processes.clear()
 
     def log(self, name: str) -> Path:

@@ -32,6 +32,7 @@ from core.tx import SignedTx
 from node.bench.load import CommitListener, LoadJob, LoadResult, LoadWorker
 from node.bench.network import BENCH_CONSENSUS, BenchNetwork
 from node.bench.profile import summarise_raw_profile
+from node.bench.stats import compute_window, compute_window_stats, median, percentile
 from node.bench.workloads import (
     ComplianceYear,
     Phase,
@@ -113,21 +114,6 @@ def measure_cryptography_verify_rate(seconds: float = 0.5) -> float:
             public.verify(signature, message)
         count += 200
     return count / elapsed
-
-
-# --- statistics -------------------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(fraction * (len(sorted_values) - 1))))
-    return sorted_values[index]
-
-
-def _median(values: list[float]) -> float:
-    clean = [v for v in values if v == v]  # drop NaN
-    return statistics.median(clean) if clean else float("nan")
 
 
 # --- one run ----------------------------------------------------------------------------------------------
@@ -304,13 +290,12 @@ class Run:
     ) -> dict[str, Any]:
         assert self.listener is not None
         options = self.options
-        warmup = min(options.warmup_s, options.duration_s / 4)
-        window_start = result.started + warmup
-        window_end = min(result.finished, result.started + options.duration_s)
-        window_s = max(1e-9, window_end - window_start)
+        window_start, window_end = compute_window(
+            result.started, result.finished, options.warmup_s, options.duration_s
+        )
         commits = self.listener.commits
-        sent = accepted = in_window = failed = 0
-        latencies = []
+        sent = accepted = failed = 0
+        sent_and_committed = []
         for i, tx in enumerate(load):
             status = result.statuses[i]
             if status == 0:
@@ -324,11 +309,8 @@ class Run:
                 continue
             if seen[1] != "ok":
                 failed += 1
-            if window_start <= seen[0] <= window_end:
-                in_window += 1
-            if window_start <= result.send_times[i] <= window_end:
-                latencies.append(seen[0] - result.send_times[i])
-        latencies.sort()
+            sent_and_committed.append((result.send_times[i], seen[0]))
+        window = compute_window_stats(sent_and_committed, window_start, window_end)
         blocks = [b for b in self.listener.blocks if window_start <= b.at <= window_end]
         block_txs = [b.tx_count for b in blocks if b.tx_count > 0]
         return {
@@ -339,13 +321,10 @@ class Run:
             "rejected": sent - accepted,
             "not_committed": len(missing),
             "failed_in_chaincode": failed,
-            "window_s": window_s,
-            "tx_per_s": in_window / window_s,
-            "p50_ms": percentile(latencies, 0.50) * 1000,
-            "p95_ms": percentile(latencies, 0.95) * 1000,
-            "p99_ms": percentile(latencies, 0.99) * 1000,
-            "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
-            "blocks_per_s": len(blocks) / window_s,
+            "window_s": window.window_s,
+            "tx_per_s": window.tx_per_s,
+            **window.latency_ms(),
+            "blocks_per_s": len(blocks) / window.window_s,
             "mean_block_txs": statistics.fmean(block_txs) if block_txs else 0.0,
             "errors": result.errors[:5],
         }
@@ -473,14 +452,14 @@ class Run:
 
 def summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     keys = [k for k, v in runs[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
-    summary: dict[str, Any] = {k: _median([float(r[k]) for r in runs if r.get(k) is not None]) for k in keys}
+    summary: dict[str, Any] = {k: median([float(r[k]) for r in runs if r.get(k) is not None]) for k in keys}
     summary["txs"] = int(summary.get("txs", 0))
     summary["agree"] = all(r["agree"] for r in runs)
     summary["mode"] = runs[0]["mode"]
     names = runs[0].get("nodes", {}).keys()
     summary["nodes"] = {
         name: {
-            metric: _median([r["nodes"][name][metric] for r in runs if name in r.get("nodes", {})])
+            metric: median([r["nodes"][name][metric] for r in runs if name in r.get("nodes", {})])
             for metric in ("cpu_s", "cpu_share", "peak_rss_mb")
         }
         for name in names
