@@ -29,6 +29,7 @@ import aiohttp
 
 from core.keys import SigningKey, is_valid_signature
 from core.tx import SignedTx
+from node.bench.baseline import compute_ratio, run_baseline_once, sign_baseline_load, summarise_baseline
 from node.bench.load import CommitListener, LoadJob, LoadResult, LoadWorker
 from node.bench.network import BENCH_CONSENSUS, BenchNetwork
 from node.bench.profile import summarise_raw_profile
@@ -71,6 +72,7 @@ class BenchOptions:
     workdir: Path | None = None
     log_level: str = "info"
     keep: bool = False  # keep node homes and logs after each run
+    baseline: str | None = None  # "pysyncobj": the same transfers through a Raft cluster (baseline.py)
 
     @property
     def enterprise_count(self) -> int:
@@ -484,6 +486,8 @@ async def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]
     if options.workload == "compliance-year":
         modes = ["phases"]
     by_mode: dict[str, list[dict[str, Any]]] = {}
+    baseline_runs: list[dict[str, Any]] = []
+    baseline_load: list[bytes] = []
     for mode in modes:
         for index in range(options.runs):
             progress(f"== {options.workload} {mode} run {index + 1}/{options.runs}")
@@ -493,6 +497,11 @@ async def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]
                 f"p99 {run['p99_ms']:.0f} ms, agree={run['agree']}"
             )
             by_mode.setdefault(mode, []).append(run)
+            if options.baseline and mode == "closed":
+                # run i of the baseline right after our run i: both see the same machine load
+                if not baseline_load:
+                    baseline_load = _sign_baseline_load(options, progress)
+                baseline_runs.append(await _run_baseline(options, baseline_load, index, progress))
     primary = by_mode[modes[0]]
     report: dict[str, Any] = {
         "workload": options.workload,
@@ -514,8 +523,38 @@ async def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]
     if len(modes) > 1:
         report["open_loop"] = summarise_runs(by_mode["open"])
         report["open_loop"]["offered_per_s"] = options.rate_per_s
+    if baseline_runs:
+        report.update(summarise_baseline(baseline_runs, options.validators))
+        report["ratio_to_baseline"] = compute_ratio(report["tx_per_s"], report["baseline_tx_per_s"])
     report["detail"] = {mode: runs for mode, runs in by_mode.items()}
     return report
+
+
+def _sign_baseline_load(options: BenchOptions, progress: Progress) -> list[bytes]:
+    count = options.txs or int(options.duration_s * 3000)
+    progress(f"baseline: signing {count} transfers (not timed)")
+    return sign_baseline_load(options.enterprise_count, count)
+
+
+async def _run_baseline(
+    options: BenchOptions, load: list[bytes], index: int, progress: Progress
+) -> dict[str, Any]:
+    progress(f"== baseline {options.baseline} run {index + 1}/{options.runs}")
+    run = await run_baseline_once(
+        nodes=options.validators,
+        enterprises=options.enterprise_count,
+        bodies=load,
+        concurrency=options.concurrency,
+        duration_s=options.duration_s,
+        warmup_s=options.warmup_s,
+        workdir=options.workdir,
+        progress=progress,
+    )
+    progress(
+        f"baseline run {index + 1}: {run['tx_per_s']:.0f} tx/s, p50 {run['p50_ms']:.0f} ms, "
+        f"p99 {run['p99_ms']:.0f} ms, {run['committed']} of {run['txs']} committed"
+    )
+    return run
 
 
 def _cpu_model() -> str:

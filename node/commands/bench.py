@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from core.errors import ConfigError
+from node.bench.baseline import BASELINES, INSTALL_HINT, require_baseline
 from node.bench.runner import WORKLOADS, BenchOptions, run_bench
 
 
@@ -68,6 +69,12 @@ def _parse_consensus(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Where node homes go.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.option("--keep", is_flag=True, help="Keep node homes and logs (printed in the report).")
+@click.option(
+    "--baseline",
+    type=click.Choice(BASELINES),
+    help="Also run the same closed-loop transfers through a PySyncObj (Raft) cluster of --validators "
+    f"nodes, run for run, and report the ratio (needs {INSTALL_HINT}).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def bench(
     workload: str,
@@ -87,6 +94,7 @@ def bench(
     workdir: Path | None,
     log_level: str,
     keep: bool,
+    baseline: str | None,
     as_json: bool,
 ) -> None:
     """Start a fresh network on 127.0.0.1, drive pre-signed transactions through its API, report medians."""
@@ -108,9 +116,16 @@ def bench(
         workdir=workdir,
         log_level=log_level,
         keep=keep,
+        baseline=baseline,
     )
     if workload != "compliance-year" and options.enterprise_count < 2:
         raise ConfigError("--enterprises must be at least 2")
+    if baseline is not None:
+        if workload != "transfers" or mode == "open":
+            raise ConfigError(
+                "--baseline compares closed-loop transfers: use --workload transfers --mode closed"
+            )
+        require_baseline(baseline)  # before any of our runs: a missing extra should not cost minutes
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the nodes like Ctrl-C does
     try:
         report = asyncio.run(run_bench(options, _progress))
@@ -161,6 +176,14 @@ def format_report(report: dict[str, Any]) -> str:
             f"{_number(section['p95_ms']):>9}{_number(section['p99_ms']):>9}"
             f"{_number(section.get('blocks_per_s'), 1):>10}{_number(section.get('mean_block_txs'), 1):>11}"
         )
+    if "baseline_tx_per_s" in report:
+        lines.append(
+            f"{'PySyncObj (Raft)':<18}{_number(report['baseline_tx_per_s']):>9}"
+            f"{_number(report['baseline_p50_ms']):>9}{_number(report['baseline_p95_ms']):>9}"
+            f"{_number(report['baseline_p99_ms']):>9}{'-':>10}{'-':>11}"
+        )
+        lines.append(f"ratio to baseline (our tx/s / PySyncObj's): {_number(report['ratio_to_baseline'], 2)}")
+        lines.append(f"baseline: {report['baseline_detail']['system']}")
     if "total_wall_s" in report:
         lines.append(
             f"compliance year: {report['txs']:,} txs for {report.get('enterprises', '?')} enterprises, "
@@ -168,7 +191,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"the deadline), {report['tx_per_s']:.0f} tx/s while busy"
         )
     lines += ["", f"{'node':<14}{'CPU s':>8}{'CPU share':>11}{'peak RSS MB':>13}"]
-    for name, node in report["nodes"].items():
+    for name, node in {**report["nodes"], **report.get("baseline_nodes", {})}.items():
         lines.append(
             f"{name:<14}{_number(node['cpu_s'], 1):>8}{_number(node['cpu_share'] * 100):>10}%"
             f"{_number(node['peak_rss_mb']):>13}"
