@@ -28,11 +28,10 @@ class Domain(Enum):
     MERKLE_LEAF = "merkle-leaf"
     MERKLE_NODE = "merkle-node"
     MERKLE_EMPTY = "merkle-empty"
-    STATE_LEAF = "state-leaf"
+    STATE_BUCKET = "state-bucket"  # a bucket of the state tree: its entries (storage/proof.py)
     STATE_NODE = "state-node"
-    STATE_EMPTY = "state-empty"
-    STATE_KEY = "state-key"  # a state key's 256-bit path in the state trie (storage/proof.py)
-    STATE_VALUE = "state-value"  # digest of a state value inside a state-trie leaf
+    STATE_KEY = "state-key"  # a state key's 256-bit path in the state tree
+    STATE_VALUE = "state-value"  # digest of a state value inside a bucket entry
     PRE_PREPARE = "pre-prepare"
     PREPARE = "prepare"
     COMMIT = "commit"

@@ -23,7 +23,7 @@ from storage.records import (
     decode_block_record,
     decode_certificate,
 )
-from storage.trie import collect_proof, compute_record_root
+from storage.trie import ROOT_NODE_ID, collect_proof, compute_record_root, find_in_bucket
 
 SCAN_LIMIT_MAX = 1000  # entries per page of scan()
 HISTORY_LIMIT_MAX = 1000  # versions per page of get_history()
@@ -222,23 +222,19 @@ class StateView:
 
     def get_state_root(self) -> bytes:
         """Root of the current state as the trie holds it (equals get_roots(last_height)[0])."""
-        return compute_record_root(self._load_node(b"\x00"))
+        return compute_record_root(self._load_node(ROOT_NODE_ID))
 
     def get_proof(self, key: bytes) -> StateProof:
         """Proof of the key's current value, or of its absence, against the current state root."""
         path = compute_key_path(key)
-        try:
-            levels, kind, leaf = collect_proof(self._load_node, path)
-        except KeyError as exc:
-            raise StoreCorrupt(f"state trie is incomplete: {exc}") from None
-        if kind == "empty" or leaf is None:
-            return StateProof(tuple(levels), None, None)
-        if leaf[:32] != path:
-            return StateProof(tuple(levels), None, (leaf[:32], leaf[32:]))
+        levels, bucket = collect_proof(self._load_node, path)
+        digest, others = find_in_bucket(bucket, path)
+        if digest is None:
+            return StateProof(tuple(levels), others, None)
         value = self.get(key)
-        if value is None or compute_value_digest(value) != leaf[32:]:
+        if value is None or compute_value_digest(value) != digest:
             raise StoreCorrupt(f"state value of key {key.hex()} disagrees with the state trie")
-        return StateProof(tuple(levels), value, None)
+        return StateProof(tuple(levels), others, value)
 
 
 def _prefix_end(prefix: bytes) -> bytes | None:

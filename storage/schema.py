@@ -2,7 +2,7 @@
 
 One LevelDB per node, in `<data dir>/db`. Keys start with a namespace: the single unversioned record
 `b"\\x00schema"` holds the schema version as 4 bytes big-endian, and every other key starts with the version
-byte (`b"\\x01"` for this schema) and a one-letter table tag, so a future schema can live beside this one during
+byte (`b"\\x02"` for this schema) and a one-letter table tag, so a future schema can live beside this one during
 a migration and an old binary refuses a newer store instead of misreading it. docs/protocol/storage.md has
 the table; integers are big-endian and fixed-width so keys sort numerically.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the state trie became a fixed-depth bucket tree (1 had a path-compressed trie)
 SCHEMA_KEY = b"\x00schema"  # -> u32 schema version; outside every versioned namespace on purpose
 
 _V = bytes([SCHEMA_VERSION])

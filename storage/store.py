@@ -49,8 +49,7 @@ _MISSING: Any = object()  # a node id the writer's cache does not hold (None the
 LRU_CACHE_BYTES = 128 * 1024 * 1024  # LevelDB block cache: trie nodes below the writer's cache, recent blocks
 WRITE_BUFFER_BYTES = 16 * 1024 * 1024  # larger memtable: fewer compactions under block-sized batches
 BLOOM_FILTER_BITS = 10  # ~1% false positives for misses (tx-id lookups, absent keys)
-NODE_CACHE_DEPTH_MAX = 5  # trie nodes at depth <= 5 are kept in memory by the writer (loaded at open)
-NODE_CACHE_BYTES_MAX = 256 * 1024 * 1024  # default budget (~140 MiB are used at a million keys)
+NODE_CACHE_BYTES_MAX = 256 * 1024 * 1024  # writer's trie record cache (~80 MiB are used at a million keys)
 NODE_CACHE_ENTRY_OVERHEAD_BYTES = 120  # what a cached record costs beyond its bytes (dict slot, objects)
 
 
@@ -156,12 +155,11 @@ class Store(StateView):
             raise StorageIOError(f"cannot read database in {self.data_dir}: {exc}") from None
 
     def _warm_node_cache(self) -> None:
-        """Load the records of the cached depths in key order (one contiguous range) until the budget is full."""
+        """Load the trie's records in key order (nodes by depth, then buckets) until the budget is full."""
         try:
             scan = self._db.iterator(
-                start=schema.TRIE_PREFIX + b"\x00",
-                stop=schema.TRIE_PREFIX + bytes((NODE_CACHE_DEPTH_MAX + 1,)),
-                fill_cache=False,  # these records live in our cache; keep LevelDB's for deeper nodes
+                prefix=schema.TRIE_PREFIX,
+                fill_cache=False,  # these records live in our cache; keep LevelDB's for what does not fit
             )
             prefix_bytes = len(schema.TRIE_PREFIX)
             cache = self._node_cache
@@ -370,8 +368,7 @@ class Store(StateView):
         if record is not _MISSING:
             return record
         record = self._db.get(schema.TRIE_PREFIX + node_id)
-        if node_id[0] <= NODE_CACHE_DEPTH_MAX:
-            self._cache_node(node_id, record)
+        self._cache_node(node_id, record)
         return record
 
     def _cache_node(self, node_id: bytes, record: bytes | None) -> None:
@@ -409,8 +406,7 @@ class Store(StateView):
     def _after_write(self, head: tuple[int, bytes], node_writes: Mapping[bytes, bytes | None]) -> None:
         self._head = head
         for node_id, record in node_writes.items():
-            if node_id[0] <= NODE_CACHE_DEPTH_MAX:
-                self._cache_node(node_id, record)
+            self._cache_node(node_id, record)
 
 
 class StoreSnapshot(StateView):

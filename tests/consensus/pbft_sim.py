@@ -63,7 +63,7 @@ from core.tx import SignedTx, TxBody, sign_transaction
 CHAIN_ID = "sim-devnet"
 GENESIS_HASH = tagged_hash(Domain.GENESIS, b"simulation")
 GENESIS_TIME_MS = 1_700_000_000_000
-GENESIS_ROOT = tagged_hash(Domain.STATE_EMPTY, b"")
+GENESIS_ROOT = tagged_hash(Domain.STATE_BUCKET, b"")
 CLIENT_KEY = SigningKey.from_insecure_label("sim-client")
 
 SIM_PARAMS = ConsensusParams(
@@ -122,7 +122,7 @@ class Durable:
 def compute_roots(prev_root: bytes, block: Block, skew: bool) -> ExecutionRoots:
     state_root = compute_next_root(prev_root, block)
     if skew:  # a non-deterministic executor: diverges from the others
-        state_root = tagged_hash(Domain.STATE_LEAF, state_root)
+        state_root = tagged_hash(Domain.STATE_BUCKET, state_root)
     return ExecutionRoots(state_root, merkle_root([tx.tx_id for tx in block.txs]))
 
 

@@ -58,11 +58,13 @@ def _raw_put(tmp_path: Path, key: bytes, value: bytes) -> None:
 def test_unknown_schema_version(tmp_path: Path) -> None:
     Store.open(tmp_path).close()
     _raw_put(tmp_path, schema.SCHEMA_KEY, schema.encode_schema_version(7))
-    with pytest.raises(SchemaMismatch, match="schema version 7; this node reads version 1"):
+    with pytest.raises(
+        SchemaMismatch, match=f"schema version 7; this node reads version {schema.SCHEMA_VERSION}"
+    ):
         Store.open(tmp_path)
     with Store.open(tmp_path / "other"):
         pass  # and a refused open released the lock:
-    _raw_put(tmp_path, schema.SCHEMA_KEY, schema.encode_schema_version(1))
+    _raw_put(tmp_path, schema.SCHEMA_KEY, schema.encode_schema_version(schema.SCHEMA_VERSION))
     Store.open(tmp_path).close()
 
 

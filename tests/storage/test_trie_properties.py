@@ -23,6 +23,7 @@ from storage.trie import (
     collect_proof,
     compute_changes,
     compute_state_root,
+    find_in_bucket,
 )
 
 keys = st.binary(min_size=1, max_size=6)
@@ -50,40 +51,44 @@ class MemoryTrie:
         apply_to(self.state, [writes])
 
     def prove(self, key: bytes) -> StateProof:
-        levels, kind, leaf = collect_proof(self.nodes.get, compute_key_path(key))
-        if kind == "empty" or leaf is None:
-            return StateProof(tuple(levels), None, None)
-        if leaf[:32] != compute_key_path(key):
-            return StateProof(tuple(levels), None, (leaf[:32], leaf[32:]))
-        return StateProof(tuple(levels), self.state[key], None)
+        path = compute_key_path(key)
+        levels, bucket = collect_proof(self.nodes.get, path)
+        digest, others = find_in_bucket(bucket, path)
+        return StateProof(tuple(levels), others, None if digest is None else self.state[key])
 
 
 def _tampered(proof: StateProof, key: bytes) -> list[tuple[bytes, StateProof]]:
     """Every way we know to lie with a proof: (key to check, forged proof)."""
     forged: list[tuple[bytes, StateProof]] = []
+
+    def with_levels(levels: list[bytes]) -> None:
+        forged.append((key, StateProof(tuple(levels), proof.others, proof.value)))
+
+    def with_others(others: bytes) -> None:
+        forged.append((key, StateProof(proof.levels, others, proof.value)))
+
     for depth, level in enumerate(proof.levels):
         for position in range(len(level)):
             flipped = bytearray(level)
             flipped[position] ^= 0x01
-            levels = list(proof.levels)
-            levels[depth] = bytes(flipped)
-            forged.append((key, StateProof(tuple(levels), proof.value, proof.other_leaf)))
+            with_levels([*proof.levels[:depth], bytes(flipped), *proof.levels[depth + 1 :]])
         if len(level) >= 2 + 64:  # swap two siblings
             swapped = level[:2] + level[34:66] + level[2:34] + level[66:]
-            levels = list(proof.levels)
-            levels[depth] = swapped
-            forged.append((key, StateProof(tuple(levels), proof.value, proof.other_leaf)))
-    forged.append((key, StateProof(proof.levels[1:], proof.value, proof.other_leaf)))
-    forged.append((key, StateProof((*proof.levels, b"\x00\x00"), proof.value, proof.other_leaf)))
+            with_levels([*proof.levels[:depth], swapped, *proof.levels[depth + 1 :]])
+    with_levels(list(proof.levels[1:]))
+    with_levels([*proof.levels, b"\x00\x00"])
+    for position in range(0, len(proof.others), 7):  # corrupt the other entries of the bucket
+        flipped = bytearray(proof.others)
+        flipped[position] ^= 0x01
+        with_others(bytes(flipped))
+    if proof.others:
+        with_others(proof.others[64:])  # hide an entry
+        with_others(proof.others[:-1])  # not whole entries
     if proof.value is not None:
-        forged.append((key, StateProof(proof.levels, proof.value + b"!", None)))  # wrong value
-        forged.append((key, StateProof(proof.levels, None, None)))  # claim absence of a present key
+        forged.append((key, StateProof(proof.levels, proof.others, proof.value + b"!")))  # wrong value
+        forged.append((key, StateProof(proof.levels, proof.others, None)))  # claim absence of a present key
     else:
-        forged.append((key, StateProof(proof.levels, b"invented", None)))  # claim presence
-        if proof.other_leaf is not None:
-            path, _digest = proof.other_leaf
-            forged.append((key, StateProof(proof.levels, None, (path, bytes(32)))))
-            forged.append((key, StateProof(proof.levels, None, None)))
+        forged.append((key, StateProof(proof.levels, proof.others, b"invented")))  # claim presence
     return forged
 
 

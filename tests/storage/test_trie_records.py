@@ -1,4 +1,4 @@
-"""The compact node record format and the writer's bounded node cache."""
+"""The state tree's records and the writer's bounded record cache."""
 
 from __future__ import annotations
 
@@ -9,32 +9,75 @@ from storagekit import GENESIS_HASH, apply_to, commit_writes
 
 from core.errors import InvalidInput
 from storage import store as store_module
-from storage.proof import EMPTY_HASH, compute_node_hash, verify_state_proof
-from storage.store import Store
-from storage.trie import (
-    HEADER_BYTES,
-    LEAF_ENTRY_BYTES,
-    build_trie,
-    compute_record_hash,
-    get_record_children,
+from storage.errors import StoreCorrupt
+from storage.proof import (
+    CHILDREN_BYTES,
+    EMPTY_AT,
+    EMPTY_STATE_ROOT,
+    ENTRY_BYTES,
+    compute_bucket_hash,
+    compute_key_path,
+    compute_node_hash,
+    verify_state_proof,
 )
+from storage.store import Store
+from storage.trie import BUCKET_DEPTH, ROOT_NODE_ID, apply_changes, build_trie, compute_changes
 
 
-def test_records_hold_only_present_children_and_hash_over_all_sixteen_slots() -> None:
-    nodes: dict[bytes, bytes | None] = {}
-    build_trie(((b"k%d" % i, b"v%d" % i) for i in range(600)), nodes)
-    for record in nodes.values():
+def test_records_are_full_nodes_and_sorted_buckets_and_hash_up_to_the_root() -> None:
+    records: dict[bytes, bytes | None] = {}
+    state = {b"k%d" % i: b"v%d" % i for i in range(3000)}
+    root = build_trie(state.items(), records)
+    paths = {compute_key_path(key) for key in state}
+    buckets = {node_id: record for node_id, record in records.items() if node_id[0] == BUCKET_DEPTH}
+    assert sum(len(record or b"") // ENTRY_BYTES for record in buckets.values()) == len(state)
+    for bucket_id, entries in buckets.items():
+        assert entries and len(entries) % ENTRY_BYTES == 0
+        keys = [entries[at : at + 32] for at in range(0, len(entries), ENTRY_BYTES)]
+        assert keys == sorted(keys) and all(key[:2] == bucket_id[1:] and key in paths for key in keys)
+    nodes = {node_id: record for node_id, record in records.items() if node_id[0] < BUCKET_DEPTH}
+    assert all(record is not None and len(record) == CHILDREN_BYTES for record in nodes.values())
+    # every node's children are the hashes of the records one level down (or the empty subtree's)
+    below = {_parent_slot(record_id): record for record_id, record in records.items() if record_id[0] > 0}
+    for node_id, record in nodes.items():
         assert record is not None
-        child_bits = int.from_bytes(record[0:2], "big")
-        leaf_bits = int.from_bytes(record[2:4], "big")
-        assert leaf_bits & ~child_bits == 0
-        expected = HEADER_BYTES + 32 * child_bits.bit_count() + LEAF_ENTRY_BYTES * leaf_bits.bit_count()
-        assert len(record) == expected
-        children = get_record_children(record)
+        depth = node_id[0]
+        hashed = compute_bucket_hash if depth + 1 == BUCKET_DEPTH else compute_node_hash
         for nibble in range(16):
-            slot = children[nibble * 32 : nibble * 32 + 32]
-            assert (slot != EMPTY_HASH) == bool(child_bits >> nibble & 1)
-        assert compute_record_hash(record) == compute_node_hash(children)
+            child = record[nibble * 32 : nibble * 32 + 32]
+            record_below = below.get((node_id, nibble))
+            assert child == (EMPTY_AT[depth + 1] if record_below is None else hashed(record_below))
+    assert root == compute_node_hash(records[ROOT_NODE_ID] or b"")
+
+
+def _parent_slot(node_id: bytes) -> tuple[bytes, int]:
+    """(parent id, slot) of a record id, from the packed nibbles."""
+    depth = node_id[0]
+    nibbles = [n for byte in node_id[1:] for n in (byte >> 4, byte & 0x0F)][:depth]
+    parent = nibbles[:-1]
+    packed = bytes(
+        (parent[i] << 4) | (parent[i + 1] if i + 1 < len(parent) else 0) for i in range(0, len(parent), 2)
+    )
+    return bytes((depth - 1,)) + packed, nibbles[-1]
+
+
+def test_deleting_every_key_leaves_no_records_and_the_empty_root() -> None:
+    records: dict[bytes, bytes | None] = {}
+    state = {b"k%d" % i: b"v" for i in range(200)}
+    build_trie(state.items(), records)
+    stored = {i: r for i, r in records.items() if r is not None}
+    writes: dict[bytes, bytes | None] = {}
+    root = apply_changes(stored.get, compute_changes((key, None) for key in state), writes)
+    assert root == EMPTY_STATE_ROOT
+    assert set(writes) == set(stored) and all(record is None for record in writes.values())
+
+
+def test_a_damaged_record_is_reported_as_corruption() -> None:
+    records: dict[bytes, bytes | None] = {}
+    build_trie([(b"a", b"1"), (b"b", b"2")], records)
+    damaged = {i: (r[:-1] if r is not None else r) for i, r in records.items()}
+    with pytest.raises(StoreCorrupt, match="bytes"):
+        apply_changes(damaged.get, compute_changes([(b"a", b"3")]), {})
 
 
 def test_a_tiny_node_cache_budget_keeps_roots_and_proofs_right(
@@ -69,7 +112,7 @@ def _commit_some_blocks(store: Store, state: dict[bytes, bytes]) -> None:
         apply_to(state, tx_writes)
 
 
-def test_reopening_warms_the_node_cache_with_exactly_the_stored_shallow_nodes(tmp_path: Path) -> None:
+def test_reopening_warms_the_node_cache_with_exactly_the_stored_records(tmp_path: Path) -> None:
     state: dict[bytes, bytes] = {}
     with Store.open(tmp_path) as store:
         _commit_some_blocks(store, state)
@@ -77,11 +120,7 @@ def test_reopening_warms_the_node_cache_with_exactly_the_stored_shallow_nodes(tm
     build_trie(state.items(), expected)  # type: ignore[arg-type]
     with Store.open(tmp_path) as store:
         cached = {node_id: record for node_id, record in store._node_cache.items() if record is not None}
-        assert cached == {
-            node_id: record
-            for node_id, record in expected.items()
-            if node_id[0] <= store_module.NODE_CACHE_DEPTH_MAX
-        }
+        assert cached == expected
         assert store._node_cache_bytes <= store_module.NODE_CACHE_BYTES_MAX
         root = store.get_state_root()
         for key in [*list(state)[:20], b"absent"]:
