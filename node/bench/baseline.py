@@ -320,9 +320,17 @@ class _NodeLink(asyncio.Protocol):
 
 
 async def drive_closed_loop(
-    cluster: BaselineCluster, bodies: Sequence[bytes], *, concurrency: int, duration_s: float
+    cluster: BaselineCluster,
+    bodies: Sequence[bytes],
+    *,
+    concurrency: int,
+    duration_s: float,
+    on_start: Callable[[], None] = lambda: None,
 ) -> LoadSeen:
-    """Connect to every node, wait until each is ready, then keep `concurrency` transactions in flight."""
+    """Connect to every node, wait until each is ready, then keep `concurrency` transactions in flight.
+
+    `on_start` is called when the cluster is ready, just before the first send (e.g. to sample CPU).
+    """
     count = len(bodies)
     assert count < HELLO_ID, "request ids must not reach the hello id"
     seen = LoadSeen(0.0, 0.0, [0.0] * count, [0.0] * count, [-1] * count)
@@ -367,6 +375,7 @@ async def drive_closed_loop(
         except ConnectionError:
             raise ConfigError(f"a baseline node failed before it was ready; logs in {cluster.root}") from None
         requests = [encode_request(i, body) for i, body in enumerate(bodies)]  # built before the clock starts
+        on_start()
         seen.started = time.monotonic()
         stop_at = seen.started + duration_s
         for index in range(count):
@@ -441,9 +450,15 @@ async def run_baseline_once(
     with BaselineCluster(nodes=nodes, enterprises=enterprises, workdir=workdir) as cluster:
         try:
             cluster.start()
-            cpu_before = cluster.cpu_s()
-            progress(f"baseline: closed loop for {duration_s:.0f} s")
-            seen = await drive_closed_loop(cluster, bodies, concurrency=concurrency, duration_s=duration_s)
+            cpu_before: list[float] = []
+
+            def on_start() -> None:  # CPU over the load only, not start-up and leader election
+                cpu_before.extend(cluster.cpu_s())
+                progress(f"baseline: closed loop for {duration_s:.0f} s")
+
+            seen = await drive_closed_loop(
+                cluster, bodies, concurrency=concurrency, duration_s=duration_s, on_start=on_start
+            )
             cpu_after = cluster.cpu_s()
             peak_rss_mb = cluster.peak_rss_mb()
             dead = cluster.dead_nodes()
@@ -469,6 +484,11 @@ def compute_baseline_metrics(
     for i in committed:
         code = describe_status(seen.statuses[i])
         codes[code] = codes.get(code, 0) + 1
+    reasons: dict[str, int] = {}  # PySyncObj's FAIL_REASON of what was sent but not committed
+    for i, status in enumerate(seen.statuses):
+        if seen.send_times[i] and not 0 <= status < NOT_COMMITTED:
+            reason = describe_status(status) if status >= 0 else "no_reply"
+            reasons[reason] = reasons.get(reason, 0) + 1
     window_start, window_end = compute_window(seen.started, seen.stopped, warmup_s, duration_s)
     window = compute_window_stats(
         ((seen.send_times[i], seen.commit_times[i]) for i in committed), window_start, window_end
@@ -481,6 +501,7 @@ def compute_baseline_metrics(
         "ran_out_of_txs": sent == len(seen.send_times),  # sending stopped before the duration: raise --txs
         "failed_in_apply": len(committed) - codes.get("ok", 0),
         "codes": codes,
+        "not_committed_reasons": reasons,
         "window_s": window.window_s,
         "tx_per_s": window.tx_per_s,
         **window.latency_ms(),

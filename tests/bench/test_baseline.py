@@ -22,9 +22,11 @@ from node.bench.baseline import (
     NOT_COMMITTED,
     BaselineCluster,
     BaselineError,
+    LoadSeen,
     ReplyReader,
     RequestReader,
     TransferLedger,
+    compute_baseline_metrics,
     compute_status,
     describe_status,
     encode_reply,
@@ -113,6 +115,22 @@ def test_window_stats_count_commits_in_the_window_and_latency_of_sends_in_it() -
     stats = compute_window_stats([(101.0, 103.0), (103.0, 103.5), (109.0, 111.0)], start, end)
     assert stats.committed == 2 and stats.tx_per_s == pytest.approx(2 / 7.5)
     assert stats.p50_ms == pytest.approx(500.0) and stats.max_ms == pytest.approx(2000.0)
+
+
+def test_baseline_metrics_name_why_transactions_were_not_committed() -> None:
+    seen = LoadSeen(
+        started=0.0,
+        stopped=4.0,
+        send_times=[0.5, 1.5, 2.0, 2.5, 0.0],
+        commit_times=[1.0, 2.0, 0.0, 3.0, 0.0],
+        statuses=[0, 0, -1, NOT_COMMITTED + 3, -1],  # ok, ok, no reply, discarded, never sent
+    )
+    metrics = compute_baseline_metrics(seen, 1.0, 4.0, [2.0], [1.0], [50.0], [])
+    assert (metrics["txs"], metrics["committed"], metrics["not_committed"]) == (4, 2, 2)
+    assert metrics["not_committed_reasons"] == {"no_reply": 1, "not_committed:3": 1}
+    assert metrics["codes"] == {"ok": 2}
+    assert metrics["tx_per_s"] == pytest.approx(2 / 3)  # commits at 1.0 and 2.0 in the window 1.0..4.0
+    assert metrics["nodes"]["pysyncobj-0"]["cpu_s"] == 1.0
 
 
 # --- a missing extra --------------------------------------------------------------------------------------
