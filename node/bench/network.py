@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from core.errors import ConfigError
-from node.devnet import is_endpoint_ok, stop_processes
+from node.devnet import die_with_parent, is_endpoint_ok, stop_processes
 from node.netinit import DEVNET_GENESIS_TIME, NetworkPlan, build_network, write_network
 
 HOST = "127.0.0.1"  # the bench never targets anything else
@@ -165,6 +165,7 @@ class BenchNetwork:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=die_with_parent,
         )
         log.close()
 
