@@ -769,6 +769,11 @@ class Replica:
             tally.setdefault(vote.block_hash, []).append((sender, vote.signature))
         for digest, signed in sorted(tally.items()):
             if len(signed) < self.quorum:
+                block = self._blocks.get(digest)
+                if len(signed) >= self.weak_quorum and (block is None or block.header.height != height):
+                    # An honest validator committed-voted a block we never saw, so it commits at this height.
+                    # If the chain then falls quiet, nothing else would tell us: fetch it.
+                    self._note_behind(height, [s for s, _ in signed])
                 continue
             cert = CommitCertificate(view, height, digest, tuple(sorted(signed)))
             self._update_stable(cert)
