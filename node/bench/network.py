@@ -59,11 +59,36 @@ def read_process_sample(pid: int) -> ProcessSample | None:
     return ProcessSample(cpu_s, peak_kb * 1024)
 
 
+PORT_SPAN = 200  # a network uses base .. base+count-1, base+100 .., and base+180 ..
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel picks outgoing connections' local ports from (Linux; the IANA range elsewhere)."""
+    try:
+        low, high = (int(part) for part in _EPHEMERAL_RANGE_FILE.read_text(encoding="ascii").split())
+    except (OSError, ValueError):
+        return 49152, 65535
+    return low, high
+
+
 def find_free_port_base(count: int) -> int:
-    """A base port such that base .. base+count-1, +100 and +180 are free now on 127.0.0.1."""
+    """A base port such that base .. base+count-1, +100 and +180 are free now on 127.0.0.1.
+
+    The ports lie outside the ephemeral range: there, any outgoing connection (a node dialling a peer, a
+    test's HTTP client) may take a port between our check and the node's bind (seen in CI).
+    """
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    ephemeral_low, ephemeral_high = _ephemeral_ports()
+    candidates = [
+        base
+        for base in range(10000, 65000 - PORT_SPAN, 10)
+        if base + PORT_SPAN <= ephemeral_low or base > ephemeral_high
+    ]
+    if not candidates:
+        raise ConfigError(f"no ports outside the ephemeral range {ephemeral_low}-{ephemeral_high}")
     for _ in range(200):
-        base = rng.randrange(20000, 60000, 10)
+        base = rng.choice(candidates)
         ports = [base + i for i in range(count)] + [base + 100 + i for i in range(count)]
         ports += [base + 180 + i for i in range(4)]
         if all(_is_free(port) for port in ports):
