@@ -60,7 +60,12 @@ class BlocksFetched:
     blocks: tuple[tuple[Block, CommitCertificate], ...]  # ascending heights, as the peer sent them
 
 
-Input = Tick | MessageReceived | TxReceived | TimerFired | BlockExecuted | BlocksFetched
+@dataclass(frozen=True, slots=True)
+class PeerConnected:
+    peer: int  # a validator whose link to us (re)opened; what it sent while the link was down is lost
+
+
+Input = Tick | MessageReceived | TxReceived | TimerFired | BlockExecuted | BlocksFetched | PeerConnected
 
 
 # --- outputs ----------------------------------------------------------------------------------------------

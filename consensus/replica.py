@@ -44,6 +44,7 @@ from consensus.events import (
     LogRecord,
     MessageReceived,
     Output,
+    PeerConnected,
     Persist,
     ReportMisbehaviour,
     Send,
@@ -253,6 +254,8 @@ class Replica:
             self._on_executed(event)
         elif isinstance(event, BlocksFetched):
             self._on_blocks_fetched(event)
+        elif isinstance(event, PeerConnected):
+            self._on_peer_connected(event.peer)
         if self.status is not Status.HALTED:
             self._after_step()
         return self._take()
@@ -769,11 +772,6 @@ class Replica:
             tally.setdefault(vote.block_hash, []).append((sender, vote.signature))
         for digest, signed in sorted(tally.items()):
             if len(signed) < self.quorum:
-                block = self._blocks.get(digest)
-                if len(signed) >= self.weak_quorum and (block is None or block.header.height != height):
-                    # An honest validator committed-voted a block we never saw, so it commits at this height.
-                    # If the chain then falls quiet, nothing else would tell us: fetch it.
-                    self._note_behind(height, [s for s, _ in signed])
                 continue
             cert = CommitCertificate(view, height, digest, tuple(sorted(signed)))
             self._update_stable(cert)
@@ -1187,14 +1185,21 @@ class Replica:
         if height > self.delivered_height:
             self._fetch.note_target(height, peers)
 
-    def _probe(self) -> None:
+    def _on_peer_connected(self, peer: int) -> None:
+        """A link came up: whatever the peer sent while it was down is lost, possibly the last blocks of a
+        chain that has since fallen quiet, so ask it (a votes-only view of a block never triggers a fetch)."""
+        if 0 <= peer < self.n and peer != self.index:
+            self._probe(peer)
+
+    def _probe(self, peer: int | None = None) -> None:
         """Ask one peer for blocks after ours: cheap, and it answers 'nothing' when we are not behind."""
         if self._fetch.outstanding_peer is None:
             self._fetch.probe_retries = self.n - 2
-            self._issue_fetch(probe=True)
+            self._issue_fetch(probe=True, peer=peer)
 
-    def _issue_fetch(self, *, probe: bool = False) -> None:
-        peer = self._fetch.choose_peer(self.now_ms)
+    def _issue_fetch(self, *, probe: bool = False, peer: int | None = None) -> None:
+        if peer is None or self._fetch.penalized_until_ms.get(peer, 0) > self.now_ms:
+            peer = self._fetch.choose_peer(self.now_ms)
         if peer is None:
             return
         first = self.delivered_height + 1

@@ -27,6 +27,7 @@ from consensus.events import (
     Input,
     MessageReceived,
     Output,
+    PeerConnected,
     Persist,
     ReportMisbehaviour,
     Send,
@@ -262,6 +263,8 @@ class ValidatorShell:
         if deferred is not None and peer == PeerId.validator(deferred.peer):
             self._deferred_fetch = None
             self._fetch(deferred)
+        if peer.role.value == "validator":
+            self.submit(PeerConnected(peer.index))
 
     def _halt(self, reason: str) -> None:
         self.halted_reason = reason

@@ -32,6 +32,7 @@ from consensus.events import (
     Input,
     MessageReceived,
     Output,
+    PeerConnected,
     Persist,
     ReportMisbehaviour,
     Send,
@@ -429,6 +430,12 @@ class Simulation:
         self.blocked = {
             (a, b) for a in range(self.n) for b in range(self.n) if not any(a in g and b in g for g in groups)
         }
+
+    def link_up(self, a: int, b: int) -> None:
+        """Reopen the link between two nodes; each side's shell tells its replica (PeerConnected)."""
+        self.blocked -= {(a, b), (b, a)}
+        self._feed(self.nodes[a], PeerConnected(b))
+        self._feed(self.nodes[b], PeerConnected(a))
 
     def heal(self) -> None:
         self.blocked = set()
