@@ -24,10 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "storage"))
 
 from chaincode_bench import CHAIN_ID, ENTERPRISES, Bench
-from storagekit import make_results, make_tx
+from storagekit import make_block, make_results, make_tx
 
 from chaincode import execute_block
-from core.block import Block, BlockHeader, compute_tx_root
 from core.tx import SignedTx
 from storage.store import Store
 
@@ -37,28 +36,9 @@ FILL_KEYS_PER_TX = 1000
 FILL_PREFIX = b"fill/"  # keys no chaincode function reads: they only make the state (and its tree) big
 
 
-def next_block(store: Store, txs: list[SignedTx]) -> Block:
-    height = store.last_height + 1
-    roots = store.get_roots(height - 1)
-    assert roots is not None and store.last_block_hash is not None
-    header = BlockHeader(
-        chain_id=CHAIN_ID,
-        height=height,
-        prev_hash=store.last_block_hash,
-        time_ms=1_800_000_000_000 + height * 1000,
-        proposer=0,
-        tx_count=len(txs),
-        tx_root=compute_tx_root(txs),
-        state_height=height - 1,
-        state_root=roots[0],
-        results_root=roots[1],
-    )
-    return Block(header, tuple(txs))
-
-
 def apply(bench: Bench, store: Store, txs: list[SignedTx]) -> float:
     """Execute and commit one block the way node/applier.py does; returns its wall time in seconds."""
-    block = next_block(store, txs)
+    block = make_block(store, txs, chain_id=CHAIN_ID)
     start = time.perf_counter()
     execution = execute_block(
         store, block, bench.registry, is_committed=lambda tx_id: store.get_tx_location(tx_id) is not None
@@ -79,7 +59,7 @@ def fill(store: Store, keys: int, next_key: int) -> int:
             tx_writes.append({FILL_PREFIX + b"%09d" % n: b"x%d" % n for n in range(next_key, end)})
             next_key = end
         txs = [make_tx(10**9 + next_key + i) for i in range(len(tx_writes))]
-        store.commit_block(next_block(store, txs), make_results(tx_writes), tx_writes, None)
+        store.commit_block(make_block(store, txs), make_results(tx_writes), tx_writes, None)
     return next_key
 
 

@@ -62,7 +62,7 @@ def compute_changes(writes: Iterable[tuple[bytes, bytes | None]]) -> list[Change
     return changes
 
 
-def splice_bucket(entries: bytes, changes: Sequence[Change], lo: int, hi: int) -> bytes:
+def _splice_bucket(entries: bytes, changes: Sequence[Change], lo: int, hi: int) -> bytes:
     """A bucket's entries with changes[lo:hi] (sorted, all of this bucket) applied."""
     for index in range(lo, hi):
         path, digest = changes[index]
@@ -81,7 +81,7 @@ def apply_changes(
 ) -> bytes:
     """Apply sorted, distinct-path changes to the tree behind `load`; record writes go to `writes`; new root."""
     if not changes:
-        return compute_record_root(load(ROOT_NODE_ID))
+        return compute_record_root(_load_node(load, ROOT_NODE_ID))
     # Bottom level: each touched bucket once. `level` holds (a path below the slot, its new hash), ascending.
     level: list[tuple[bytes, bytes]] = []
     count = len(changes)
@@ -93,7 +93,7 @@ def apply_changes(
         while j < count and changes[j][0][:BUCKET_ID_BYTES] == bucket:
             j += 1
         bucket_id = _BUCKET_ID_HEAD + bucket
-        entries = splice_bucket(_load_bucket(load, bucket_id), changes, i, j)
+        entries = _splice_bucket(_load_bucket(load, bucket_id), changes, i, j)
         writes[bucket_id] = entries or None
         level.append((path, compute_bucket_hash(entries)))
         i = j

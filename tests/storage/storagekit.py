@@ -50,7 +50,9 @@ def make_tx(nonce: int, valid_until: int = 2**40) -> SignedTx:
     return sign_transaction(body, key)
 
 
-def make_block(store: Store, txs: Sequence[SignedTx], time_ms: int | None = None) -> Block:
+def make_block(
+    store: Store, txs: Sequence[SignedTx], time_ms: int | None = None, chain_id: str = CHAIN_ID
+) -> Block:
     """The next block on top of the store's head, carrying the previous block's roots (pipeline depth 1)."""
     height = store.last_height + 1
     prev_hash = store.last_block_hash
@@ -58,7 +60,7 @@ def make_block(store: Store, txs: Sequence[SignedTx], time_ms: int | None = None
     roots = store.get_roots(height - 1)
     assert roots is not None
     header = BlockHeader(
-        chain_id=CHAIN_ID,
+        chain_id=chain_id,
         height=height,
         prev_hash=prev_hash,
         time_ms=1_700_000_000_000 + height if time_ms is None else time_ms,
