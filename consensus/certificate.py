@@ -3,16 +3,24 @@
 All functions are pure. Signature checks go through a `Verify` callable (core.keys.is_valid_signature in a
 node; the simulation passes a caching wrapper) so the same code runs in both.
 
-The re-proposal rule (docs/protocol/consensus.md, "View change"): min_s is the highest height proven
-committed by any VIEW-CHANGE's commit certificate; for each height above it the highest-view prepared
-certificate wins (ties: smaller block hash); re-proposals are the longest run of consecutive heights from
-min_s + 1, at most pipeline_depth long, whose headers chain by prev_hash to the block at min_s. A block that
-may have committed anywhere always lies inside that run, so truncating at the first break never loses it.
+The re-proposal rule (docs/protocol/consensus.md, "View change"). Each VIEW-CHANGE carries the commit
+certificate of its sender's last delivered block. `top` is the highest of them. Above top, the highest-view
+prepared certificate of each height wins (ties: smaller block hash), for a run of at most pipeline_depth
+heights that chain by prev_hash from top's block; a block that may have committed anywhere always lies
+inside that run, so truncating at the first break never loses it.
+
+Below top the blocks are already fixed: top's header names its parent by hash, and so on down. Only a
+Byzantine validator may hold them, though (it alone saw a COMMIT quorum), and then honest replicas can
+neither fetch them nor propose anything there. So the low mark drops below top when the prepared headers in
+the VIEW-CHANGEs chain from a lower reported height up to top: those blocks are re-proposed unchanged and
+commit again with a fresh certificate. The lowest such height wins, if it is no lower than the (f+1)-th
+highest report (so an honest sender delivered it and can serve it) and the whole run of re-proposals still
+fits in pipeline_depth heights (the message limits).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from consensus.messages import (
@@ -102,44 +110,84 @@ def _validate_votes(
 class NewViewPlan:
     """What a NEW-VIEW must contain, computed identically by the new primary and by every verifier."""
 
-    low_height: int  # min_s: highest height proven committed by the VIEW-CHANGE set
+    low_height: int  # every height up to it is committed, and an honest sender delivered it
     low_hash: bytes  # hash of the block at low_height (the genesis hash at 0)
     low_certificate: CommitCertificate | None  # the proof of low_height (None at 0)
+    top_certificate: CommitCertificate | None  # the highest delivered height reported (None at 0)
     reproposals: tuple[BlockHeader, ...]  # headers to re-propose at low_height + 1, + 2, ...
 
 
 def compute_new_view_plan(
-    view_changes: Iterable[ViewChange], genesis_hash: bytes, pipeline_depth: int
+    view_changes: Iterable[ViewChange], genesis_hash: bytes, pipeline_depth: int, max_faulty: int
 ) -> NewViewPlan:
     vcs = list(view_changes)
-    low_cert: CommitCertificate | None = None
-    for vc in vcs:
-        if vc.stable is not None and (low_cert is None or vc.stable.height > low_cert.height):
-            low_cert = vc.stable
-    low_height = 0 if low_cert is None else low_cert.height
-    low_hash = genesis_hash if low_cert is None else low_cert.block_hash
+    reported = sorted(
+        (vc.stable for vc in vcs), key=lambda cert: -1 if cert is None else cert.height, reverse=True
+    )
+    top = reported[0] if reported else None
+    served = reported[min(max_faulty, len(reported) - 1)] if reported else None  # f+1-th highest
+    prepared_headers: dict[bytes, BlockHeader] = {}
     best: dict[int, PreparedCertificate] = {}
     for vc in vcs:
         for cert in vc.prepared:
-            if cert.height <= low_height:
-                continue
+            prepared_headers[cert.block_hash] = cert.header
             current = best.get(cert.height)
             if current is None or (cert.view, _neg(cert.block_hash)) > (
                 current.view,
                 _neg(current.block_hash),
             ):
                 best[cert.height] = cert
-    chain: list[BlockHeader] = []
-    prev_hash = low_hash
-    height = low_height + 1
-    while height in best and len(chain) < pipeline_depth:
+
+    forward: list[BlockHeader] = []
+    prev_hash = _hash_of(top, genesis_hash)
+    height = _height_of(top) + 1
+    while height in best and len(forward) < pipeline_depth:
         header = best[height].header
         if header.prev_hash != prev_hash:
             break
-        chain.append(header)
+        forward.append(header)
         prev_hash = header.block_hash
         height += 1
-    return NewViewPlan(low_height, low_hash, low_cert, tuple(chain))
+    room = pipeline_depth - len(forward)
+    low, below_top = _find_low(top, served, reported, prepared_headers, genesis_hash, room)
+    return NewViewPlan(_height_of(low), _hash_of(low, genesis_hash), low, top, tuple(below_top + forward))
+
+
+def _find_low(
+    top: CommitCertificate | None,
+    served: CommitCertificate | None,
+    reported: Sequence[CommitCertificate | None],
+    prepared_headers: Mapping[bytes, BlockHeader],
+    genesis_hash: bytes,
+    room: int,
+) -> tuple[CommitCertificate | None, list[BlockHeader]]:
+    """The low mark and the headers (ascending) that link it to top: walk down top's prev_hash chain through
+    the prepared headers, at most `room` heights and no lower than `served`, and stop at the lowest reported
+    height it passes."""
+    low: CommitCertificate | None = top
+    below_top: list[BlockHeader] = []
+    if top is None:
+        return low, below_top
+    proofs = {_height_of(cert): cert for cert in reported}
+    walked: list[BlockHeader] = []
+    wanted, height = top.block_hash, top.height
+    while height > _height_of(served) and len(walked) < room:
+        header = prepared_headers.get(wanted)
+        if header is None or header.height != height:
+            break
+        walked.append(header)
+        wanted, height = header.prev_hash, height - 1
+        if height in proofs and _hash_of(proofs[height], genesis_hash) == wanted:
+            low, below_top = proofs[height], walked[::-1]
+    return low, below_top
+
+
+def _height_of(cert: CommitCertificate | None) -> int:
+    return 0 if cert is None else cert.height
+
+
+def _hash_of(cert: CommitCertificate | None, genesis_hash: bytes) -> bytes:
+    return genesis_hash if cert is None else cert.block_hash
 
 
 def _neg(digest: bytes) -> bytes:

@@ -9,7 +9,6 @@ Keys (all under the version prefix b"c1/"):
     c1/view          {"changing": bool, "view": int}
     c1/vote/<h:8BE>  {"block_hash": bin32, "phase": "pre_prepare"|"prepare"|"commit", "view": int}
     c1/prep/<h:8BE>  {"block": Block wire, "view": int, "votes": [[index, sig], ...]}
-    c1/stable        CommitCertificate wire: highest commit certificate learned from a NEW-VIEW
     c1/checkpoint    {"block_hash": bin32, "height": int, "state_root": bin32}: last CHECKPOINT signed
     c1/view_change   encoded ViewChange message we last sent
     c1/new_view      encoded NewView message of the view we are in
@@ -24,13 +23,13 @@ from typing import Any
 from consensus.events import LogRecord
 from consensus.messages import NewView, PreparedCertificate, ViewChange, decode_message, encode_message
 from core import codec
-from core.block import Block, CommitCertificate
+from core.block import Block
 from core.errors import CodecError
 from core.genesis import ConsensusParams
 
 PREFIX = b"c1/"
 KEY_VIEW = PREFIX + b"view"
-KEY_STABLE = PREFIX + b"stable"
+KEY_LEGACY_STABLE = PREFIX + b"stable"  # written before the NEW-VIEW low mark became a delivered height
 KEY_CHECKPOINT = PREFIX + b"checkpoint"
 KEY_VIEW_CHANGE = PREFIX + b"view_change"
 KEY_NEW_VIEW = PREFIX + b"new_view"
@@ -64,7 +63,6 @@ class PersistedState:
     changing: bool = False
     votes: dict[int, VoteRecord] = field(default_factory=dict)
     prepared: dict[int, PreparedSlot] = field(default_factory=dict)
-    stable: CommitCertificate | None = None
     checkpoint_height: int = 0
     view_change: ViewChange | None = None
     new_view: NewView | None = None
@@ -91,10 +89,6 @@ def record_prepared(slot: PreparedSlot) -> LogRecord:
         "votes": [[index, signature] for index, signature in cert.votes],
     }
     return LogRecord(height_key(_PREP, cert.height), codec.encode(value))
-
-
-def record_stable(cert: CommitCertificate) -> LogRecord:
-    return LogRecord(KEY_STABLE, codec.encode(cert.to_wire()))
 
 
 def record_checkpoint(height: int, block_hash: bytes, state_root: bytes) -> LogRecord:
@@ -136,8 +130,8 @@ def load_persisted_state(
             votes = tuple((int(index), bytes(sig)) for index, sig in record["votes"])
             cert = PreparedCertificate(_uint(record["view"]), block.header, votes)
             state.prepared[block.header.height] = PreparedSlot(cert, block)
-        elif key == KEY_STABLE:
-            state.stable = CommitCertificate.from_wire(codec.decode(value))
+        elif key == KEY_LEGACY_STABLE:
+            continue  # no longer read: a VIEW-CHANGE now reports the last delivered block's certificate
         elif key == KEY_CHECKPOINT:
             state.checkpoint_height = _uint(_map(value, ("block_hash", "height", "state_root"))["height"])
         elif key in (KEY_VIEW_CHANGE, KEY_NEW_VIEW):

@@ -21,6 +21,7 @@ from typing import Any
 
 from consensus import log as clog
 from consensus.certificate import (
+    NewViewPlan,
     ProofError,
     Verify,
     compute_new_view_plan,
@@ -177,13 +178,11 @@ class Replica:
         self._certs: dict[int, CommitCertificate] = {}
         self._committed = CommittedWindow(self.p.tx_validity_blocks_max)
         self._pool = PendingPool(max(10 * self.p.block_txs_max, 1000))
-        self._stable: CommitCertificate | None = persisted.stable
         self._unmatched_certs: dict[int, CommitCertificate] = {}  # proven committed, block not seen yet
         for block, cert in recovered.recent_blocks:
             self._chain[block.header.height] = block
             self._certs[block.header.height] = cert
             self._committed.add_block(block)
-            self._update_stable(cert)
         if self.delivered_height > 0 and self.delivered_height not in self._chain:
             raise InvariantBroken("recovered state must include the last executed block")
 
@@ -331,11 +330,9 @@ class Replica:
             return self.cfg.genesis_hash
         return self._chain[height - 1].block_hash
 
-    def _update_stable(self, cert: CommitCertificate) -> None:
-        """Remember a verified commit certificate: the highest one goes into our VIEW-CHANGE, and any
-        certificate for a block we hold (but whose COMMITs we missed) lets us deliver that block."""
-        if self._stable is None or cert.height > self._stable.height:
-            self._stable = cert
+    def _note_certificate(self, cert: CommitCertificate) -> None:
+        """Remember a verified commit certificate above our height: it lets us deliver a block we hold
+        but whose COMMITs we missed."""
         if cert.height > self.delivered_height and cert.height not in self._certified:
             self._unmatched_certs[cert.height] = cert
 
@@ -774,7 +771,7 @@ class Replica:
             if len(signed) < self.quorum:
                 continue
             cert = CommitCertificate(view, height, digest, tuple(sorted(signed)))
-            self._update_stable(cert)
+            self._note_certificate(cert)
             block = self._blocks.get(digest)
             if block is None or block.header.height != height:
                 self._note_behind(height, [s for s, _ in signed])
@@ -989,16 +986,17 @@ class Replica:
         mine = self._my_view_change
         if mine is None:
             return True
-        low = 0 if mine.stable is None else mine.stable.height
-        return self._stable is not None and self._stable.height > low
+        return self.delivered_height > (0 if mine.stable is None else mine.stable.height)
 
     def _make_view_change(self) -> ViewChange:
-        low = 0 if self._stable is None else self._stable.height
+        """Report the certificate of our last delivered block (not a higher one we merely learned: the
+        NEW-VIEW's low mark must be a height honest replicas can serve) and what we prepared above it."""
+        low = self.delivered_height
         slots = [s for h, s in sorted(self._prepared.items()) if low < h <= low + self.p.pipeline_depth]
         unsigned = ViewChange(
             view=self.view,
             sender=self.index,
-            stable=self._stable,
+            stable=self._certs[low] if low > 0 else None,
             prepared=tuple(s.certificate for s in slots),
             signature=b"",
             blocks=tuple(s.block for s in slots),
@@ -1031,7 +1029,7 @@ class Replica:
         for block in vc.blocks:
             self._blocks.setdefault(block.block_hash, block)
         if vc.stable is not None:
-            self._update_stable(vc.stable)
+            self._note_certificate(vc.stable)
             self._note_behind(vc.stable.height, [vc.sender])
         self._check_join()
         self._check_view_change_quorum()
@@ -1074,7 +1072,7 @@ class Replica:
     def _send_new_view(self) -> None:
         senders = self._view_changes[self.view]
         chosen = [senders[s] for s in sorted(senders)][: self.quorum]
-        plan = compute_new_view_plan(chosen, self.cfg.genesis_hash, self.p.pipeline_depth)
+        plan = self._plan(chosen)
         by_hash = {b.block_hash: b for vc in chosen for b in vc.blocks}
         by_hash.update({s.block.block_hash: s.block for s in self._prepared.values()})
         pre_prepares = []
@@ -1094,7 +1092,7 @@ class Replica:
         )
         self._persist(*records)
         self._emit(Send(BROADCAST, new_view))
-        self._enter_view(new_view, plan.low_height, plan.low_certificate)
+        self._enter_view(new_view, plan)
 
     def _on_new_view(self, peer: int, nv: NewView) -> None:
         # no upper bound on the view: a NEW-VIEW proves itself (2f+1 VIEW-CHANGEs), and a replica that
@@ -1108,8 +1106,7 @@ class Replica:
         if problem:
             self._report(nv.sender, f"invalid new-view for view {nv.view}: {problem}")
             return
-        plan = compute_new_view_plan(nv.view_changes, self.cfg.genesis_hash, self.p.pipeline_depth)
-        self._enter_view(nv, plan.low_height, plan.low_certificate)
+        self._enter_view(nv, self._plan(nv.view_changes))
 
     def _check_new_view(self, nv: NewView) -> str:
         senders = [vc.sender for vc in nv.view_changes]
@@ -1126,7 +1123,7 @@ class Replica:
                 validate_view_change(vc, self.cfg.chain_id, self.cfg.validator_keys, self._verify_signature)
             except ProofError as exc:
                 return str(exc)
-        plan = compute_new_view_plan(nv.view_changes, self.cfg.genesis_hash, self.p.pipeline_depth)
+        plan = self._plan(nv.view_changes)
         if [pp.block_hash for pp in nv.pre_prepares] != [h.block_hash for h in plan.reproposals]:
             return "re-proposals differ from what the view changes require"
         for offset, pp in enumerate(nv.pre_prepares):
@@ -1136,31 +1133,32 @@ class Replica:
                 return "a re-proposal signature does not verify"
         return ""
 
-    def _enter_view(self, nv: NewView, low_height: int, low_cert: CommitCertificate | None) -> None:
-        records = [clog.record_view(nv.view, False), clog.record_new_view(nv)]
-        if low_cert is not None and (self._stable is None or low_cert.height > self._stable.height):
-            self._update_stable(low_cert)
-            records.append(clog.record_stable(low_cert))
-        self._persist(*records)
+    def _plan(self, view_changes: Sequence[ViewChange]) -> NewViewPlan:
+        return compute_new_view_plan(view_changes, self.cfg.genesis_hash, self.p.pipeline_depth, self.f)
+
+    def _enter_view(self, nv: NewView, plan: NewViewPlan) -> None:
+        self._persist(clog.record_view(nv.view, False), clog.record_new_view(nv))
         self._restore_new_view(nv)
         for timer_id in (TIMER_VIEW_CHANGE, TIMER_RETRANSMIT):
             self._cancel_timer(timer_id)
         self._censor_since_ms = self._last_progress_ms = self.now_ms
         self._probed = False
         self._new_view_sent_ms = {}
-        if low_height > self.delivered_height:
-            holders = [
-                vc.sender
-                for vc in nv.view_changes
-                if vc.stable is not None and vc.stable.height == low_height
-            ]
-            self._note_behind(low_height, holders)
+        for cert in (plan.low_certificate, plan.top_certificate):
+            if cert is not None and cert.height > self.delivered_height:
+                self._note_certificate(cert)
+                holders = [
+                    vc.sender
+                    for vc in nv.view_changes
+                    if vc.stable is not None and vc.stable.height >= cert.height
+                ]
+                self._note_behind(cert.height, holders)
         self._collect_garbage()
         self._advance()
 
     def _restore_new_view(self, nv: NewView) -> None:
         """Adopt a verified (or our own persisted) NEW-VIEW: its view, low height and re-proposals."""
-        plan = compute_new_view_plan(nv.view_changes, self.cfg.genesis_hash, self.p.pipeline_depth)
+        plan = self._plan(nv.view_changes)
         self.view = nv.view
         self.status = Status.NORMAL
         self.view_low = plan.low_height
@@ -1243,7 +1241,7 @@ class Replica:
                 self._report(peer, f"served a bad block: {exc}")
                 self._fetch.penalize(peer, self.now_ms)
                 break
-            self._update_stable(cert)
+            self._note_certificate(cert)
             self._certified[height] = (block, cert)
             self._deliver()
             if self.status is Status.HALTED:

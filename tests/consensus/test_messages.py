@@ -34,6 +34,7 @@ from core.errors import CodecError
 from core.keys import is_valid_signature
 
 N = 4
+F = 1
 DIGEST = b"\x07" * 32
 
 
@@ -160,10 +161,10 @@ def test_plan_takes_highest_view_per_height_and_truncates_at_a_chain_break() -> 
     # sender 2 prepared a1, a2 in view 0; sender 3 prepared b1 in view 1 (a1 was abandoned in view 1)
     vc2 = ViewChange(2, 2, None, (prepared_cert(a1, 0), prepared_cert(a2, 0)), b"")
     vc3 = ViewChange(2, 3, None, (prepared_cert(b1, 1),), b"")
-    plan = compute_new_view_plan([vc2, vc3], GENESIS_HASH, SIM_PARAMS.pipeline_depth)
+    plan = compute_new_view_plan([vc2, vc3], GENESIS_HASH, SIM_PARAMS.pipeline_depth, F)
     # b1 wins height 1 (higher view); a2 does not link to b1, so the re-proposals stop there
     assert [h.block_hash for h in plan.reproposals] == [b1.block_hash]
-    plan = compute_new_view_plan([vc2], GENESIS_HASH, SIM_PARAMS.pipeline_depth)
+    plan = compute_new_view_plan([vc2], GENESIS_HASH, SIM_PARAMS.pipeline_depth, F)
     assert [h.block_hash for h in plan.reproposals] == [a1.block_hash, a2.block_hash]
 
 
@@ -172,9 +173,63 @@ def test_plan_starts_after_the_highest_commit_certificate() -> None:
     digest = compute_commit_digest(CHAIN_ID, 0, 1, a1.block_hash)
     cert = CommitCertificate(0, 1, a1.block_hash, tuple((i, KEYS[i].sign(digest)) for i in range(3)))
     vc = ViewChange(1, 2, cert, (prepared_cert(a2, 0),), b"")
-    plan = compute_new_view_plan([vc], GENESIS_HASH, SIM_PARAMS.pipeline_depth)
+    plan = compute_new_view_plan([vc], GENESIS_HASH, SIM_PARAMS.pipeline_depth, F)
     assert (plan.low_height, plan.low_hash) == (1, a1.block_hash)
     assert [h.height for h in plan.reproposals] == [2]
+
+
+def _commit_cert(block: Block, view: int = 0) -> CommitCertificate:
+    height = block.header.height
+    digest = compute_commit_digest(CHAIN_ID, view, height, block.block_hash)
+    return CommitCertificate(
+        view, height, block.block_hash, tuple((i, KEYS[i].sign(digest)) for i in range(3))
+    )
+
+
+def test_plan_recommits_blocks_only_a_faulty_validator_delivered() -> None:
+    # Seed 43636's shape: validator 0 alone delivered 1..3 (it alone saw the COMMIT quorum of 2), the
+    # honest 2 and 3 delivered 1 and prepared 2 and 3, which chain up to 0's certificate of 3.
+    b1, b2, b3 = _chain(3, 4)
+    faulty = ViewChange(5, 0, _commit_cert(b3), (), b"")
+    honest = [ViewChange(5, s, _commit_cert(b1), (prepared_cert(b2), prepared_cert(b3)), b"") for s in (2, 3)]
+    plan = compute_new_view_plan([faulty, *honest], GENESIS_HASH, SIM_PARAMS.pipeline_depth, F)
+    assert (plan.low_height, plan.low_hash) == (1, b1.block_hash)
+    assert [h.block_hash for h in plan.reproposals] == [b2.block_hash, b3.block_hash]
+    assert plan.top_certificate == faulty.stable
+
+
+def test_plan_keeps_the_top_when_the_prepared_chain_does_not_reach_it() -> None:
+    b1, _unprepared_b2, b3 = _chain(3, 5)
+    other2 = _chain(2, 6)[1]  # a block 2 that does not link to b1 (prepared in an older view)
+    faulty = ViewChange(5, 0, _commit_cert(b3), (), b"")
+    honest = [
+        ViewChange(5, s, _commit_cert(b1), (prepared_cert(other2), prepared_cert(b3)), b"") for s in (2, 3)
+    ]
+    plan = compute_new_view_plan([faulty, *honest], GENESIS_HASH, SIM_PARAMS.pipeline_depth, F)
+    assert (plan.low_height, plan.reproposals) == (3, ())
+
+
+def test_plan_never_drops_below_what_f_plus_1_senders_delivered() -> None:
+    # only the faulty sender reports height 3; two senders reached 2, so the low mark may fall to 2, not 1
+    b1, b2, b3 = _chain(3, 7)
+    faulty = ViewChange(5, 0, _commit_cert(b3), (), b"")
+    at_two = ViewChange(5, 2, _commit_cert(b2), (prepared_cert(b3),), b"")
+    at_one = ViewChange(5, 3, _commit_cert(b1), (prepared_cert(b2), prepared_cert(b3)), b"")
+    plan = compute_new_view_plan([faulty, at_two, at_one], GENESIS_HASH, SIM_PARAMS.pipeline_depth, F)
+    assert (plan.low_height, [h.height for h in plan.reproposals]) == (2, [3])
+
+
+def test_plan_fits_recommits_and_new_heights_in_the_pipeline_depth() -> None:
+    # the chain from 1 reaches the top (2), but the prepared run above the top already fills
+    # pipeline_depth (3 and 4): block 2 is not re-proposed, so the NEW-VIEW stays within its size limit
+    b1, b2, b3, b4 = _chain(4, 8)
+    faulty = ViewChange(5, 0, _commit_cert(b2), (), b"")
+    low_a = ViewChange(5, 2, _commit_cert(b1), (prepared_cert(b2), prepared_cert(b3)), b"")
+    low_b = ViewChange(5, 3, _commit_cert(b1), (prepared_cert(b3), prepared_cert(b4)), b"")
+    plan = compute_new_view_plan([faulty, low_a, low_b], GENESIS_HASH, SIM_PARAMS.pipeline_depth, F)
+    assert (plan.low_height, [h.height for h in plan.reproposals]) == (2, [3, 4])
+    plan = compute_new_view_plan([faulty, low_a], GENESIS_HASH, SIM_PARAMS.pipeline_depth, F)
+    assert (plan.low_height, [h.height for h in plan.reproposals]) == (1, [2, 3])
 
 
 def test_log_records_round_trip() -> None:
