@@ -169,6 +169,7 @@ class Simulation:
         self.drop_rate = drop_rate
         self.dup_rate = dup_rate
         self.blocked: set[tuple[int, int]] = set()
+        self.drop_message: Callable[[int, int, Message], bool] | None = None  # (src, dst, message) -> drop?
         self._queue: list[tuple[int, int, str, tuple[Any, ...]]] = []
         self._seq = 0
         self._verify_cache: dict[tuple[bytes, bytes, bytes], bool] = {}
@@ -272,6 +273,8 @@ class Simulation:
             return
         for position, target in enumerate(targets):
             message = output.message
+            if self.drop_message is not None and self.drop_message(node.index, target, message):
+                continue
             if (
                 behaviour == "equivocate"
                 and isinstance(message, PrePrepare)

@@ -6,6 +6,7 @@ import pytest
 from pbft_sim import SIM_PARAMS, Simulation, make_tx
 
 from consensus.events import ReportMisbehaviour
+from consensus.messages import Commit, Message, ViewChange
 from consensus.replica import Status
 
 
@@ -185,3 +186,29 @@ def test_replica_cut_off_from_the_primary_reaches_the_tip_of_a_quiet_chain(trans
     tip = lambda: max(node.durable.height for node in sim.nodes)  # noqa: E731
     assert sim.run_until(20_000, stop=lambda: sim.nodes[1].durable.height == tip())
     assert sim.check_safety() == []
+
+
+def test_block_only_a_lying_validator_can_prove_commits_again_in_the_next_view() -> None:
+    # Seed 43636's shape, scripted. Validator 1 is down; 0 (which serves forged certificates) never sends
+    # its COMMIT for height 1 to 2 and 3, so only 0 sees height 1's quorum. 2 and 3 hold block 1 and block
+    # 2's certificate, but cannot fetch a valid certificate for 1 and their own COMMITs make only 2 of 3.
+    # 3's VIEW-CHANGEs are lost, so view 1's quorum is 0, 1 and 2, with 0 reporting height 2. A NEW-VIEW
+    # starting above 2 would strand 1, 2 and 3; view 1 must propose blocks 1 and 2 again instead.
+    sim = Simulation(43)
+    sim.nodes[0].byzantine = "bad_server"
+    sim.crash(1)
+
+    def lose(src: int, dst: int, message: Message) -> bool:
+        commit_for_1 = src == 0 and isinstance(message, Commit) and message.height == 1
+        return commit_for_1 or (src == 3 and isinstance(message, ViewChange))
+
+    sim.drop_message = lose
+    sim.submit(make_tx(1300), targets=[0, 2, 3])
+    assert sim.run_until(3_000, stop=lambda: sim.nodes[0].durable.height >= 2)
+    assert [sim.nodes[i].durable.height for i in (2, 3)] == [0, 0]
+    sim.restart(1)
+    finish(sim, 60_000)
+    for index in (1, 2, 3):
+        block, certificate = sim.nodes[index].durable.blocks[1]
+        assert block.block_hash == sim.nodes[0].durable.blocks[1][0].block_hash
+        assert certificate.view == 1  # committed again in the first new view, with a certificate of its own
