@@ -18,9 +18,10 @@ from pathlib import Path
 from aiohttp import web
 
 from chaincode import build_registry, get_key_status
+from consensus.messages import compute_message_bytes_max
 from core.block import Block
 from core.errors import CarbonchainError, ConfigError, InvalidInput, TransactionError
-from core.genesis import Genesis, load_genesis
+from core.genesis import ConsensusParams, Genesis, load_genesis
 from core.keys import SigningKey
 from core.keystore import PASSPHRASE_ENV, is_encrypted_key_file, load_key
 from core.quorum import compute_quorum
@@ -51,6 +52,7 @@ from node.wire import (
     encode_blocks_answer,
 )
 from p2p import PeerId, PeerLimits, PeerNetwork, TlsConfig
+from p2p.framing import FRAME_OVERHEAD_BYTES_MAX
 from storage import Store
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,14 @@ REGOSSIP_TXS_MAX = 2000  # per sweep, so a backlog is not re-sent all at once
 SHUTDOWN_GRACE_S = 10.0
 STARTUP_LINK_WAIT_S = 5.0
 RECONNECT_MAX_MS = 3000
+
+
+def compute_frame_bytes_max(configured: int, consensus: ConsensusParams) -> int:
+    """The peer frame limit: the configured one, raised to what this chain's largest messages need (a
+    VIEW-CHANGE or NEW-VIEW carrying pipeline_depth full blocks; a sync answer holding one full block and its
+    results), so a node can always send them."""
+    consensus_frame = compute_message_bytes_max(consensus) + FRAME_OVERHEAD_BYTES_MAX
+    return max(configured, consensus_frame, 2 * consensus.block_bytes_max)
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,7 @@ class Node:
             listen_port=self._peer_port() if identity.role == "validator" else None,
             tls=self._tls(),
             limits=PeerLimits(
-                frame_bytes_max=max(config.peer.frame_bytes_max, 2 * genesis.consensus.block_bytes_max),
+                frame_bytes_max=compute_frame_bytes_max(config.peer.frame_bytes_max, genesis.consensus),
                 # A restarted validator waits for the lower-indexed ones to dial it: keep their backoff short.
                 reconnect_max_ms=RECONNECT_MAX_MS,
             ),
