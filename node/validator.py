@@ -59,6 +59,7 @@ from storage import Store
 log = logging.getLogger(__name__)
 
 RECOVERY_BLOCKS_MAX = 1000  # recent blocks handed to the replica at start (replay window), at most
+PRESTART_INPUTS_MAX = 10_000  # inputs queued while peers connect before start(); later ones are dropped
 
 
 def now_ms() -> int:
@@ -132,7 +133,11 @@ class ValidatorShell:
     # --- inputs -------------------------------------------------------------------------------------------
 
     def submit(self, event: Input) -> None:
-        """Queue an input for the replica and process the queue unless we are already inside it."""
+        """Queue an input for the replica and process the queue unless we are already inside it. Before
+        start() (peers connect and send while the node waits for a quorum of links) inputs only queue, up to
+        PRESTART_INPUTS_MAX: dropping a consensus message is safe, since votes and view changes are resent."""
+        if self._loop is None and len(self._inputs) >= PRESTART_INPUTS_MAX:
+            return
         self._inputs.append(event)
         self._drain()
 
@@ -170,7 +175,7 @@ class ValidatorShell:
     # --- the step loop --------------------------------------------------------------------------------------
 
     def _drain(self) -> None:
-        if self._running:
+        if self._running or self._loop is None:
             return
         self._running = True
         try:

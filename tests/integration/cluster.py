@@ -131,6 +131,17 @@ class Cluster:
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
+    def assert_no_tracebacks(self) -> None:
+        """Bad input, crashes and restarts must be handled, never end in an unexpected exception."""
+        for name, home in self.homes.items():
+            log = home / "node.log"
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "Traceback" in text:
+                start = text.index("Traceback")
+                raise AssertionError(
+                    f"{name} logged an exception:\n{text[max(0, start - 300) : start + 2500]}"
+                )
+
     # --- keys -----------------------------------------------------------------------------------------
 
     @staticmethod
@@ -148,6 +159,8 @@ def running_cluster(root: Path, **kwargs: Any) -> Iterator[Cluster]:
     try:
         cluster.start()
         yield cluster
+        cluster.close()
+        cluster.assert_no_tracebacks()
     except BaseException:
         for name in cluster.names:
             print(f"----- {name} log tail -----\n{cluster.log_tail(name)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import aiohttp
 import pytest
 
 from core.devkeys import dev_admin_key
+from node.bench.network import find_free_port_base
 from node.client import CarbonClient, Signer
 from tests.integration.cluster import Cluster, get_status, running_cluster, wait_until
 
@@ -142,3 +144,47 @@ async def test_whole_network_restart_continues_with_nothing_lost(tmp_path: Path)
             new = await client.submit_and_wait(deposit(signer), timeout_s=30)
             assert new.is_ok and (new.height or 0) > before["height"]
         await wait_for_agreement(cluster, cluster.names, min_height=new.height or 0)
+
+
+async def test_a_second_process_running_a_validators_key_does_not_split_or_stall_the_chain(
+    tmp_path: Path,
+) -> None:
+    # Jepsen's duplicated validators: an operator starts validator-1 twice (a failover gone wrong). The twin
+    # dials the others with the same identity, so their links to "validator 1" keep replacing each other,
+    # and both copies vote. Votes count per validator index, so the pair is at most one faulty validator.
+    with running_cluster(tmp_path) as cluster:
+        twin = cluster.homes["validator-1"].parent / "validator-1-twin"
+        shutil.copytree(cluster.homes["validator-1"], twin)
+        port = find_free_port_base(1)
+        config = (twin / "config.toml").read_text()
+        config = config.replace(f"listen_port = {cluster.peer_address(1)[1]}", f"listen_port = {port}")
+        api_port = int(cluster.api_url("validator-1").rsplit(":", 1)[1])
+        config = config.replace(f"listen_port = {api_port}", f"listen_port = {port + 100}")
+        (twin / "config.toml").write_text(config)
+        await wait_all_live(cluster)
+        cluster.homes["twin"] = twin
+        cluster.start("twin")
+        tx_ids = []
+        async with CarbonClient(cluster.api_url("validator-0")) as client:
+            signer = await bank_signer(client)
+            for _ in range(4):
+                tx_ids += [await client.submit(deposit(signer)) for _ in range(5)]
+                await asyncio.sleep(0.5)  # several blocks, while the links to validator 1 flap
+            statuses = await client.wait_for_commits(tx_ids, timeout_s=60)
+            assert all(status.is_ok for status in statuses.values())
+            last = max(status.height or 0 for status in statuses.values())
+        others = ["validator-0", "validator-2", "validator-3", "observer-0"]
+        final = await wait_for_agreement(cluster, others, min_height=last, timeout_s=40)
+        # the twin follows the same chain: its block at the highest height both have is the same block
+        async with CarbonClient(f"http://127.0.0.1:{port + 100}") as twin_client:
+            twin_height = (await twin_client.status())["height"]
+            height = min(twin_height, final["height"])
+            assert height >= 1
+            ours = (await client_block(cluster, "validator-0", height))["hash"]
+            assert (await twin_client.block(height))["hash"] == ours
+        cluster.check_alive()
+
+
+async def client_block(cluster: Cluster, name: str, height: int) -> dict[str, Any]:
+    async with CarbonClient(cluster.api_url(name)) as client:
+        return await client.block(height)
