@@ -1,8 +1,9 @@
 """PBFT consensus as a sans-I/O state machine (no asyncio, sockets, storage, clock or randomness inside).
 
-Modules: `replica` (the state machine), `messages` (wire types, canonical codec, signing digests),
-`certificate` (quorum proofs and the NEW-VIEW re-proposal rule), `events` (inputs and outputs), `log`
-(durable record layout), `pool` (pending transactions and the replay window), `transfer` (state transfer).
+Modules: `replica` (the state machine; its parts in `replica_base`, `normal_case`, `view_change` and
+`catch_up`), `messages` (wire types, canonical codec, signing digests), `certificate` (quorum proofs and the
+NEW-VIEW re-proposal rule), `events` (inputs and outputs), `log` (durable record layout), `pool` (pending
+transactions and the replay window), `transfer` (state transfer bookkeeping).
 
 Shell contract (the node's asyncio shell; tests/consensus/sim.py is a second, simulated shell):
   1. Build once:  Replica(ReplicaConfig.from_genesis(genesis, key.public_key), key, RecoveredState(...))
