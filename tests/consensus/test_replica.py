@@ -228,6 +228,29 @@ def test_joins_view_change_on_f_plus_one_and_new_primary_sends_new_view() -> Non
     assert new_primary.status is Status.NORMAL and new_primary.view == 1
 
 
+def test_view_change_reports_the_last_delivered_certificate_and_what_is_prepared_above_it() -> None:
+    # pre: replica 1 prepared blocks 1 and 2 and holds 2's commit certificate, but only its own COMMIT for 1
+    replica = make_replica(1)
+    b1 = make_block(1, txs=(make_tx(11),))
+    b2 = make_block(2, time_ms=NOW + 1)
+    b2 = Block(replace(b2.header, prev_hash=b1.block_hash), b2.txs)
+    for block in (b1, b2):
+        deliver(replica, 0, pre_prepare(block))
+        deliver(replica, 2, sign(Prepare(0, block.header.height, block.block_hash, 2, b"")))
+    for sender in (0, 2):
+        deliver(replica, sender, sign(Commit(0, 2, b2.block_hash, sender, b"")))
+    assert replica.delivered_height == 0
+    # event: two progress timeouts (a probe, then the view change)
+    for step in (1, 2):
+        replica.step(Tick(NOW + step * SIM_PARAMS.view_timeout_ms))
+        outputs = replica.step(TimerFired(TIMER_PROGRESS))
+    # post: the VIEW-CHANGE claims only what this replica can serve (genesis) and reports both prepared
+    # blocks, so a NEW-VIEW can propose 1 again instead of starting above 2 (docs: "View change")
+    sent = [o.message for o in outputs if isinstance(o, Send) and isinstance(o.message, ViewChange)]
+    assert len(sent) == 1 and sent[0].stable is None
+    assert [cert.block_hash for cert in sent[0].prepared] == [b1.block_hash, b2.block_hash]
+
+
 def test_checkpoint_divergence_halts_with_a_diagnosis() -> None:
     replica = make_replica(1)
     root = GENESIS_ROOT
