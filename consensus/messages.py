@@ -87,7 +87,7 @@ class PreparedCertificate:
 class ViewChange:
     view: int  # the view the sender wants to move to
     sender: int  # validator index
-    stable: CommitCertificate | None  # the highest commit certificate the sender holds (None: only genesis)
+    stable: CommitCertificate | None  # certificate of the sender's last delivered block (None: genesis)
     prepared: tuple[PreparedCertificate, ...]  # highest-view prepared certificate per height above stable
     signature: bytes  # over compute_view_change_digest (covers everything except `blocks`)
     blocks: tuple[
