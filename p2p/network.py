@@ -390,6 +390,10 @@ class PeerNetwork:
                 log.debug("%s: inbound handshake failed: %r", self.self_id, exc)
             pending = False
             self._pending_count -= 1
+            if not ws.prepared:
+                # the client went away (or stalled) before the upgrade completed: aiohttp cannot finish an
+                # unprepared WebSocketResponse ("Call .prepare() first"), so answer with a plain response
+                return web.Response(status=400, text="websocket upgrade did not complete\n")
             if peer is not None:
                 transport = request.transport
 

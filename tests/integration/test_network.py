@@ -176,7 +176,16 @@ async def test_a_second_process_running_a_validators_key_does_not_split_or_stall
         others = ["validator-0", "validator-2", "validator-3", "observer-0"]
         final = await wait_for_agreement(cluster, others, min_height=last, timeout_s=40)
         # the twin follows the same chain: its block at the highest height both have is the same block
-        async with CarbonClient(f"http://127.0.0.1:{port + 100}") as twin_client:
+        twin_url = f"http://127.0.0.1:{port + 100}"
+
+        async def twin_status() -> dict[str, Any] | None:
+            cluster.check_alive()
+            async with aiohttp.ClientSession() as session:
+                return await get_status(session, twin_url)
+
+        # its API opens only after its links are up (or after 5 s), later than the others' under load
+        await wait_until(twin_status, timeout_s=30, what="the twin's API")
+        async with CarbonClient(twin_url) as twin_client:
             twin_height = (await twin_client.status())["height"]
             height = min(twin_height, final["height"])
             assert height >= 1

@@ -401,3 +401,26 @@ async def test_tls_round_trip(kit: P2PKit, tmp_path: Path) -> None:
 def test_fast_limits_are_valid() -> None:
     assert FAST_LIMITS.reconnect_max_ms <= 200 and isinstance(FAST_LIMITS, PeerLimits)
     assert PeerNetwork.__init__.__doc__ is not None
+
+
+async def test_client_gone_during_the_upgrade_is_no_unhandled_error(
+    kit: P2PKit, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Seen in a loaded integration run: a peer shutting down reset its connection while we were still
+    # completing the WebSocket upgrade, and aiohttp logged "Unhandled exception ... Call .prepare() first".
+    server = kit.network(V1)
+    await server.start()
+    assert server.bound_port is not None
+
+    async def reset_during_prepare(self: aiohttp.web.WebSocketResponse, request: object) -> None:
+        raise ConnectionResetError("peer reset the connection")
+
+    monkeypatch.setattr(aiohttp.web.WebSocketResponse, "prepare", reset_during_prepare)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await kit.raw_connect(server.bound_port)
+    assert info.value.status == 400
+    monkeypatch.undo()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    ws = await kit.raw_handshake(server.bound_port, V0, V1)  # and the port still serves real peers
+    await server.wait_connected([V0], TIMEOUT_S)
+    await ws.close()
