@@ -68,6 +68,24 @@ class FetchTracker:
     penalized_until_ms: dict[int, int] = field(default_factory=dict)
     rotation: int = 0
     probe_retries: int = 0  # peers still to ask when an unanswered probe times out
+    far_claims: dict[int, int] = field(default_factory=dict)  # sender -> highest height it signed ahead
+
+    def note_behind(self, height: int, peers: Iterable[int], delivered_height: int) -> None:
+        """Evidence that the network committed `height`, held by `peers`."""
+        if height > delivered_height:
+            self.note_target(height, peers)
+
+    def note_far(self, sender: int, height: int, delivered_height: int, max_faulty: int) -> None:
+        """A validator signed a message for `height`, beyond our window. Once f+1 did, at least one honest
+        validator signed for the (f+1)-th highest such height, so the height below it is committed."""
+        self.far_claims[sender] = max(height, self.far_claims.get(sender, 0))
+        claims = sorted(self.far_claims.values(), reverse=True)
+        if len(claims) >= max_faulty + 1:
+            peers = [s for s, h in self.far_claims.items() if h >= claims[max_faulty]]
+            self.note_behind(claims[max_faulty] - 1, peers, delivered_height)
+
+    def prune_far_claims(self, delivered_height: int) -> None:
+        self.far_claims = {s: h for s, h in self.far_claims.items() if h > delivered_height}
 
     def note_target(self, height: int, peers: Iterable[int]) -> bool:
         """Record evidence; True when it raised the target."""

@@ -12,6 +12,7 @@ from consensus.events import (
     BROADCAST,
     TIMER_PROGRESS,
     BlockExecuted,
+    BlocksFetched,
     ExecuteBlock,
     Halt,
     MessageReceived,
@@ -33,7 +34,15 @@ from consensus.messages import (
     compute_signing_digest,
 )
 from consensus.replica import RecoveredState, Replica, ReplicaConfig, Status
-from core.block import EMPTY_ROOT, Block, BlockHeader, compute_tx_root, verify_commit_certificate
+from core.block import (
+    EMPTY_ROOT,
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    compute_commit_digest,
+    compute_tx_root,
+    verify_commit_certificate,
+)
 from core.devkeys import dev_node_key
 from core.hashing import Domain, tagged_hash
 
@@ -251,28 +260,49 @@ def test_view_change_reports_the_last_delivered_certificate_and_what_is_prepared
     assert [cert.block_hash for cert in sent[0].prepared] == [b1.block_hash, b2.block_hash]
 
 
+def certify(block: Block, view: int = 0) -> CommitCertificate:
+    """A commit certificate from validators 0, 2 and 3 (a quorum of four)."""
+    height = block.header.height
+    digest = compute_commit_digest(CHAIN_ID, view, height, block.block_hash)
+    return CommitCertificate(
+        view, height, block.block_hash, tuple((i, KEYS[i].sign(digest)) for i in (0, 2, 3))
+    )
+
+
 def test_checkpoint_divergence_halts_with_a_diagnosis() -> None:
+    # pre: a replica that state-transferred and executed blocks up to a checkpoint height
     replica = make_replica(1)
-    root = GENESIS_ROOT
+    roots = [GENESIS_ROOT]
+    prev_hash = GENESIS_HASH
     for height in range(1, SIM_PARAMS.checkpoint_interval + 1):
-        header_time = NOW + height
-        block = make_block(height, time_ms=header_time)
-        block = Block(replace(block.header, prev_hash=replica._prev_header_hash(height)), ())
-        replica._certified[height] = (block, None)  # type: ignore[assignment]
-        replica._deliver()
-        root = tagged_hash(Domain.STATE_NODE, root + block.block_hash)
-        replica.step(BlockExecuted(height, root, EMPTY_ROOT))
+        state_height = max(0, height - SIM_PARAMS.pipeline_depth)
+        header = replace(
+            make_block(height, time_ms=NOW + height).header,
+            prev_hash=prev_hash,
+            state_height=state_height,
+            state_root=roots[state_height],
+        )
+        block = Block(header, ())
+        outputs = replica.step(BlocksFetched(0, ((block, certify(block)),)))
+        assert [o.block for o in outputs if isinstance(o, ExecuteBlock)] == [block]
+        roots.append(tagged_hash(Domain.STATE_NODE, roots[-1] + block.block_hash))
+        replica.step(BlockExecuted(height, roots[-1], EMPTY_ROOT))
+        prev_hash = block.block_hash
+    # event: a quorum of others signs another state root for the checkpoint height
     height = SIM_PARAMS.checkpoint_interval
-    block_hash = replica._chain[height].block_hash
     theirs = b"\x09" * 32
     outputs: list[Output] = []
     for sender in (0, 2, 3):
-        outputs += deliver(replica, sender, sign(Checkpoint(height, block_hash, theirs, sender, b"")))
+        outputs += deliver(replica, sender, sign(Checkpoint(height, prev_hash, theirs, sender, b"")))
+    # post: one Halt naming the height and both roots; every later input is ignored
     halts = [o for o in outputs if isinstance(o, Halt)]
     assert len(halts) == 1
     assert (
-        str(height) in halts[0].reason and root.hex() in halts[0].reason and theirs.hex() in halts[0].reason
+        str(height) in halts[0].reason
+        and roots[-1].hex() in halts[0].reason
+        and theirs.hex() in halts[0].reason
     )
+    assert replica.status is Status.HALTED
     assert replica.step(Tick(NOW + 10**6)) == []
 
 

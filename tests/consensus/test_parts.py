@@ -1,0 +1,255 @@
+"""Unit tests of the replica's parts, each on its own: its state, its invariants, its outputs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from pbft_sim import CHAIN_ID, GENESIS_HASH, GENESIS_ROOT, GENESIS_TIME_MS
+
+from consensus import log as clog
+from consensus.chain import Candidates, ChainWindow
+from consensus.config import ExecutionRoots
+from consensus.events import TIMER_PROGRESS, CancelTimer, Halt, ReportMisbehaviour, SetTimer
+from consensus.membership import Membership, ValidatorSet
+from consensus.messages import Commit, Prepare, PrePrepare, compute_signing_digest
+from consensus.outbox import Clock, EvidenceLog, Outbox, Signer, Timers
+from consensus.progress import ProgressTimer
+from consensus.safety import SafetyLog
+from consensus.transfer import FetchTracker
+from consensus.view_state import Status, ViewState
+from consensus.votes import VoteBook
+from core.block import EMPTY_ROOT, Block, BlockHeader, CommitCertificate, compute_tx_root
+from core.devkeys import dev_node_key
+from core.errors import InvariantBroken
+
+KEYS = [dev_node_key("validator", i) for i in range(7)]
+H1 = b"\x01" * 32
+H2 = b"\x02" * 32
+
+
+def block_at(height: int, prev_hash: bytes = GENESIS_HASH, time_ms: int = GENESIS_TIME_MS + 1) -> Block:
+    header = BlockHeader(
+        CHAIN_ID, height, prev_hash, time_ms, 0, 0, compute_tx_root(()), 0, GENESIS_ROOT, EMPTY_ROOT
+    )
+    return Block(header, ())
+
+
+def cert_for(block: Block) -> CommitCertificate:
+    return CommitCertificate(0, block.header.height, block.block_hash, ())
+
+
+# --- membership -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "f", "quorum", "weak"), [(1, 0, 1, 1), (4, 1, 3, 2), (5, 1, 4, 2), (7, 2, 5, 3)]
+)
+def test_validator_set_arithmetic(n: int, f: int, quorum: int, weak: int) -> None:
+    validators = ValidatorSet(tuple(k.public_key for k in KEYS[:n]))
+    assert (validators.n, validators.f, validators.quorum, validators.weak_quorum) == (n, f, quorum, weak)
+    assert [validators.primary(view) for view in range(n + 1)] == [*range(n), 0]
+    assert validators.contains(n - 1) and not validators.contains(n) and not validators.contains(-1)
+
+
+def test_membership_today_is_the_genesis_set_at_every_height() -> None:
+    genesis = ValidatorSet(tuple(k.public_key for k in KEYS[:4]))
+    membership = Membership(genesis)
+    assert membership.at(1) is genesis and membership.at(10**9) is genesis
+
+
+# --- vote book --------------------------------------------------------------------------------------------
+
+
+def test_vote_book_keeps_one_vote_per_sender_and_names_the_conflicting_one() -> None:
+    votes = VoteBook()
+    first = Prepare(0, 1, H1, 2, b"a")
+    assert votes.prepares.add(first) == (True, None)
+    assert votes.prepares.add(first) == (False, None)  # a duplicate is no evidence
+    assert votes.prepares.add(Prepare(0, 1, H2, 2, b"b")) == (False, first)  # a second digest is
+    assert votes.prepares.has_voted(0, 1, 2) and not votes.prepares.has_voted(1, 1, 2)
+    assert votes.prepares.signatures_for(0, 1, H1, excluding=0) == [(2, b"a")]
+    assert votes.prepares.signatures_for(0, 1, H1, excluding=2) == []
+
+
+def test_vote_book_groups_commits_by_block_in_hash_order() -> None:
+    votes = VoteBook()
+    for sender, digest in ((3, H2), (1, H1), (0, H2)):
+        votes.commits.add(Commit(0, 5, digest, sender, bytes([sender])))
+    assert votes.commits.by_block(0, 5) == [(H1, [(1, b"\x01")]), (H2, [(3, b"\x03"), (0, b"\x00")])]
+    assert votes.commits.by_block(1, 5) == []
+
+
+def test_vote_book_prunes_delivered_heights_and_old_views() -> None:
+    votes = VoteBook()
+    pp_low = PrePrepare(0, 1, block_at(1), 0, b"")
+    pp_high = PrePrepare(5, 2, block_at(2), 1, b"")
+    votes.put_pre_prepare(pp_low, received_ms=10)
+    votes.put_pre_prepare(pp_high, received_ms=20)
+    votes.reject(0, 1)
+    votes.prepares.add(Prepare(0, 2, H1, 3, b""))
+    votes.prune(low_height=1, min_view=1)
+    assert votes.pre_prepare(0, 1) is None and not votes.is_rejected(0, 1)
+    assert votes.pre_prepare(5, 2) is pp_high and votes.received_ms(5, 2, default=0) == 20
+    assert not votes.prepares.has_voted(0, 2, 3)  # view 0 is older than min_view
+    assert votes.block_hashes() == {pp_high.block_hash}
+
+
+# --- chain window and candidates ---------------------------------------------------------------------------
+
+
+def make_chain(executed: int = 0, blocks: tuple[Block, ...] = ()) -> ChainWindow:
+    roots = {h: ExecutionRoots(GENESIS_ROOT, EMPTY_ROOT) for h in range(executed + 1)}
+    return ChainWindow(
+        genesis_hash=GENESIS_HASH,
+        genesis_time_ms=GENESIS_TIME_MS,
+        executed_height=executed,
+        roots=roots,
+        recent_blocks=[(b, cert_for(b)) for b in blocks],
+        tx_validity_blocks_max=10,
+    )
+
+
+def test_chain_window_delivers_in_order_and_links_to_genesis() -> None:
+    chain = make_chain()
+    assert chain.prev_header(1) == (GENESIS_HASH, GENESIS_TIME_MS)
+    first = block_at(1)
+    chain.append(first, cert_for(first))
+    assert chain.delivered_height == 1 and chain.prev_header_hash(2) == first.block_hash
+    with pytest.raises(InvariantBroken):
+        chain.append(block_at(3), cert_for(block_at(3)))  # a gap
+    with pytest.raises(InvariantBroken):
+        chain.record_execution(2, ExecutionRoots(GENESIS_ROOT, EMPTY_ROOT))  # not delivered yet
+    chain.record_execution(1, ExecutionRoots(H1, H2))
+    assert chain.executed_height == 1 and chain.roots(1) == ExecutionRoots(H1, H2)
+
+
+def test_chain_window_refuses_a_recovery_without_the_last_block() -> None:
+    with pytest.raises(InvariantBroken):
+        make_chain(executed=1)
+
+
+def test_candidates_pair_a_certificate_with_a_block_that_arrives_later() -> None:
+    candidates = Candidates()
+    block = block_at(1)
+    candidates.note_certificate(cert_for(block), delivered_height=0)
+    assert candidates.has_unmatched() and not candidates.match_certificates(delivered_height=0)
+    candidates.add(block)
+    assert candidates.match_certificates(delivered_height=0)
+    assert candidates.pop_certified(1) == (block, cert_for(block)) and not candidates.has_unmatched()
+
+
+def test_candidates_prune_keeps_only_live_blocks_and_near_certificates() -> None:
+    candidates = Candidates()
+    kept, dropped, certified = block_at(2), block_at(3), block_at(4)
+    for block in (kept, dropped, certified):
+        candidates.add(block)
+    candidates.certify(certified, cert_for(certified))
+    candidates.note_certificate(cert_for(block_at(50)), delivered_height=1)
+    candidates.prune(low_height=1, unmatched_window=20, live={kept.block_hash})
+    assert candidates.get(kept.block_hash) is kept and candidates.get(certified.block_hash) is certified
+    assert candidates.get(dropped.block_hash) is None and not candidates.has_unmatched()
+
+
+# --- safety log ---------------------------------------------------------------------------------------------
+
+
+def test_safety_log_never_signs_two_digests_in_one_view_nor_an_older_view() -> None:
+    safety = SafetyLog({}, {})
+    assert safety.may_vote(1, 5, H1)
+    record = safety.log_vote(1, 5, H1, clog.PHASE_PREPARE)
+    assert record.key == clog.height_key(b"c1/vote/", 5) and record.value is not None
+    assert safety.may_vote(1, 5, H1) and not safety.may_vote(1, 5, H2)
+    assert not safety.may_vote(0, 5, H1)  # older view
+    assert safety.may_vote(2, 5, H2)  # a later view may prepare another block
+    assert safety.has_voted(1, 5, clog.PHASE_PREPARE) and not safety.has_voted(1, 5, clog.PHASE_COMMIT)
+    assert safety.last_vote_view(5) == 1 and safety.last_vote_view(6) == -1
+
+
+def test_safety_log_prunes_through_a_stable_checkpoint_with_deletions_to_persist() -> None:
+    safety = SafetyLog({}, {})
+    for height in (3, 4, 9):
+        safety.log_vote(0, height, H1, clog.PHASE_COMMIT)
+    deletions = safety.prune_through(4)
+    assert [r.key for r in deletions if r.key.startswith(b"c1/vote/")] == [
+        clog.height_key(b"c1/vote/", 3),
+        clog.height_key(b"c1/vote/", 4),
+    ]
+    assert all(r.value is None for r in deletions)
+    assert [h for h, _ in safety.commit_votes_above(0)] == [9]
+
+
+# --- view state -----------------------------------------------------------------------------------------------
+
+
+def test_view_state_moves_only_along_its_transitions() -> None:
+    outbox = Outbox()
+    views = ViewState(outbox, 0, Status.NORMAL)
+    views.become_view_change(1)
+    assert (views.view, views.status) == (1, Status.VIEW_CHANGE)
+    views.become_normal(1, low_height=7)
+    assert (views.view, views.low_height, views.is_normal) == (1, 7, True)
+    views.halt("diverged")
+    assert views.is_halted and outbox.take() == [Halt("diverged")]
+    with pytest.raises(InvariantBroken):
+        views.become_normal(2, 0)
+
+
+# --- timers and progress --------------------------------------------------------------------------------------
+
+
+def test_timers_ignore_cancelled_and_stale_fires() -> None:
+    clock, outbox = Clock(), Outbox()
+    timers = Timers(clock, outbox, slack_ms=50)
+    clock.advance(1000)
+    timers.set("t", 200)
+    assert outbox.take() == [SetTimer("t", 200)]
+    clock.advance(1100)
+    assert not timers.take_fired("t")  # too early: a fire of an earlier arming
+    clock.advance(1150)
+    assert timers.take_fired("t") and "t" not in timers
+    timers.set("t", 10)
+    timers.cancel("t")
+    assert outbox.take()[-1] == CancelTimer("t") and not timers.take_fired("t")
+
+
+def test_progress_timer_deadline_and_backoff() -> None:
+    clock, outbox = Clock(), Outbox()
+    timers = Timers(clock, outbox, slack_ms=0)
+    progress = ProgressTimer(clock, timers, view_timeout_ms=100)
+    clock.advance(1000)
+    progress.restart()
+    progress.refresh(running=True, has_work=True, oldest_tx_ms=None)
+    assert timers.deadline(TIMER_PROGRESS) == 1100
+    progress.on_view_change()
+    progress.on_view_change()
+    assert progress.timeout_ms() == 400
+    progress.on_delivered(in_normal_case=True)
+    assert progress.timeout_ms() == 100
+    progress.refresh(running=False, has_work=True, oldest_tx_ms=None)
+    assert TIMER_PROGRESS not in timers
+
+
+def test_far_claims_need_f_plus_one_senders() -> None:
+    fetch = FetchTracker(0, 4)
+    fetch.note_far(1, 50, delivered_height=0, max_faulty=1)
+    assert fetch.target_height == 0  # one sender may lie
+    fetch.note_far(2, 40, delivered_height=0, max_faulty=1)
+    assert fetch.target_height == 39 and sorted(fetch.hint_peers) == [1, 2]
+
+
+# --- signing and evidence -------------------------------------------------------------------------------------
+
+
+def test_signer_and_evidence_log() -> None:
+    signer = Signer(CHAIN_ID, KEYS[2])
+    vote = signer.sign(Prepare(0, 1, H1, 2, b""))
+    assert KEYS[2].public_key and vote.signature == KEYS[2].sign(compute_signing_digest(CHAIN_ID, vote))
+    outbox = Outbox()
+    evidence = EvidenceLog(outbox, limit=1)
+    other = signer.sign(replace(vote, block_hash=H2, signature=b""))
+    evidence.record(vote, other)
+    evidence.record(other, vote)
+    assert len(evidence.items()) == 1 and evidence.items()[0].first == other
+    reports = outbox.take()
+    assert all(isinstance(r, ReportMisbehaviour) and r.peer == 2 for r in reports) and len(reports) == 2
