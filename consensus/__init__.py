@@ -1,11 +1,14 @@
 """PBFT consensus as a sans-I/O state machine (no asyncio, sockets, storage, clock or randomness inside).
 
-Modules: `replica` (the state machine; its parts in `replica_base`, `normal_case`, `view_change` and
-`catch_up`), `messages` (wire types, canonical codec, signing digests), `certificate` (quorum proofs and the
-NEW-VIEW re-proposal rule), `events` (inputs and outputs), `log` (durable record layout), `pool` (pending
-transactions and the replay window), `transfer` (state transfer bookkeeping).
+Modules: `replica` (the thin front that routes inputs), its logic parts `normal_case`, `view_change`,
+`catch_up` and `checkpoints`, its state parts `view_state`, `votes`, `chain`, `safety`, `progress`,
+`membership`, `pool` and `transfer`, and the plumbing in `outbox` and `config`; `driver` (the one loop that
+feeds a replica and performs its outputs, used by the node and by the simulation); `messages` (wire types,
+canonical codec, signing digests), `certificate` (quorum proofs and the NEW-VIEW re-proposal rule),
+`events` (inputs and outputs), `log` (durable record layout).
 
-Shell contract (the node's asyncio shell; tests/consensus/sim.py is a second, simulated shell):
+Shell contract (consensus.driver.Driver implements steps 2 and 3 over an Effects object; node/validator.py
+and tests/consensus/pbft_sim.py provide the two Effects):
   1. Build once:  Replica(ReplicaConfig.from_genesis(genesis, key.public_key), key, RecoveredState(...))
      then perform `replica.start(now_ms)`. RecoveredState carries the last executed height, the roots of
      the last pipeline_depth executed heights, the last tx_validity_blocks_max executed blocks with their

@@ -1,10 +1,10 @@
-"""The validator's consensus shell: feeds the PBFT replica and performs its outputs, in order.
+"""The validator's consensus shell: the world the PBFT replica's outputs act on.
 
-The replica (consensus/) is pure; this shell is the only place where its decisions touch the world. It
-performs each step's outputs in list order, so a Persist is durable (fsync) before any later Send leaves the
-node (double-sign protection), and blocks execute strictly in height order. Inputs are processed one at a
-time from a queue: an output that produces a new input (an executed block) is handled after the current
-list is done, never re-entrantly.
+The replica (consensus/) is pure and consensus.driver.Driver is the loop that feeds it, the same loop the
+seeded simulation runs. This shell is the driver's Effects: Persist is a synced LevelDB write (done before
+any later Send of the same step leaves: double-sign protection), Send goes through the peer layer,
+ExecuteBlock runs the chaincode and commits the block (its BlockExecuted is queued, never fed
+re-entrantly), timers are asyncio timer handles, FetchBlocks is a sync-channel request.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import asyncio
 import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 
+from consensus.driver import Driver
 from consensus.events import (
     BROADCAST,
     BlockExecuted,
@@ -26,13 +26,11 @@ from consensus.events import (
     Halt,
     Input,
     MessageReceived,
-    Output,
     PeerConnected,
     Persist,
     ReportMisbehaviour,
     Send,
     SetTimer,
-    Tick,
     TimerFired,
     TxReceived,
 )
@@ -67,6 +65,8 @@ def now_ms() -> int:
 
 
 class ValidatorShell:
+    """The replica's Effects (consensus.driver): LevelDB, the peer layer, the chaincode, asyncio timers."""
+
     def __init__(
         self,
         genesis: Genesis,
@@ -84,9 +84,7 @@ class ValidatorShell:
         self.verified = verified
         self.on_committed = on_committed
         self.replica = Replica(ReplicaConfig.from_genesis(genesis, key.public_key), key, self._recover())
-        self.halted_reason: str | None = None
-        self._inputs: deque[Input] = deque()
-        self._running = False
+        self.driver = Driver(self.replica, self, prestart_inputs_max=PRESTART_INPUTS_MAX)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._request_ids = itertools.count(1)
         self._fetches: dict[int, int] = {}  # request id -> validator index asked
@@ -122,24 +120,25 @@ class ValidatorShell:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._perform(self.replica.start(now_ms()))
-        self._drain()
+        self.driver.start()
+        self._note_view()
 
     def stop(self) -> None:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
 
+    @property
+    def halted_reason(self) -> str | None:
+        return self.driver.halted_reason
+
     # --- inputs -------------------------------------------------------------------------------------------
 
     def submit(self, event: Input) -> None:
-        """Queue an input for the replica and process the queue unless we are already inside it. Before
-        start() (peers connect and send while the node waits for a quorum of links) inputs only queue, up to
-        PRESTART_INPUTS_MAX: dropping a consensus message is safe, since votes and view changes are resent."""
-        if self._loop is None and len(self._inputs) >= PRESTART_INPUTS_MAX:
-            return
-        self._inputs.append(event)
-        self._drain()
+        """Hand an input to the driver; before start() (peers connect and send while the node waits for a
+        quorum of links) inputs only queue."""
+        self.driver.submit(event)
+        self._note_view()
 
     def on_tx_admitted(self, tx: SignedTx) -> None:
         self.submit(TxReceived(tx))
@@ -172,23 +171,9 @@ class ValidatorShell:
                 return tx
         return None
 
-    # --- the step loop --------------------------------------------------------------------------------------
-
-    def _drain(self) -> None:
-        if self._running or self._loop is None:
+    def _note_view(self) -> None:
+        if self.replica.view == self._last_view:
             return
-        self._running = True
-        try:
-            while self._inputs and self.halted_reason is None:
-                event = self._inputs.popleft()
-                self.replica.step(Tick(now_ms()))
-                self._perform(self.replica.step(event))
-                if self.replica.view != self._last_view:
-                    self._on_view_changed()
-        finally:
-            self._running = False
-
-    def _on_view_changed(self) -> None:
         self._last_view = self.replica.view
         metrics = self.applier.metrics
         metrics.view.set(self.replica.view)
@@ -200,57 +185,55 @@ class ValidatorShell:
             extra={"height": self.store.last_height, "view": self.replica.view},
         )
 
-    def _perform(self, outputs: list[Output]) -> None:
-        for output in outputs:
-            if isinstance(output, Persist):
-                self.store.consensus_log.put_many(((r.key, r.value) for r in output.records), sync=True)
-            elif isinstance(output, Send):
-                self._send(output)
-            elif isinstance(output, ExecuteBlock):
-                self._execute(output)
-            elif isinstance(output, SetTimer):
-                self._set_timer(output.timer_id, output.delay_ms)
-            elif isinstance(output, CancelTimer):
-                handle = self._timers.pop(output.timer_id, None)
-                if handle is not None:
-                    handle.cancel()
-            elif isinstance(output, FetchBlocks):
-                self._fetch(output)
-            elif isinstance(output, ReportMisbehaviour):
-                log.warning(
-                    "validator %d misbehaved: %s", output.peer, output.reason, extra={"peer": output.peer}
-                )
-                self.applier.metrics.misbehaviour.labels(kind="consensus").inc()
-            elif isinstance(output, Halt):
-                self._halt(output.reason)
+    # --- Effects ------------------------------------------------------------------------------------------
 
-    def _send(self, output: Send) -> None:
+    def now_ms(self) -> int:
+        return now_ms()
+
+    def persist(self, output: Persist) -> None:
+        self.store.consensus_log.put_many(((r.key, r.value) for r in output.records), sync=True)
+
+    def report(self, output: ReportMisbehaviour) -> None:
+        log.warning("validator %d misbehaved: %s", output.peer, output.reason, extra={"peer": output.peer})
+        self.applier.metrics.misbehaviour.labels(kind="consensus").inc()
+
+    def halt(self, output: Halt) -> None:
+        self.stop()
+        log.critical("CONSENSUS HALTED: %s", output.reason, extra={"height": self.store.last_height})
+
+    def send(self, output: Send) -> None:
         payload = encode_message(output.message)
         if output.to == BROADCAST:
             self.network.broadcast(CHANNEL_CONSENSUS, payload, to="validators")
         else:
             self.network.send(PeerId.validator(output.to), CHANNEL_CONSENSUS, payload)
 
-    def _execute(self, output: ExecuteBlock) -> None:
+    def execute(self, output: ExecuteBlock) -> BlockExecuted:
         applied = self.applier.apply(output.block, output.certificate)
         self.on_committed(output.block)
         certified = CertifiedBlock(output.block, output.certificate, applied.results)
         self.network.broadcast(CHANNEL_BLOCKS, encode_certified_block(certified), to="observers")
         height = output.block.header.height
-        self._inputs.append(BlockExecuted(height, applied.outcome.state_root, applied.outcome.results_root))
+        return BlockExecuted(height, applied.outcome.state_root, applied.outcome.results_root)
 
-    def _set_timer(self, timer_id: str, delay_ms: int) -> None:
-        previous = self._timers.pop(timer_id, None)
+    def set_timer(self, output: SetTimer) -> None:
+        previous = self._timers.pop(output.timer_id, None)
         if previous is not None:
             previous.cancel()
         assert self._loop is not None
-        self._timers[timer_id] = self._loop.call_later(max(0, delay_ms) / 1000, self._timer_fired, timer_id)
+        delay_s = max(0, output.delay_ms) / 1000
+        self._timers[output.timer_id] = self._loop.call_later(delay_s, self._timer_fired, output.timer_id)
+
+    def cancel_timer(self, output: CancelTimer) -> None:
+        handle = self._timers.pop(output.timer_id, None)
+        if handle is not None:
+            handle.cancel()
 
     def _timer_fired(self, timer_id: str) -> None:
         self._timers.pop(timer_id, None)
         self.submit(TimerFired(timer_id))
 
-    def _fetch(self, output: FetchBlocks) -> None:
+    def fetch(self, output: FetchBlocks) -> None:
         peer = PeerId.validator(output.peer)
         request_id = next(self._request_ids)
         request = GetBlocks(request_id, output.from_height, output.to_height)
@@ -267,14 +250,9 @@ class ValidatorShell:
         deferred = self._deferred_fetch
         if deferred is not None and peer == PeerId.validator(deferred.peer):
             self._deferred_fetch = None
-            self._fetch(deferred)
+            self.fetch(deferred)
         if peer.role.value == "validator":
             self.submit(PeerConnected(peer.index))
-
-    def _halt(self, reason: str) -> None:
-        self.halted_reason = reason
-        self.stop()
-        log.critical("CONSENSUS HALTED: %s", reason, extra={"height": self.store.last_height})
 
     # --- status -----------------------------------------------------------------------------------------------
 

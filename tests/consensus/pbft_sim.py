@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from consensus.driver import Driver
 from consensus.events import (
     BROADCAST,
     BlockExecuted,
@@ -31,13 +32,11 @@ from consensus.events import (
     Halt,
     Input,
     MessageReceived,
-    Output,
     PeerConnected,
     Persist,
     ReportMisbehaviour,
     Send,
     SetTimer,
-    Tick,
     TimerFired,
     TxReceived,
 )
@@ -133,6 +132,7 @@ class Node:
     key: SigningKey
     durable: Durable = field(default_factory=Durable)
     replica: Replica | None = None
+    driver: Driver | None = None  # the production driver loop, over SimEffects
     up: bool = True
     paused_until: int = 0
     epoch: int = 0  # bumps at each crash; events of an older epoch are dropped
@@ -147,6 +147,51 @@ class Node:
 class Violation:
     kind: str
     detail: str
+
+
+class SimEffects:
+    """The simulation's side of the driver: a virtual clock, a durable store per node, a lossy network."""
+
+    def __init__(self, sim: Simulation, node: Node) -> None:
+        self.sim = sim
+        self.node = node
+
+    def now_ms(self) -> int:
+        return self.sim.now
+
+    def persist(self, output: Persist) -> None:
+        log = self.node.durable.log
+        for record in output.records:
+            if record.value is None:
+                log.pop(record.key, None)
+            else:
+                log[record.key] = record.value
+
+    def send(self, output: Send) -> None:
+        self.sim.send_from(self.node, output)
+
+    def execute(self, output: ExecuteBlock) -> None:
+        self.sim.store_block(self.node, output)  # executes later, as an "exec" event
+
+    def set_timer(self, output: SetTimer) -> None:
+        node = self.node
+        gen = node.timer_gen.get(output.timer_id, 0) + 1
+        node.timer_gen[output.timer_id] = gen
+        self.sim.schedule(
+            self.sim.now + output.delay_ms, "timer", node.index, node.epoch, output.timer_id, gen
+        )
+
+    def cancel_timer(self, output: CancelTimer) -> None:
+        self.node.timer_gen[output.timer_id] = self.node.timer_gen.get(output.timer_id, 0) + 1
+
+    def fetch(self, output: FetchBlocks) -> None:
+        self.sim.transmit(self.node.index, output.peer, "fetch_req", (output.from_height, output.to_height))
+
+    def report(self, output: ReportMisbehaviour) -> None:
+        self.sim.reports.append((self.node.index, output))
+
+    def halt(self, output: Halt) -> None:
+        self.node.halted = output.reason
 
 
 class Simulation:
@@ -217,46 +262,17 @@ class Simulation:
             log=dict(durable.log),
         )
         node.replica = Replica(self.config(node.index), node.key, recovered, verify=self.verify)
+        node.driver = Driver(node.replica, SimEffects(self, node))
         node.up = True
         node.exec_ready_ms = self.now
-        self._perform(node, node.replica.start(self.now))
+        node.driver.start()
 
     def _feed(self, node: Node, event: Input) -> None:
-        if not node.up or node.replica is None or node.halted:
+        if not node.up or node.driver is None or node.halted:
             return
-        replica = node.replica
-        outputs = replica.step(Tick(self.now))
-        outputs += replica.step(event)
-        self._perform(node, outputs)
+        node.driver.submit(event)
 
-    def _perform(self, node: Node, outputs: list[Output]) -> None:
-        for output in outputs:
-            if isinstance(output, Persist):
-                for record in output.records:
-                    if record.value is None:
-                        node.durable.log.pop(record.key, None)
-                    else:
-                        node.durable.log[record.key] = record.value
-            elif isinstance(output, Send):
-                self._send_from(node, output)
-            elif isinstance(output, ExecuteBlock):
-                self._store_block(node, output)
-            elif isinstance(output, SetTimer):
-                gen = node.timer_gen.get(output.timer_id, 0) + 1
-                node.timer_gen[output.timer_id] = gen
-                self.schedule(
-                    self.now + output.delay_ms, "timer", node.index, node.epoch, output.timer_id, gen
-                )
-            elif isinstance(output, CancelTimer):
-                node.timer_gen[output.timer_id] = node.timer_gen.get(output.timer_id, 0) + 1
-            elif isinstance(output, FetchBlocks):
-                self._transmit(node.index, output.peer, "fetch_req", (output.from_height, output.to_height))
-            elif isinstance(output, ReportMisbehaviour):
-                self.reports.append((node.index, output))
-            elif isinstance(output, Halt):
-                node.halted = output.reason
-
-    def _store_block(self, node: Node, output: ExecuteBlock) -> None:
+    def store_block(self, node: Node, output: ExecuteBlock) -> None:
         height = output.block.header.height
         if height != node.durable.height + 1:
             raise AssertionError(f"node {node.index}: ExecuteBlock {height} after {node.durable.height}")
@@ -266,7 +282,7 @@ class Simulation:
 
     # --- network ----------------------------------------------------------------------------------------
 
-    def _send_from(self, node: Node, output: Send) -> None:
+    def send_from(self, node: Node, output: Send) -> None:
         targets = [i for i in range(self.n) if i != node.index] if output.to == BROADCAST else [output.to]
         behaviour = node.byzantine
         if behaviour == "silent":
@@ -283,15 +299,15 @@ class Simulation:
                 message = self._forge_block(node, message)
             if behaviour == "double_vote" and isinstance(message, Prepare | Commit) and position % 2 == 1:
                 message = self._forge_vote(node, message)
-            self._transmit(node.index, target, "msg", encode_message(message))
+            self.transmit(node.index, target, "msg", encode_message(message))
             if behaviour == "equivocate" and position == len(targets) - 1:
-                self._transmit(node.index, target, "msg", encode_message(output.message))
+                self.transmit(node.index, target, "msg", encode_message(output.message))
             if (
                 behaviour == "double_vote"
                 and position == len(targets) - 1
                 and isinstance(message, Prepare | Commit)
             ):
-                self._transmit(node.index, target, "msg", encode_message(self._forge_vote(node, message)))
+                self.transmit(node.index, target, "msg", encode_message(self._forge_vote(node, message)))
 
     def _sign(self, node: Node, message: Any) -> Any:
         return replace(message, signature=node.key.sign(compute_signing_digest(CHAIN_ID, message)))
@@ -303,7 +319,7 @@ class Simulation:
     def _forge_vote(self, node: Node, vote: Prepare | Commit) -> Prepare | Commit:
         return self._sign(node, replace(vote, block_hash=tagged_hash(Domain.BLOCK_HEADER, vote.block_hash)))
 
-    def _transmit(self, src: int, dst: int, kind: str, payload: Any) -> None:
+    def transmit(self, src: int, dst: int, kind: str, payload: Any) -> None:
         if (src, dst) in self.blocked or self.rng.random() < self.drop_rate:
             return
         copies = 2 if self.rng.random() < self.dup_rate else 1
@@ -380,7 +396,7 @@ class Simulation:
         elif kind == "fetch_req":
             first, last = data
             served = self._serve(node, first, last)
-            self._transmit(dst, src, "fetch_resp", served)
+            self.transmit(dst, src, "fetch_resp", served)
         elif kind == "fetch_resp":
             self._feed(node, BlocksFetched(src, data))
 
@@ -418,6 +434,7 @@ class Simulation:
         node = self.nodes[index]
         node.up = False
         node.replica = None
+        node.driver = None
         node.epoch += 1
         node.timer_gen = {}
 
@@ -456,22 +473,22 @@ class Simulation:
         digest = tagged_hash(Domain.BLOCK_HEADER, self.rng.randbytes(8))
         choice = self.rng.randrange(6)
         if choice == 0:
-            self._transmit(index, target, "msg", self.rng.randbytes(self.rng.randint(1, 200)))
+            self.transmit(index, target, "msg", self.rng.randbytes(self.rng.randint(1, 200)))
         elif choice == 1:
             forged = Prepare(view, height, digest, index, self.rng.randbytes(64))
-            self._transmit(index, target, "msg", encode_message(forged))
+            self.transmit(index, target, "msg", encode_message(forged))
         elif choice == 2:
             far_view = self._sign(node, Prepare(view + 1000, height, digest, index, b""))
-            self._transmit(index, target, "msg", encode_message(far_view))
+            self.transmit(index, target, "msg", encode_message(far_view))
         elif choice == 3:
             far_height = self._sign(node, Commit(view, height + 10**6, digest, index, b""))
-            self._transmit(index, target, "msg", encode_message(far_height))
+            self.transmit(index, target, "msg", encode_message(far_height))
         elif choice == 4:
             vc = self._sign(node, ViewChange(view + 100, index, None, (), b""))
-            self._transmit(index, target, "msg", encode_message(vc))
+            self.transmit(index, target, "msg", encode_message(vc))
         else:
             impersonated = self._sign(node, Prepare(view, height, digest, target, b""))
-            self._transmit(index, target, "msg", encode_message(impersonated))
+            self.transmit(index, target, "msg", encode_message(impersonated))
 
     # --- observation and checks -------------------------------------------------------------------------
 
