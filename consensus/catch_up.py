@@ -13,8 +13,9 @@ from consensus.events import TIMER_FETCH, BlocksFetched, FetchBlocks
 from consensus.membership import Membership
 from consensus.normal_case import NormalCase
 from consensus.outbox import Clock, Outbox, Timers
-from consensus.transfer import FETCH_CHUNK, FetchTracker, ServedBlockError, validate_served_block
+from consensus.transfer import FETCH_CHUNK, FetchTracker
 from consensus.view_state import ViewState
+from core.successor import SuccessorError, validate_certified_successor
 
 
 class StateTransfer:
@@ -99,15 +100,15 @@ class StateTransfer:
             if height != self.chain.delivered_height + 1:
                 break
             try:
-                validate_served_block(
+                validate_certified_successor(
                     block,
                     cert,
-                    prev_header_hash=self.chain.prev_header_hash(height),
+                    self.chain.tip(),
                     chain_id=self.cfg.chain_id,
                     validator_keys=self.membership.at(height).keys,
-                    block_txs_max=self.p.block_txs_max,
+                    params=self.p,
                 )
-            except ServedBlockError as exc:
+            except SuccessorError as exc:
                 self.out.report(peer, f"served a bad block: {exc}")
                 self.fetch.penalize(peer, self.clock.now_ms)
                 break

@@ -14,6 +14,7 @@ from consensus.config import ExecutionRoots
 from consensus.pool import CommittedWindow
 from core.block import Block, CommitCertificate
 from core.errors import InvariantBroken
+from core.successor import ChainTip
 
 
 class ChainWindow:
@@ -60,6 +61,12 @@ class ChainWindow:
             return self.genesis_hash, self.genesis_time_ms
         block = self._blocks[height - 1]
         return block.block_hash, block.header.time_ms
+
+    def tip(self) -> ChainTip:
+        """The last delivered block, which the next one must extend."""
+        height = self.delivered_height
+        prev_hash, prev_time = self.prev_header(height + 1)
+        return ChainTip(height, prev_hash, prev_time)
 
     def roots(self, height: int) -> ExecutionRoots | None:
         return self._roots.get(height)

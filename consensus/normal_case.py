@@ -31,6 +31,7 @@ from consensus.transfer import FetchTracker
 from consensus.view_state import ViewState
 from consensus.votes import VoteBook
 from core.block import Block, BlockHeader, CommitCertificate, compute_tx_root
+from core.successor import SuccessorError, validate_certified_successor
 
 
 class NormalCase:
@@ -450,10 +451,20 @@ class NormalCase:
             if certified is None:
                 break
             block, cert = certified
-            if block.header.prev_hash != self.chain.prev_header_hash(height):
+            try:
+                # the certificate is ours, assembled from COMMITs verified one by one
+                validate_certified_successor(
+                    block,
+                    None,
+                    self.chain.tip(),
+                    chain_id=self.cfg.chain_id,
+                    validator_keys=self.membership.at(height).keys,
+                    params=self.p,
+                )
+            except SuccessorError as exc:
                 self.views.halt(
-                    f"certified block {height} ({block.block_hash.hex()}) does not link to our block "
-                    f"{height - 1}: more than f validators are faulty"
+                    f"certified block {height} ({block.block_hash.hex()}) is not a valid successor of our "
+                    f"chain ({exc}): more than f validators are faulty"
                 )
                 return
             accepted = self._accepted.get(height)

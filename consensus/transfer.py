@@ -10,49 +10,11 @@ and not asked again for PENALTY_MS. Peer choice rotates deterministically, so no
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-from core.block import (
-    Block,
-    BlockHeader,
-    CertificateError,
-    CommitCertificate,
-    compute_tx_root,
-    verify_commit_certificate,
-)
 
 FETCH_CHUNK = 100  # blocks asked for per request
 PENALTY_MS = 60_000  # how long a peer that served a bad block is skipped
-
-
-class ServedBlockError(Exception):
-    """A peer served a block that does not prove itself; the message names the check that failed."""
-
-
-def validate_served_block(
-    block: Block,
-    certificate: CommitCertificate,
-    *,
-    prev_header_hash: bytes,
-    chain_id: str,
-    validator_keys: Sequence[bytes],
-    block_txs_max: int,
-) -> None:
-    """Raise ServedBlockError unless `block` is a committed successor of the block with hash prev_header_hash."""
-    header: BlockHeader = block.header
-    if header.chain_id != chain_id:
-        raise ServedBlockError(f"block {header.height} is for chain {header.chain_id!r}")
-    if header.prev_hash != prev_header_hash:
-        raise ServedBlockError(f"block {header.height} does not link to our block {header.height - 1}")
-    if header.tx_count != len(block.txs) or len(block.txs) > block_txs_max:
-        raise ServedBlockError(f"block {header.height} has a wrong transaction count")
-    if header.tx_root != compute_tx_root(block.txs):
-        raise ServedBlockError(f"block {header.height} transactions do not match tx_root")
-    try:
-        verify_commit_certificate(certificate, header, validator_keys)
-    except CertificateError as exc:
-        raise ServedBlockError(f"block {header.height}: {exc}") from None
 
 
 @dataclass(slots=True)
