@@ -30,6 +30,7 @@ from consensus.events import (
     Send,
     SetTimer,
     Tick,
+    TxRefused,
 )
 from consensus.replica import Replica
 
@@ -59,6 +60,9 @@ class Effects(Protocol):
         """Ask the peer; submit BlocksFetched with its answer."""
 
     def report(self, output: ReportMisbehaviour) -> None: ...
+
+    def refuse_tx(self, output: TxRefused) -> None:
+        """A transaction the replica did not take (full pool, replay, expired)."""
 
     def halt(self, output: Halt) -> None:
         """Stop the node loudly; nothing more will be fed."""
@@ -126,6 +130,8 @@ class Driver:
                 effects.fetch(output)
             elif isinstance(output, ReportMisbehaviour):
                 effects.report(output)
+            elif isinstance(output, TxRefused):
+                effects.refuse_tx(output)
             elif isinstance(output, Halt):
                 self.halted_reason = output.reason
                 effects.halt(output)

@@ -39,7 +39,7 @@ class MessageReceived:
 
 @dataclass(frozen=True, slots=True)
 class TxReceived:
-    tx: SignedTx  # a transaction whose signature and shape the shell's mempool already checked
+    tx: SignedTx  # a transaction whose signature and shape the shell already checked (admission)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +121,31 @@ class ReportMisbehaviour:
     evidence: tuple[Message, ...] = ()  # signed messages proving it, where there are any
 
 
+REFUSED_FULL = "mempool_full"  # the pending pool is at its limits: the client should retry later
+REFUSED_REPLAY = "replay"  # committed within the validity window
+REFUSED_EXPIRED = "expired"  # valid_until is below the next height
+REFUSED_WRONG_CHAIN = "wrong_chain"
+
+
+@dataclass(frozen=True, slots=True)
+class TxRefused:
+    tx_id: bytes  # a TxReceived the replica did not take into its pool (an already pending one is no refusal)
+    reason: str  # one of the REFUSED_* codes (they are also the API's rejection codes)
+
+
 @dataclass(frozen=True, slots=True)
 class Halt:
     reason: str  # why the node must stop (state divergence); the replica ignores all later inputs
 
 
-Output = Persist | Send | ExecuteBlock | SetTimer | CancelTimer | FetchBlocks | ReportMisbehaviour | Halt
+Output = (
+    Persist
+    | Send
+    | ExecuteBlock
+    | SetTimer
+    | CancelTimer
+    | FetchBlocks
+    | ReportMisbehaviour
+    | TxRefused
+    | Halt
+)

@@ -1,6 +1,10 @@
 """Transactions the replica knows about: pending ones (for proposing and censorship detection) and the ids
 committed within the validity window (replay protection).
 
+The pending pool is the node's one pool of transactions waiting to be ordered; its capacity (a count and
+a byte total) is defined here once, by `PoolLimits.for_chain`. The node keeps no second copy: it asks the
+replica (`Replica.is_pending`) and learns of a refusal from the TxRefused output.
+
 A transaction committed at height c has valid_until <= c + tx_validity_blocks_max, so it can never be
 included again after that height: remembering the ids of the last tx_validity_blocks_max heights is enough.
 Both structures are bounded and iterate in insertion order only (deterministic).
@@ -13,6 +17,27 @@ from dataclasses import dataclass
 
 from core.block import Block
 from core.tx import SignedTx
+
+POOL_TXS_MIN = 1000  # never fewer slots than this, however small the blocks
+POOL_BLOCKS = 10  # room for this many full blocks of pending transactions
+POOL_BYTES_DEFAULT = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    txs_max: int
+    bytes_max: int
+
+    @classmethod
+    def for_chain(
+        cls, block_txs_max: int, *, txs_max: int | None = None, bytes_max: int | None = None
+    ) -> PoolLimits:
+        """Room for POOL_BLOCKS full blocks (at least POOL_TXS_MIN), lowered to what the operator set."""
+        ceiling = max(POOL_BLOCKS * block_txs_max, POOL_TXS_MIN)
+        return cls(
+            ceiling if txs_max is None else min(txs_max, ceiling),
+            POOL_BYTES_DEFAULT if bytes_max is None else bytes_max,
+        )
 
 
 @dataclass(slots=True)
@@ -46,11 +71,12 @@ class CommittedWindow:
 
 
 class PendingPool:
-    """Uncommitted transactions in arrival order, at most `limit` of them."""
+    """Uncommitted transactions in arrival order, within its limits."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, limits: PoolLimits) -> None:
+        self.limits = limits
         self._txs: OrderedDict[bytes, PendingTx] = OrderedDict()
+        self.size_bytes = 0
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -58,19 +84,26 @@ class PendingPool:
     def __contains__(self, tx_id: bytes) -> bool:
         return tx_id in self._txs
 
+    def is_full_for(self, tx: SignedTx) -> bool:
+        return len(self._txs) >= self.limits.txs_max or self.size_bytes + len(tx.raw) > self.limits.bytes_max
+
     def add(self, tx: SignedTx, now_ms: int) -> bool:
-        if tx.tx_id in self._txs or len(self._txs) >= self.limit:
+        """Add a transaction; False if it is already pending. The caller checks is_full_for first."""
+        if tx.tx_id in self._txs:
             return False
         self._txs[tx.tx_id] = PendingTx(tx, now_ms)
+        self.size_bytes += len(tx.raw)
         return True
 
     def remove(self, tx_id: bytes) -> None:
-        self._txs.pop(tx_id, None)
+        pending = self._txs.pop(tx_id, None)
+        if pending is not None:
+            self.size_bytes -= len(pending.tx.raw)
 
     def remove_expired(self, next_height: int) -> None:
         expired = [tx_id for tx_id, p in self._txs.items() if p.tx.body.valid_until < next_height]
         for tx_id in expired:
-            del self._txs[tx_id]
+            self.remove(tx_id)
 
     def items(self) -> list[PendingTx]:
         return list(self._txs.values())

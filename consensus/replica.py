@@ -33,6 +33,10 @@ from consensus.chain import Candidates, ChainWindow
 from consensus.checkpoints import Checkpoints
 from consensus.config import EVIDENCE_MAX, TIMER_SLACK_MS, VIEW_WINDOW, ExecutionRoots, ReplicaConfig
 from consensus.events import (
+    REFUSED_EXPIRED,
+    REFUSED_FULL,
+    REFUSED_REPLAY,
+    REFUSED_WRONG_CHAIN,
     TIMER_BATCH,
     TIMER_FETCH,
     TIMER_PROGRESS,
@@ -47,12 +51,13 @@ from consensus.events import (
     Tick,
     TimerFired,
     TxReceived,
+    TxRefused,
 )
 from consensus.membership import Membership, ValidatorSet
 from consensus.messages import Checkpoint, Commit, Message, Prepare, PrePrepare, ViewChange
 from consensus.normal_case import NormalCase
 from consensus.outbox import Clock, Evidence, EvidenceLog, Outbox, SignatureCheck, Signer, Timers
-from consensus.pool import PendingPool
+from consensus.pool import PendingPool, PoolLimits
 from consensus.progress import ProgressTimer
 from consensus.safety import SafetyLog
 from consensus.transfer import FetchTracker
@@ -62,6 +67,7 @@ from consensus.votes import VoteBook
 from core.block import EMPTY_ROOT, Block, CommitCertificate
 from core.errors import InvariantBroken
 from core.keys import SigningKey, is_valid_signature
+from core.tx import SignedTx
 
 # the names the shell and the tests import from here
 __all__ = ["Evidence", "ExecutionRoots", "RecoveredState", "Replica", "ReplicaConfig", "Status"]
@@ -92,6 +98,7 @@ class Replica:
         recovered: RecoveredState,
         *,
         verify: Verify = is_valid_signature,
+        pool_limits: PoolLimits | None = None,
     ) -> None:
         if config.validator_keys[config.index] != key.public_key:
             raise InvariantBroken("the signing key is not the configured validator's key")
@@ -121,7 +128,7 @@ class Replica:
         )
         self._candidates = Candidates()
         self._safety = SafetyLog(persisted.votes, persisted.prepared)
-        self._pool = PendingPool(max(10 * p.block_txs_max, 1000))
+        self._pool = PendingPool(pool_limits or PoolLimits.for_chain(p.block_txs_max))
         self._fetch = FetchTracker(config.index, len(config.validator_keys))
         self._progress = ProgressTimer(self._clock, self._timers, p.view_timeout_ms)
 
@@ -261,6 +268,10 @@ class Replica:
     def pending_tx_count(self) -> int:
         return len(self._pool)
 
+    @property
+    def pending_bytes(self) -> int:
+        return self._pool.size_bytes
+
     def is_pending(self, tx_id: bytes) -> bool:
         """True while the transaction waits in this replica's pool (the shell checks admission with it)."""
         return tx_id in self._pool
@@ -297,13 +308,23 @@ class Replica:
 
     def _on_tx(self, event: TxReceived) -> None:
         tx = event.tx
-        next_height = self._chain.delivered_height + 1
-        if tx.body.chain_id != self.cfg.chain_id or self._chain.committed.contains(tx.tx_id):
-            return
-        if tx.body.valid_until < next_height:
+        refusal = self._refusal(tx)
+        if refusal is not None:
+            self._out.emit(TxRefused(tx.tx_id, refusal))
             return
         if self._pool.add(tx, self._clock.now_ms) and self._views.is_normal and self._is_primary():
             self._normal.advance()
+
+    def _refusal(self, tx: SignedTx) -> str | None:
+        if tx.body.chain_id != self.cfg.chain_id:
+            return REFUSED_WRONG_CHAIN
+        if self._chain.committed.contains(tx.tx_id):
+            return REFUSED_REPLAY
+        if tx.body.valid_until < self._chain.delivered_height + 1:
+            return REFUSED_EXPIRED
+        if tx.tx_id not in self._pool and self._pool.is_full_for(tx):
+            return REFUSED_FULL
+        return None
 
     def _is_primary(self) -> bool:
         return self.primary == self.cfg.index

@@ -18,7 +18,9 @@ from pathlib import Path
 from aiohttp import web
 
 from chaincode import build_registry, get_key_status
+from consensus.events import REFUSED_FULL
 from consensus.messages import compute_message_bytes_max
+from consensus.pool import PoolLimits
 from core.block import Block
 from core.errors import CarbonchainError, ConfigError, InvalidInput, TransactionError
 from core.genesis import ConsensusParams, Genesis, load_genesis
@@ -111,10 +113,12 @@ class Node:
         self.registry = build_registry()
         self.store = Store.open(resolve(home, config.node.data_dir))
         self._initialise_genesis()
-        pool_capacity = 10 * genesis.consensus.block_txs_max  # the replica's own pending pool holds this many
-        self.mempool = Mempool(
-            txs_max=min(config.mempool.txs_max, pool_capacity), bytes_max=config.mempool.bytes_max
+        self.pool_limits = PoolLimits.for_chain(
+            genesis.consensus.block_txs_max,
+            txs_max=config.mempool.txs_max,
+            bytes_max=config.mempool.bytes_max,
         )
+        self.mempool = Mempool(txs_max=self.pool_limits.txs_max, bytes_max=self.pool_limits.bytes_max)
         self.verified = VerifiedCache()
         self.applier = BlockApplier(self.store, self.registry, self.events, self.metrics)
         self.network = PeerNetwork(
@@ -143,6 +147,7 @@ class Node:
                 self.applier,
                 self.verified,
                 self._on_committed,
+                self.pool_limits,
             )
             self.network.on(CHANNEL_CONSENSUS, self.shell.on_consensus_frame)
             self.network.on_connect(self._on_peer_connected)
@@ -202,12 +207,14 @@ class Node:
         self.verified.add(tx)
         self.mempool.add(tx)
         if self.shell is not None:
-            self.shell.on_tx_admitted(tx)
-            if not self.shell.replica.is_pending(tx.tx_id):
-                # The replica's own pool is full: accepting the transaction would strand it.
+            refusal = self.shell.offer(tx)
+            if refusal is not None:
+                # The replica did not take it (its pool is full): accepting it would strand it.
                 self.mempool.remove_many([tx.tx_id])
-                self.metrics.rejected_txs.labels(reason="mempool_full").inc()
-                raise MempoolFull("the consensus pool is full; retry later")
+                self.metrics.rejected_txs.labels(reason=refusal).inc()
+                if refusal == REFUSED_FULL:
+                    raise MempoolFull("the consensus pool is full; retry later")
+                raise TransactionError(refusal, f"the consensus pool refused the transaction ({refusal})")
         self.metrics.mempool_txs.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.size_bytes)
         if gossip:

@@ -33,8 +33,10 @@ from consensus.events import (
     SetTimer,
     TimerFired,
     TxReceived,
+    TxRefused,
 )
 from consensus.messages import NewView, PrePrepare, decode_message, encode_message
+from consensus.pool import PoolLimits
 from consensus.replica import ExecutionRoots, RecoveredState, Replica, ReplicaConfig
 from core.block import Block
 from core.errors import CodecError, InvalidInput
@@ -57,6 +59,7 @@ from storage import Store
 log = logging.getLogger(__name__)
 
 RECOVERY_BLOCKS_MAX = 1000  # recent blocks handed to the replica at start (replay window), at most
+REFUSALS_KEPT = 1000
 PRESTART_INPUTS_MAX = 10_000  # inputs queued while peers connect before start(); later ones are dropped
 
 
@@ -76,6 +79,7 @@ class ValidatorShell:
         applier: BlockApplier,
         verified: VerifiedCache,
         on_committed: Callable[[Block], None],
+        pool_limits: PoolLimits,
     ) -> None:
         self.genesis = genesis
         self.store = store
@@ -83,13 +87,17 @@ class ValidatorShell:
         self.applier = applier
         self.verified = verified
         self.on_committed = on_committed
-        self.replica = Replica(ReplicaConfig.from_genesis(genesis, key.public_key), key, self._recover())
+        config = ReplicaConfig.from_genesis(genesis, key.public_key)
+        self.replica = Replica(config, key, self._recover(), pool_limits=pool_limits)
         self.driver = Driver(self.replica, self, prestart_inputs_max=PRESTART_INPUTS_MAX)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._request_ids = itertools.count(1)
         self._fetches: dict[int, int] = {}  # request id -> validator index asked
         self._deferred_fetch: FetchBlocks | None = None  # asked of a peer that was not connected yet
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._refusals: dict[
+            bytes, str
+        ] = {}  # tx id -> why the replica did not take it, until offer() reads it
         self._last_view = self.replica.view
         applier.metrics.view.set(self.replica.view)
 
@@ -140,8 +148,11 @@ class ValidatorShell:
         self.driver.submit(event)
         self._note_view()
 
-    def on_tx_admitted(self, tx: SignedTx) -> None:
+    def offer(self, tx: SignedTx) -> str | None:
+        """Hand an admitted transaction to the replica's pool; the refusal code if it did not take it
+        (consensus.events.REFUSED_*), None if it is pending (or queued before start)."""
         self.submit(TxReceived(tx))
+        return self._refusals.pop(tx.tx_id, None)
 
     def on_consensus_frame(self, peer: PeerId, payload: bytes) -> None:
         """A consensus message from a validator; InvalidInput makes the peer layer drop and ban the peer."""
@@ -192,6 +203,11 @@ class ValidatorShell:
 
     def persist(self, output: Persist) -> None:
         self.store.consensus_log.put_many(((r.key, r.value) for r in output.records), sync=True)
+
+    def refuse_tx(self, output: TxRefused) -> None:
+        self._refusals[output.tx_id] = output.reason
+        while len(self._refusals) > REFUSALS_KEPT:  # refusals of queued inputs nobody asks for
+            self._refusals.pop(next(iter(self._refusals)))
 
     def report(self, output: ReportMisbehaviour) -> None:
         log.warning("validator %d misbehaved: %s", output.peer, output.reason, extra={"peer": output.peer})

@@ -39,6 +39,7 @@ from consensus.events import (
     SetTimer,
     TimerFired,
     TxReceived,
+    TxRefused,
 )
 from consensus.messages import (
     Commit,
@@ -189,6 +190,9 @@ class SimEffects:
 
     def report(self, output: ReportMisbehaviour) -> None:
         self.sim.reports.append((self.node.index, output))
+
+    def refuse_tx(self, output: TxRefused) -> None:
+        pass  # the simulated client resubmits until every honest node committed
 
     def halt(self, output: Halt) -> None:
         self.node.halted = output.reason

@@ -24,6 +24,7 @@ from consensus.events import (
     Tick,
     TimerFired,
     TxReceived,
+    TxRefused,
 )
 from consensus.replica import RecoveredState, Replica, ReplicaConfig
 from core.devkeys import dev_node_key
@@ -69,6 +70,9 @@ class FakeEffects:
 
     def report(self, output: ReportMisbehaviour) -> None:
         self.done.append("report")
+
+    def refuse_tx(self, output: TxRefused) -> None:
+        self.done.append(f"refused:{output.reason}")
 
     def halt(self, output: Halt) -> None:
         self.done.append("halt")

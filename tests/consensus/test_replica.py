@@ -10,6 +10,8 @@ from pbft_sim import CHAIN_ID, GENESIS_HASH, GENESIS_ROOT, GENESIS_TIME_MS, SIM_
 from consensus import log as clog
 from consensus.events import (
     BROADCAST,
+    REFUSED_EXPIRED,
+    REFUSED_FULL,
     TIMER_PROGRESS,
     BlockExecuted,
     BlocksFetched,
@@ -23,6 +25,7 @@ from consensus.events import (
     Tick,
     TimerFired,
     TxReceived,
+    TxRefused,
 )
 from consensus.messages import (
     Checkpoint,
@@ -33,6 +36,7 @@ from consensus.messages import (
     ViewChange,
     compute_signing_digest,
 )
+from consensus.pool import PoolLimits
 from consensus.replica import RecoveredState, Replica, ReplicaConfig, Status
 from core.block import (
     EMPTY_ROOT,
@@ -322,3 +326,25 @@ def test_block_time_outside_clock_drift_is_rejected(shift_ms: int) -> None:
     block = make_block(time_ms=max(GENESIS_TIME_MS + 1, NOW + shift_ms))
     outputs = deliver(replica, 0, pre_prepare(block))
     assert [type(o) for o in outputs] == [ReportMisbehaviour]
+
+
+def test_pool_refusals_are_outputs_and_a_pending_transaction_is_no_refusal() -> None:
+    config = ReplicaConfig(CHAIN_ID, GENESIS_HASH, GENESIS_TIME_MS, PUBLIC, SIM_PARAMS, 1)
+    one = make_tx(10)
+    limits = PoolLimits(txs_max=1, bytes_max=len(one.raw))
+    replica = Replica(config, KEYS[1], RecoveredState.genesis(GENESIS_ROOT), pool_limits=limits)
+    replica.start(NOW)
+    outputs = replica.step(TxReceived(one))  # the progress timer starts for it, nothing is refused
+    assert replica.is_pending(one.tx_id) and not [o for o in outputs if isinstance(o, TxRefused)]
+    assert replica.step(TxReceived(one)) == []  # already pending: nothing to refuse
+    assert replica.step(TxReceived(make_tx(11))) == [TxRefused(make_tx(11).tx_id, REFUSED_FULL)]
+    expired = make_tx(12, valid_until=0)
+    assert replica.step(TxReceived(expired)) == [TxRefused(expired.tx_id, REFUSED_EXPIRED)]
+    assert replica.pending_tx_count == 1 and replica.pending_bytes == len(one.raw)
+
+
+def test_pool_limits_are_defined_once_from_the_block_size_and_the_operator() -> None:
+    assert PoolLimits.for_chain(2000) == PoolLimits(20_000, 64 * 1024 * 1024)
+    assert PoolLimits.for_chain(4) == PoolLimits(1000, 64 * 1024 * 1024)  # never fewer than 1000 slots
+    assert PoolLimits.for_chain(2000, txs_max=8000, bytes_max=1 << 20) == PoolLimits(8000, 1 << 20)
+    assert PoolLimits.for_chain(10, txs_max=50_000).txs_max == 1000  # the operator cannot raise it
