@@ -11,15 +11,15 @@ from typing import Any
 
 import click
 
+from commands.audit import audit_group
+from commands.bench import bench
+from commands.keys import keys_group
+from commands.network import genesis_group, init_network
+from commands.query import query_group
+from commands.report import report_group
+from commands.run import devnet, node_group
+from commands.tx import keys_dev, tx_group
 from core.errors import CarbonchainError
-from node.commands.audit import audit_group
-from node.commands.bench import bench
-from node.commands.keys import keys_group
-from node.commands.network import genesis_group, init_network
-from node.commands.query import query_group
-from node.commands.report import report_group
-from node.commands.run import devnet, node_group
-from node.commands.tx import keys_dev, tx_group
 
 
 class _Cli(click.Group):

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from client import CarbonClient
 from core.devkeys import dev_admin_key
-from node.client import CarbonClient
-from node.demo import wait_until_ready
 from tests.integration.cluster import REPO, Cluster
+from tools.demo import wait_until_ready
 
 ORGS = ("ent-a", "ent-b", "ent-c")
 

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 from chaincode import FUNCTIONS, QUERIES
 from cli import main
-from node.commands.query import format_csv, format_table, main_table, render_text
-from node.commands.report import format_fen
-from node.commands.tx import TimeMs, compute_args
+from commands.query import format_csv, format_table, main_table, render_text
+from commands.report import format_fen
+from commands.tx import TimeMs, compute_args
 
 
 def group(name: str) -> click.Group:

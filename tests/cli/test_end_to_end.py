@@ -28,9 +28,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli import main
+from client import CarbonClient
 from core.block import Block, compute_tx_root
 from core.devkeys import dev_admin_key
-from node.client import CarbonClient
 from tests.cli.fakenode import (
     FakeNode,
     alter_args,

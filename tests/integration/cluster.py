@@ -21,9 +21,9 @@ import aiohttp
 
 from core.devkeys import dev_admin_key, dev_client_key
 from core.keys import SigningKey
-from node.bench.network import find_free_port_base
-from node.devnet import die_with_parent
-from node.netinit import DEVNET_GENESIS_TIME, NetworkPlan, build_network, write_network
+from tools.bench.network import find_free_port_base
+from tools.devnet import die_with_parent
+from tools.netinit import DEVNET_GENESIS_TIME, NetworkPlan, build_network, write_network
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_CONSENSUS = {

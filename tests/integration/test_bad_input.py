@@ -13,11 +13,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from client import CarbonClient
 from core import codec
 from core.devkeys import dev_admin_key
 from core.keys import SigningKey
 from core.tx import TxBody, sign_transaction, transaction_to_json
-from node.client import CarbonClient
 from p2p.handshake import PROTOCOL_VERSION, Hello, Transcript, decode_hello, encode_auth, encode_hello
 from p2p.identity import PeerId, PeerRole
 from tests.integration.cluster import Cluster, running_cluster, wait_until

@@ -11,10 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from client import CarbonClient, Signer
 from core.devkeys import dev_admin_key
-from node.bench.network import find_free_port_base
-from node.client import CarbonClient, Signer
 from tests.integration.cluster import Cluster, get_status, running_cluster, wait_until
+from tools.bench.network import find_free_port_base
 
 pytestmark = pytest.mark.timeout(180)
 _refs = itertools.count(1)

@@ -12,7 +12,7 @@ import pytest
 
 PARENT = """
 import subprocess, sys
-from node.devnet import die_with_parent
+from tools.devnet import die_with_parent
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], preexec_fn=die_with_parent)
 print(child.pid, flush=True)
 child.wait()

@@ -1,6 +1,6 @@
 """One node of the PySyncObj baseline cluster of `carbonchain bench --baseline pysyncobj`, as a process.
 
-    python -m node.bench.baseline_node --self 127.0.0.1:P --partner 127.0.0.1:Q ... --client-port C \\
+    python -m tools.bench.baseline_node --self 127.0.0.1:P --partner 127.0.0.1:Q ... --client-port C \\
         --enterprises N
 
 The node replicates one operation, `apply_transaction(raw)`, through PySyncObj's Raft log; every node
@@ -26,7 +26,7 @@ from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 
-from node.bench.baseline import (
+from tools.bench.baseline import (
     HELLO_ID,
     READY,
     BaselineError,

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit import decode_served_block, verify_key_proof
+from client import CarbonClient, Signer
 from core.devkeys import dev_admin_key, dev_client_key
 from core.errors import CarbonchainError
 from core.genesis import Genesis
 from core.tx import SignedTx
-from node.audit import decode_served_block, verify_key_proof
-from node.client import CarbonClient, Signer
 
 EVIDENCE_HASH = "ab" * 32  # stands for the hash of the monitoring plan and lab reports
 READY_TIMEOUT_S = 60.0

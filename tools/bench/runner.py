@@ -29,12 +29,12 @@ import aiohttp
 
 from core.keys import SigningKey, is_valid_signature
 from core.tx import SignedTx
-from node.bench.baseline import compute_ratio, run_baseline_once, sign_baseline_load, summarise_baseline
-from node.bench.load import CommitListener, LoadJob, LoadResult, LoadWorker
-from node.bench.network import BENCH_CONSENSUS, BenchNetwork
-from node.bench.profile import summarise_raw_profile
-from node.bench.stats import compute_window, compute_window_stats, median, percentile
-from node.bench.workloads import (
+from tools.bench.baseline import compute_ratio, run_baseline_once, sign_baseline_load, summarise_baseline
+from tools.bench.load import CommitListener, LoadJob, LoadResult, LoadWorker
+from tools.bench.network import BENCH_CONSENSUS, BenchNetwork
+from tools.bench.profile import summarise_raw_profile
+from tools.bench.stats import compute_window, compute_window_stats, median, percentile
+from tools.bench.workloads import (
     ComplianceYear,
     Phase,
     TxFactory,
@@ -473,7 +473,7 @@ def summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 async def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]:
     run_class: type[Run] = Run
     if options.workload == "catch-up":
-        from node.bench.catchup import CATCH_UP_CONSENSUS, CatchUpRun  # it builds on this module
+        from tools.bench.catchup import CATCH_UP_CONSENSUS, CatchUpRun  # it builds on this module
 
         run_class = CatchUpRun
         options = dataclasses.replace(options, consensus={**CATCH_UP_CONSENSUS, **options.consensus})

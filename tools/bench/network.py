@@ -24,8 +24,8 @@ from types import TracebackType
 from typing import Any
 
 from core.errors import ConfigError
-from node.devnet import die_with_parent, is_endpoint_ok, stop_processes
-from node.netinit import DEVNET_GENESIS_TIME, NetworkPlan, build_network, write_network
+from tools.devnet import die_with_parent, is_endpoint_ok, stop_processes
+from tools.netinit import DEVNET_GENESIS_TIME, NetworkPlan, build_network, write_network
 
 HOST = "127.0.0.1"  # the bench never targets anything else
 CHAIN_ID = "bench-devnet"

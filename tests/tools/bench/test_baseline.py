@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from cli import main as cli_main
 from core.errors import ConfigError
-from node.bench import baseline
-from node.bench.baseline import (
+from tools.bench import baseline
+from tools.bench.baseline import (
     HELLO_ID,
     NOT_COMMITTED,
     BaselineCluster,
@@ -33,8 +33,8 @@ from node.bench.baseline import (
     encode_request,
     require_baseline,
 )
-from node.bench.stats import compute_window, compute_window_stats
-from node.bench.workloads import TxFactory, enterprise_id, transfers_load
+from tools.bench.stats import compute_window, compute_window_stats
+from tools.bench.workloads import TxFactory, enterprise_id, transfers_load
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINE_KEYS = {

@@ -1,11 +1,11 @@
 """`carbonchain audit`: verify what a node serves, trusting only the genesis file.
 
-    audit verify  --node URL --genesis FILE   walk and re-execute the whole chain (node/audit.py)
+    audit verify  --node URL --genesis FILE   walk and re-execute the whole chain (audit/chain.py)
     audit history KEY --node URL              every version of a state key: height, transaction, signer
     audit proof   KEY --node URL --genesis F  a state proof checked against a certified header
     audit receipt FILE --genesis FILE         a retirement receipt (report retirement --out) checked offline
 
-The checks live in node/audit.py; this module only fetches, shows progress and prints verdicts.
+The checks live in audit/chain.py; this module only fetches, shows progress and prints verdicts.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from typing import Any, TextIO
 
 import click
 
-from core.genesis import Genesis, load_genesis
-from node.audit import (
+from audit import (
     AuditFailure,
     ChainAuditor,
     ProvenValue,
@@ -29,9 +28,10 @@ from node.audit import (
     verify_receipt_document,
     verify_state_proof_document,
 )
-from node.client import ApiError, CarbonClient, CommitTimeout
-from node.commands.common import echo_json
-from node.commands.query import format_cell, format_table, node_option, run_async
+from client import ApiError, CarbonClient, CommitTimeout
+from commands.common import echo_json
+from commands.query import format_cell, format_table, node_option, run_async
+from core.genesis import Genesis, load_genesis
 from node.views import state_value_json
 from node.wire import CertifiedBlock
 

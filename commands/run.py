@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from core.genesis import load_genesis
-from node.devnet import prepare_homes, start_nodes, supervise
-from node.netinit import DEVNET_GENESIS_TIME, build_network
+from tools.devnet import prepare_homes, start_nodes, supervise
+from tools.netinit import DEVNET_GENESIS_TIME, build_network
 
 LOG_FORMATS = click.Choice(["text", "json"])
 
@@ -76,7 +76,7 @@ def devnet(
     api_url = nodes[0].api_url
 
     def run_demo() -> None:
-        from node.commands.report import run_demo_and_print
+        from commands.report import run_demo_and_print
 
         run_demo_and_print(api_url, genesis)
 

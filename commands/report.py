@@ -16,13 +16,13 @@ from typing import Any
 
 import click
 
+from audit import build_receipt_document
+from client import CarbonClient
+from commands.audit import genesis_option, prove_key
+from commands.common import echo_json
+from commands.query import format_csv, format_table, node_option, run_async
 from core.errors import CarbonchainError
 from core.genesis import Genesis, load_genesis
-from node.audit import build_receipt_document
-from node.client import CarbonClient
-from node.commands.audit import genesis_option, prove_key
-from node.commands.common import echo_json
-from node.commands.query import format_csv, format_table, node_option, run_async
 
 COMPLIANCE_COLUMNS = (
     "org",
@@ -99,7 +99,7 @@ def compliance_text(document: dict[str, Any]) -> str:
 
 def run_demo_and_print(api_url: str, genesis: Genesis | None = None) -> None:
     """`devnet --demo`: run the scripted compliance year, print its report; a failure is reported, not raised."""
-    from node.demo import run_demo
+    from tools.demo import run_demo
 
     try:
         outcome = run_async(run_demo(api_url, genesis=genesis, say=lambda line: click.echo(line)))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from commands.common import echo_json, open_key, passphrase_file_option, read_passphrase
 from core.keys import SigningKey, compute_key_id
 from core.keystore import is_encrypted_key_file, save_key
-from node.commands.common import echo_json, open_key, passphrase_file_option, read_passphrase
 
 
 @click.group("keys")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from node.bench.profile import summarise_raw_profile
+from tools.bench.profile import summarise_raw_profile
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--duration", "3", "--warmup", "1", "--runs", "1", "--enterprises", "4", "--txs", "600"]

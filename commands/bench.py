@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from core.errors import ConfigError
-from node.bench.baseline import BASELINES, INSTALL_HINT, require_baseline
-from node.bench.runner import WORKLOADS, BenchOptions, run_bench
+from tools.bench.baseline import BASELINES, INSTALL_HINT, require_baseline
+from tools.bench.runner import WORKLOADS, BenchOptions, run_bench
 
 
 def _parse_consensus(items: tuple[str, ...]) -> dict[str, Any]:

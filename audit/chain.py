@@ -1,6 +1,6 @@
 """Independent verification of what a node serves, trusting nothing but the genesis file.
 
-The auditor's core, free of network I/O: the CLI (node/commands/audit.py) fetches certified blocks, proofs
+The auditor's core, free of network I/O: the CLI (commands/audit.py) fetches certified blocks, proofs
 and statuses and hands them here. `ChainAuditor` walks a chain from genesis, one certified block at a time:
 
 1. structure: height, chain id, hash link to the previous header, strictly increasing block time, proposer

@@ -11,7 +11,7 @@ verification per node + apply; there is no disk, no blocks, no state tree and no
 The driver (this process) keeps at most --concurrency transactions submitted but not yet committed, like
 our closed loop, sends transaction i to node i mod N, and counts a transaction committed when the node it
 was sent to has applied it (PySyncObj's commit callback on that node). Throughput and latency use the same
-steady window and percentiles as our runs (node.bench.stats).
+steady window and percentiles as our runs (tools.bench.stats).
 
 Wire format between driver and node, one TCP connection per node, requests pipelined:
   request = uint32 payload length, uint32 request id, payload (a raw signed transaction; empty = "hello")
@@ -40,16 +40,16 @@ from typing import Any
 from core.devkeys import dev_admin_key
 from core.errors import ConfigError, InvalidInput, TransactionError
 from core.tx import DEFAULT_TX_BYTES_MAX, Rejection, decode_transaction, validate_transaction
-from node.bench.network import (
+from tools.bench.network import (
     BENCH_CONSENSUS,
     CHAIN_ID,
     HOST,
     find_free_port_base,
     read_process_sample,
 )
-from node.bench.stats import compute_window, compute_window_stats, median
-from node.bench.workloads import TxFactory, enterprise_id, transfers_load
-from node.devnet import stop_processes
+from tools.bench.stats import compute_window, compute_window_stats, median
+from tools.bench.workloads import TxFactory, enterprise_id, transfers_load
+from tools.devnet import stop_processes
 
 BASELINES = ("pysyncobj",)
 INSTALL_HINT = "pip install -e '.[baseline]'"
@@ -250,7 +250,7 @@ class BaselineCluster:
     def start(self) -> None:
         for i, address in enumerate(self.raft_addresses):
             partners = [a for a in self.raft_addresses if a != address]
-            command = [sys.executable, "-m", "node.bench.baseline_node", "--self", address]
+            command = [sys.executable, "-m", "tools.bench.baseline_node", "--self", address]
             command += [arg for partner in partners for arg in ("--partner", partner)]
             command += ["--client-port", str(self.client_addresses[i][1])]
             command += ["--enterprises", str(self.enterprises)]

@@ -24,9 +24,9 @@ from typing import Any
 
 import aiohttp
 
-from node.bench.load import LoadJob
-from node.bench.runner import Run
-from node.bench.workloads import TxFactory, transfers_load, transfers_setup
+from tools.bench.load import LoadJob
+from tools.bench.runner import Run
+from tools.bench.workloads import TxFactory, transfers_load, transfers_setup
 
 # Small blocks: many blocks per second at a modest transaction rate (overridable with --consensus).
 CATCH_UP_CONSENSUS: dict[str, Any] = {

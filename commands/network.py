@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from core.genesis import load_genesis
-from node.netinit import DEVNET_GENESIS_TIME, build_network, write_network
+from tools.netinit import DEVNET_GENESIS_TIME, build_network, write_network
 
 
 @click.command("init-network")

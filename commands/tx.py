@@ -35,13 +35,9 @@ import click
 
 from chaincode import FUNCTIONS, Arg, FunctionSpec
 from chaincode.base import validate_arg_map
-from core.devkeys import dev_admin_key, dev_client_key
-from core.errors import InvariantBroken
-from core.keys import compute_key_id
-from core.keystore import save_key
-from node.client import DEFAULT_VALIDITY_BLOCKS, CarbonClient
-from node.commands.common import PASSPHRASE_ENV, echo_json, open_key
-from node.commands.query import (
+from client import DEFAULT_VALIDITY_BLOCKS, CarbonClient
+from commands.common import PASSPHRASE_ENV, echo_json, open_key
+from commands.query import (
     DEFAULT_NODE,
     NODE_ENV,
     NameGroup,
@@ -50,6 +46,10 @@ from node.commands.query import (
     option_name,
     run_async,
 )
+from core.devkeys import dev_admin_key, dev_client_key
+from core.errors import InvariantBroken
+from core.keys import compute_key_id
+from core.keystore import save_key
 
 ORG_ENV = "CARBONCHAIN_ORG"
 KEY_ENV = "CARBONCHAIN_KEY"

@@ -3,7 +3,7 @@ grab one between our check and the node's bind."""
 
 from __future__ import annotations
 
-from node.bench.network import PORT_SPAN, _ephemeral_ports, find_free_port_base
+from tools.bench.network import PORT_SPAN, _ephemeral_ports, find_free_port_base
 
 
 def test_port_bases_avoid_the_ephemeral_range() -> None:

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 import click
 
 from chaincode import QUERIES, Arg, QuerySpec
+from client import CarbonClient
+from commands.common import echo_json
 from core.errors import InvariantBroken
-from node.client import CarbonClient
-from node.commands.common import echo_json
 
 DEFAULT_NODE = "http://127.0.0.1:7200"
 NODE_ENV = "CARBONCHAIN_NODE"
