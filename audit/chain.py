@@ -36,15 +36,16 @@ from core.block import (
     Block,
     BlockHeader,
     CertificateError,
+    CertifiedBlock,
     CommitCertificate,
     TxResult,
     compute_tx_root,
+    decode_certified_block,
     verify_commit_certificate,
 )
 from core.errors import CodecError, InvalidInput
 from core.genesis import Genesis
 from core.state import StateReader
-from node.wire import CertifiedBlock, decode_certified_block
 from storage.errors import ProofError
 from storage.proof import StateProof, verify_state_proof
 

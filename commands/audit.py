@@ -31,9 +31,9 @@ from audit import (
 from client import ApiError, CarbonClient, CommitTimeout
 from commands.common import echo_json
 from commands.query import format_cell, format_table, node_option, run_async
+from core.block import CertifiedBlock
 from core.genesis import Genesis, load_genesis
 from node.views import state_value_json
-from node.wire import CertifiedBlock
 
 PREFETCH_BLOCKS = 16  # block downloads in flight while earlier blocks are verified
 PROGRESS_INTERVAL_S = 0.5  # on a terminal; every PROGRESS_LOG_INTERVAL_S when stderr is a file

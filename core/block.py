@@ -1,4 +1,4 @@
-"""Block headers, blocks, per-transaction results and commit certificates.
+"""Block headers, blocks, per-transaction results, commit certificates and certified blocks.
 
 The header is agreed before execution, so it commits to execution results with a lag: `state_root` and
 `results_root` are those after executing block `state_height` (= height - pipeline_depth, at least 0).
@@ -208,6 +208,44 @@ def verify_commit_certificate(
             validator_keys[index], digest, signature
         ):
             raise CertificateError(f"signature of validator {index} does not verify")
+
+
+@dataclass(frozen=True, slots=True)
+class CertifiedBlock:
+    """A committed block as nodes serve and exchange it: the block, the commit certificate that makes it
+    final, and the sender's results (docs/protocol/node.md). What a sync answer, the observers' block
+    stream and `GET /v1/blocks/{h}?format=msgpack` carry, and what an auditor verifies."""
+
+    block: Block
+    certificate: CommitCertificate
+    results: tuple[TxResult, ...]  # the sender's results; a receiver re-executes and checks them via roots
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "block": self.block.to_wire(),
+            "certificate": self.certificate.to_wire(),
+            "results": [result.to_wire() for result in self.results],
+        }
+
+    @classmethod
+    def from_wire(cls, value: Any, *, tx_bytes_max: int = DEFAULT_TX_BYTES_MAX) -> CertifiedBlock:
+        if type(value) is not dict or set(value) != {"block", "certificate", "results"}:
+            raise CodecError("a certified block is a map of block, certificate and results")
+        if type(value["results"]) is not list:
+            raise CodecError("results must be a list")
+        block = Block.from_wire(value["block"], tx_bytes_max=tx_bytes_max)
+        results = tuple(TxResult.from_wire(item) for item in value["results"])
+        if len(results) != len(block.txs):
+            raise CodecError(f"{len(results)} results for {len(block.txs)} transactions")
+        return cls(block, CommitCertificate.from_wire(value["certificate"]), results)
+
+
+def encode_certified_block(block: CertifiedBlock) -> bytes:
+    return codec.encode(block.to_wire())
+
+
+def decode_certified_block(payload: bytes, *, tx_bytes_max: int = DEFAULT_TX_BYTES_MAX) -> CertifiedBlock:
+    return CertifiedBlock.from_wire(codec.decode(payload), tx_bytes_max=tx_bytes_max)
 
 
 # --- helpers ---------------------------------------------------------------------------------------------

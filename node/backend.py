@@ -9,14 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from chaincode import FUNCTIONS, QUERIES, NotFound, run_query
-from core.block import Block
+from core.block import Block, CertifiedBlock, encode_certified_block
 from core.quorum import compute_quorum
 from core.tx import SignedTx
 from node.api import QueryNotFound
 from node.events import EventHub
 from node.metrics import NodeMetrics
 from node.views import block_json, state_value_json
-from node.wire import CertifiedBlock, encode_certified_block
 
 if TYPE_CHECKING:
     from node.runtime import Node

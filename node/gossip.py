@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from core import codec
 from core.errors import InvalidInput
-from node.wire import CHANNEL_TX
+from node.channels import CHANNEL_TX
 from p2p import PeerNetwork
 
 FLUSH_DELAY_S = 0.005

@@ -12,14 +12,13 @@ An observer holds no validator key and sends no consensus messages: it cannot be
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 
-from core.block import Block, CertificateError, compute_tx_root, verify_commit_certificate
+from core.block import Block, CertificateError, CertifiedBlock, compute_tx_root, verify_commit_certificate
 from core.errors import InvalidInput
 from core.genesis import Genesis
 from node.applier import BlockApplier
-from node.wire import SYNC_BLOCKS_MAX, CertifiedBlock, GetBlocks, encode_get_blocks
+from node.sync import SYNC_BLOCKS_MAX, BlockRequests
 from p2p import PeerId, PeerNetwork
 from storage import Store
 
@@ -38,8 +37,7 @@ class ObserverFollower:
         self.halted_reason: str | None = None
         self.known_height = store.last_height  # the highest height any validator showed us
         self._ahead: dict[int, CertifiedBlock] = {}
-        self._request_ids = itertools.count(1)
-        self._outstanding: dict[int, PeerId] = {}
+        self._requests = BlockRequests(network)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -72,7 +70,7 @@ class ObserverFollower:
             self._request_missing(peer)
 
     def on_blocks_answer(self, peer: PeerId, request_id: int, blocks: tuple[CertifiedBlock, ...]) -> None:
-        if self._outstanding.pop(request_id, None) != peer:
+        if not self._requests.accept_answer(peer, request_id):
             return
         for block in blocks:
             self._verify_certificate(block)
@@ -136,19 +134,16 @@ class ObserverFollower:
             )
 
     def _request_missing(self, peer: PeerId) -> None:
-        if any(asked == peer for asked in self._outstanding.values()):
+        if self._requests.is_asking(peer):
             return
         first = self.store.last_height + 1
-        request_id = next(self._request_ids)
-        request = GetBlocks(request_id, first, first + SYNC_BLOCKS_MAX - 1)
-        if self.network.send(peer, "sync", encode_get_blocks(request)):
-            self._outstanding[request_id] = peer
+        self._requests.request(peer, first, first + SYNC_BLOCKS_MAX - 1)
 
     async def _catch_up_loop(self) -> None:
         """Ask a validator for blocks periodically, so a missed push never leaves us behind for long."""
         while True:
             await asyncio.sleep(CATCH_UP_INTERVAL_S)
-            self._outstanding.clear()
+            self._requests.clear()
             for peer in self.network.connected_peers():
                 if peer.role.value == "validator":
                     self._request_missing(peer)

@@ -21,7 +21,7 @@ from chaincode import build_registry, get_key_status
 from consensus.events import REFUSED_FULL
 from consensus.messages import compute_message_bytes_max
 from consensus.pool import PoolLimits
-from core.block import Block
+from core.block import Block, decode_certified_block
 from core.errors import CarbonchainError, ConfigError, InvalidInput, TransactionError
 from core.genesis import ConsensusParams, Genesis, load_genesis
 from core.keys import SigningKey
@@ -31,6 +31,7 @@ from core.tx import SignedTx, decode_transaction, validate_transaction
 from node.api import build_api
 from node.applier import BlockApplier
 from node.backend import NodeBackend
+from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_SYNC, CHANNEL_TX
 from node.config import NodeConfig, load_config, resolve
 from node.events import EventHub
 from node.gossip import TxGossip, decode_tx_batch
@@ -38,21 +39,9 @@ from node.logs import configure_logging
 from node.mempool import Mempool, MempoolFull
 from node.metrics import NodeMetrics
 from node.observer import ObserverFollower
+from node.sync import BlocksAnswer, decode_sync, encode_blocks_answer, serve_block_range
 from node.validator import ValidatorShell
 from node.verified import VerifiedCache
-from node.wire import (
-    CHANNEL_BLOCKS,
-    CHANNEL_CONSENSUS,
-    CHANNEL_SYNC,
-    CHANNEL_TX,
-    SYNC_BLOCKS_MAX,
-    SYNC_BYTES_MAX,
-    BlocksAnswer,
-    CertifiedBlock,
-    decode_certified_block,
-    decode_sync,
-    encode_blocks_answer,
-)
 from p2p import PeerId, PeerLimits, PeerNetwork, TlsConfig
 from p2p.framing import FRAME_OVERHEAD_BYTES_MAX
 from storage import Store
@@ -248,13 +237,7 @@ class Node:
             elif self.follower is not None:
                 self.follower.on_blocks_answer(peer, message.request_id, message.blocks)
             return
-        last = min(message.to_height, message.from_height + SYNC_BLOCKS_MAX - 1, self.store.last_height)
-        blocks: list[CertifiedBlock] = []
-        if message.from_height <= last:
-            for stored in self.store.get_blocks(message.from_height, last, max_bytes=SYNC_BYTES_MAX):
-                if stored.certificate is None:
-                    break
-                blocks.append(CertifiedBlock(stored.block, stored.certificate, stored.results))
+        blocks = serve_block_range(self.store, message)
         self.network.send(peer, CHANNEL_SYNC, encode_blocks_answer(message.request_id, blocks))
 
     def _on_streamed_block(self, peer: PeerId, payload: bytes) -> None:

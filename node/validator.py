@@ -10,7 +10,6 @@ re-entrantly), timers are asyncio timer handles, FetchBlocks is a sync-channel r
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -38,21 +37,15 @@ from consensus.events import (
 from consensus.messages import NewView, PrePrepare, decode_message, encode_message
 from consensus.pool import PoolLimits
 from consensus.replica import ExecutionRoots, RecoveredState, Replica, ReplicaConfig
-from core.block import Block
+from core.block import Block, CertifiedBlock, encode_certified_block
 from core.errors import CodecError, InvalidInput
 from core.genesis import Genesis
 from core.keys import SigningKey
 from core.tx import SignedTx
 from node.applier import BlockApplier
+from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS
+from node.sync import BlockRequests
 from node.verified import VerifiedCache
-from node.wire import (
-    CHANNEL_BLOCKS,
-    CHANNEL_CONSENSUS,
-    CertifiedBlock,
-    GetBlocks,
-    encode_certified_block,
-    encode_get_blocks,
-)
 from p2p import PeerId, PeerNetwork
 from storage import Store
 
@@ -91,8 +84,7 @@ class ValidatorShell:
         self.replica = Replica(config, key, self._recover(), pool_limits=pool_limits)
         self.driver = Driver(self.replica, self, prestart_inputs_max=PRESTART_INPUTS_MAX)
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._request_ids = itertools.count(1)
-        self._fetches: dict[int, int] = {}  # request id -> validator index asked
+        self._fetches = BlockRequests(network)  # block ranges asked of validators (state transfer)
         self._deferred_fetch: FetchBlocks | None = None  # asked of a peer that was not connected yet
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refusals: dict[
@@ -171,8 +163,7 @@ class ValidatorShell:
         self.submit(MessageReceived(peer.index, message))
 
     def on_blocks_answer(self, peer: PeerId, request_id: int, blocks: tuple[CertifiedBlock, ...]) -> None:
-        asked = self._fetches.pop(request_id, None)
-        if asked is None or asked != peer.index or peer.role.value != "validator":
+        if not self._fetches.accept_answer(peer, request_id):
             return  # an answer we did not ask for (late, or for the observer follower)
         self.submit(BlocksFetched(peer.index, tuple((b.block, b.certificate) for b in blocks)))
 
@@ -250,14 +241,7 @@ class ValidatorShell:
         self.submit(TimerFired(timer_id))
 
     def fetch(self, output: FetchBlocks) -> None:
-        peer = PeerId.validator(output.peer)
-        request_id = next(self._request_ids)
-        request = GetBlocks(request_id, output.from_height, output.to_height)
-        if self.network.send(peer, "sync", encode_get_blocks(request)):
-            self._fetches[request_id] = output.peer
-            if len(self._fetches) > 64:  # answers that never came: forget the oldest
-                self._fetches.pop(next(iter(self._fetches)))
-        else:
+        if not self._fetches.request(PeerId.validator(output.peer), output.from_height, output.to_height):
             # Not connected (typically just after a restart, before peers redial us): send it when the peer
             # connects. An empty answer instead would claim that the peer has no blocks after ours.
             self._deferred_fetch = output
@@ -275,7 +259,7 @@ class ValidatorShell:
     @property
     def catching_up(self) -> bool:
         """True while blocks asked from peers (state transfer) have not arrived."""
-        return bool(self._fetches)
+        return len(self._fetches) > 0
 
     @property
     def view(self) -> int:

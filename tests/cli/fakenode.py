@@ -16,10 +16,16 @@ from typing import Any
 from aiohttp import web
 
 from core import codec
-from core.block import Block, CommitCertificate, compute_commit_digest
+from core.block import (
+    Block,
+    CertifiedBlock,
+    CommitCertificate,
+    compute_commit_digest,
+    decode_certified_block,
+    encode_certified_block,
+)
 from core.devkeys import dev_node_key
 from core.tx import SignedTx, compute_tx_id
-from node.wire import CertifiedBlock, decode_certified_block, encode_certified_block
 
 
 class FakeNode:

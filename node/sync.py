@@ -1,0 +1,128 @@
+"""The block-range sync protocol on the "sync" channel: its two messages, serving a range from the store,
+and the bookkeeping of the ranges we asked for (docs/protocol/node.md, "Block ranges").
+
+A validator that falls behind (state transfer) and an observer that missed a pushed block both ask a
+validator for a range with GetBlocks; the validator answers with BlocksAnswer. An answer is used only if
+it carries an id we sent to that very peer (BlockRequests); the blocks in it are verified by the asker
+before use, never trusted.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Protocol
+
+from core import codec
+from core.block import CertifiedBlock
+from core.errors import InvalidInput
+from core.tx import DEFAULT_TX_BYTES_MAX
+from node.channels import CHANNEL_SYNC
+from p2p import PeerId
+from storage import Store
+
+SYNC_BLOCKS_MAX = 200  # blocks per answer
+SYNC_BYTES_MAX = 8 * 1024 * 1024  # soft limit on an answer's size; at least one block is always sent
+OUTSTANDING_MAX = 64  # requests remembered; answers that never came are forgotten oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class GetBlocks:
+    request_id: int  # chosen by the asker, echoed in the answer
+    from_height: int
+    to_height: int  # inclusive
+
+
+@dataclass(frozen=True, slots=True)
+class BlocksAnswer:
+    request_id: int  # the id of the GetBlocks this answers
+    blocks: tuple[CertifiedBlock, ...]  # ascending from from_height, no gaps; empty: the server lacks it
+
+
+def encode_get_blocks(request: GetBlocks) -> bytes:
+    return codec.encode(
+        {"from": request.from_height, "id": request.request_id, "kind": "get_blocks", "to": request.to_height}
+    )
+
+
+def encode_blocks_answer(request_id: int, blocks: list[CertifiedBlock]) -> bytes:
+    return codec.encode({"blocks": [b.to_wire() for b in blocks], "id": request_id, "kind": "blocks"})
+
+
+def decode_sync(payload: bytes, *, tx_bytes_max: int = DEFAULT_TX_BYTES_MAX) -> GetBlocks | BlocksAnswer:
+    """Decode a sync-channel payload strictly; InvalidInput names what is wrong."""
+    value = codec.decode(payload)
+    if type(value) is not dict or type(value.get("id")) is not int:
+        raise InvalidInput("sync payload must be a map with an integer id")
+    kind = value.get("kind")
+    if kind == "get_blocks":
+        if set(value) != {"from", "id", "kind", "to"}:
+            raise InvalidInput("get_blocks has fields from, id, kind, to")
+        first, last = value["from"], value["to"]
+        if type(first) is not int or type(last) is not int or not 1 <= first <= last:
+            raise InvalidInput("get_blocks needs 1 <= from <= to")
+        return GetBlocks(value["id"], first, last)
+    if kind == "blocks":
+        if set(value) != {"blocks", "id", "kind"} or type(value["blocks"]) is not list:
+            raise InvalidInput("blocks answer has fields blocks (a list), id, kind")
+        if len(value["blocks"]) > SYNC_BLOCKS_MAX:
+            raise InvalidInput(f"more than {SYNC_BLOCKS_MAX} blocks in one answer")
+        blocks = tuple(CertifiedBlock.from_wire(item, tx_bytes_max=tx_bytes_max) for item in value["blocks"])
+        return BlocksAnswer(value["id"], blocks)
+    raise InvalidInput(f"unknown sync kind {kind!r}")
+
+
+def serve_block_range(store: Store, request: GetBlocks) -> list[CertifiedBlock]:
+    """The certified blocks a GetBlocks asks for that we have: at most SYNC_BLOCKS_MAX and about
+    SYNC_BYTES_MAX, ascending from request.from_height, stopping at the first block without a certificate."""
+    last = min(request.to_height, request.from_height + SYNC_BLOCKS_MAX - 1, store.last_height)
+    blocks: list[CertifiedBlock] = []
+    if request.from_height <= last:
+        for stored in store.get_blocks(request.from_height, last, max_bytes=SYNC_BYTES_MAX):
+            if stored.certificate is None:
+                break
+            blocks.append(CertifiedBlock(stored.block, stored.certificate, stored.results))
+    return blocks
+
+
+class FrameSender(Protocol):
+    """The one thing BlockRequests needs of the peer layer (p2p.PeerNetwork implements it)."""
+
+    def send(self, peer: PeerId, channel: str, payload: bytes) -> bool: ...
+
+
+class BlockRequests:
+    """The block ranges we asked for and have not had answered: request id -> the peer asked.
+
+    An answer counts only if its id was sent to that very peer; a late, repeated or stray answer is
+    ignored. At most OUTSTANDING_MAX requests are remembered.
+    """
+
+    def __init__(self, network: FrameSender) -> None:
+        self._network = network
+        self._request_ids = itertools.count(1)
+        self._asked: dict[int, PeerId] = {}
+
+    def __len__(self) -> int:
+        return len(self._asked)
+
+    def request(self, peer: PeerId, from_height: int, to_height: int) -> bool:
+        """Ask `peer` for a range; False (and nothing remembered) when it is not connected."""
+        request_id = next(self._request_ids)
+        payload = encode_get_blocks(GetBlocks(request_id, from_height, to_height))
+        if not self._network.send(peer, CHANNEL_SYNC, payload):
+            return False
+        self._asked[request_id] = peer
+        if len(self._asked) > OUTSTANDING_MAX:  # answers that never came: forget the oldest
+            self._asked.pop(next(iter(self._asked)))
+        return True
+
+    def is_asking(self, peer: PeerId) -> bool:
+        return peer in self._asked.values()
+
+    def accept_answer(self, peer: PeerId, request_id: int) -> bool:
+        """True when `request_id` is outstanding and was asked of `peer`; it is no longer outstanding."""
+        return self._asked.pop(request_id, None) == peer
+
+    def clear(self) -> None:
+        self._asked.clear()
