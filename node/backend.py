@@ -1,4 +1,7 @@
-"""The API's view of a node: answers reads from storage and admits transactions through the node.
+"""The API's view of a node: answers reads from storage and hands submitted transactions to admission.
+
+It is given what it reads from explicitly (store, mempool, genesis, peer layer, the node's role) and the
+admission callable, never the whole node (node/runtime.py builds it).
 
 It is also the node's TxCheckContext (core.tx.validate_transaction): chain id, next height, replay and
 sender-key checks against committed state.
@@ -6,49 +9,69 @@ sender-key checks against committed state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-from chaincode import FUNCTIONS, QUERIES, NotFound, run_query
+from chaincode import FUNCTIONS, QUERIES, NotFound, get_key_status, run_query
 from core.block import Block, CertifiedBlock, encode_certified_block
-from core.quorum import compute_quorum
+from core.genesis import Genesis
 from core.tx import SignedTx
 from node.api import QueryNotFound
 from node.events import EventHub
+from node.mempool import Mempool
 from node.metrics import NodeMetrics
+from node.roles import Role
 from node.views import block_json, state_value_json
-
-if TYPE_CHECKING:
-    from node.runtime import Node
+from p2p import PeerNetwork
+from storage import Store
 
 
 class NodeBackend:
-    def __init__(self, node: Node) -> None:
-        self._node = node
-        self.chain_id = node.genesis.chain_id
-        self.tx_validity_blocks_max = node.genesis.consensus.tx_validity_blocks_max
-        self.tx_bytes_max = node.genesis.consensus.tx_bytes_max
-        self.events: EventHub = node.events
-        self.metrics: NodeMetrics = node.metrics
+    def __init__(
+        self,
+        *,
+        genesis: Genesis,
+        node_id: str,
+        store: Store,
+        mempool: Mempool,
+        network: PeerNetwork,
+        role: Role,
+        admit: Callable[[SignedTx], None],
+        events: EventHub,
+        metrics: NodeMetrics,
+    ) -> None:
+        self._genesis = genesis
+        self._node_id = node_id
+        self._store = store
+        self._mempool = mempool
+        self._network = network
+        self._role = role
+        self._admit = admit  # validate, queue and gossip; raises TransactionError
+        self.chain_id = genesis.chain_id
+        self.tx_validity_blocks_max = genesis.consensus.tx_validity_blocks_max
+        self.tx_bytes_max = genesis.consensus.tx_bytes_max
+        self.events = events
+        self.metrics = metrics
 
     # --- TxCheckContext -----------------------------------------------------------------------------------
 
     @property
     def next_height(self) -> int:
-        return self._node.store.last_height + 1
+        return self._store.last_height + 1
 
     def is_committed(self, tx_id: bytes) -> bool:
-        return self._node.store.get_tx_location(tx_id) is not None
+        return self._store.get_tx_location(tx_id) is not None
 
     def sender_key_status(self, org_id: str, public_key: bytes) -> str:
-        return self._node.key_status(org_id, public_key)
+        return get_key_status(self._store, org_id, public_key)
 
     # --- ApiBackend -------------------------------------------------------------------------------------
 
     def submit_transaction(self, tx: SignedTx) -> None:
-        self._node.admit_transaction(tx, gossip=True)
+        self._admit(tx)
 
     def get_transaction_status(self, tx_id: bytes) -> dict[str, Any]:
-        store = self._node.store
+        store = self._store
         location = store.get_tx_location(tx_id)
         if location is not None:
             stored = store.get_block(location.height)
@@ -61,11 +84,11 @@ class NodeBackend:
                 "code": location.code,
                 "message": message,
             }
-        status = "pending" if tx_id in self._node.mempool else "unknown"
+        status = "pending" if tx_id in self._mempool else "unknown"
         return {"tx_id": tx_id.hex(), "status": status}
 
     def get_block_json(self, height: int | None) -> dict[str, Any] | None:
-        store = self._node.store
+        store = self._store
         if height is None:
             height = store.last_height
         if height < 1:
@@ -77,63 +100,38 @@ class NodeBackend:
         return block_json(block.header, block.txs, stored.results, stored.certificate, stored.state_root)
 
     def get_block_bytes(self, height: int) -> bytes | None:
-        stored = self._node.store.get_block(height)
+        stored = self._store.get_block(height)
         if stored is None or stored.certificate is None:
             return None
         return encode_certified_block(CertifiedBlock(stored.block, stored.certificate, stored.results))
 
     def get_status(self) -> dict[str, Any]:
-        node = self._node
-        store = node.store
-        status: dict[str, Any] = {
-            "chain_id": node.genesis.chain_id,
-            "genesis_hash": node.genesis.genesis_hash.hex(),
-            "node_id": node.identity.name,
-            "role": node.identity.role,
+        store = self._store
+        return {
+            "chain_id": self._genesis.chain_id,
+            "genesis_hash": self._genesis.genesis_hash.hex(),
+            "node_id": self._node_id,
+            "role": self._role.kind,
             "height": store.last_height,
             "last_block_hash": (store.last_block_hash or b"").hex(),
             "state_root": store.get_state_root().hex(),
-            "peers": len(node.network.connected_peers()),
-            "catching_up": self.is_catching_up(),
-            "mempool_txs": len(node.mempool),
-            "halted": self.halted_reason(),
+            "peers": len(self._network.connected_peers()),
+            "catching_up": self._role.catching_up,
+            "mempool_txs": len(self._mempool),
+            "halted": self._role.halted_reason,
+            "view": self._role.view,
+            "primary": self._role.primary,
         }
-        if node.shell is not None:
-            status["view"] = node.shell.view
-            status["primary"] = node.shell.primary
-        else:
-            status["view"] = None
-            status["primary"] = None
-        return status
-
-    def halted_reason(self) -> str | None:
-        if self._node.shell is not None:
-            return self._node.shell.halted_reason
-        if self._node.follower is not None:
-            return self._node.follower.halted_reason
-        return None
-
-    def is_catching_up(self) -> bool:
-        if self._node.follower is not None:
-            return self._node.follower.catching_up
-        assert self._node.shell is not None
-        return self._node.shell.catching_up
 
     def is_ready(self) -> bool:
-        node = self._node
-        if self.halted_reason() is not None or self.is_catching_up():
-            return False
-        peers = node.network.connected_peers()
-        validators = sum(1 for peer in peers if peer.role.value == "validator")
-        if node.identity.role == "observer":
-            return validators >= 1
-        return validators + 1 >= compute_quorum(len(node.genesis.validators))
+        role = self._role
+        return role.halted_reason is None and not role.catching_up and role.is_linked()
 
     def run_query(self, name: str, params: dict[str, str]) -> Any:
         if name not in QUERIES:
             raise QueryNotFound(f"no query named {name!r}; see GET /v1/carbon/queries")
         try:
-            return run_query(self._node.store, name, params)
+            return run_query(self._store, name, params)
         except NotFound as exc:
             raise QueryNotFound(str(exc)) from None
 
@@ -144,7 +142,7 @@ class NodeBackend:
         }
 
     def get_key_history(self, key: bytes, start_after: int | None, limit: int) -> dict[str, Any]:
-        store = self._node.store
+        store = self._store
         versions = store.get_history(key, start_after_height=start_after, limit=limit)
         blocks: dict[int, Block | None] = {}
         entries = []
@@ -176,8 +174,8 @@ class NodeBackend:
         return {"key": _key_text(key), "versions": entries, "next_start_after": next_cursor}
 
     def get_key_proof(self, key: bytes) -> dict[str, Any]:
-        store = self._node.store
-        depth = self._node.genesis.consensus.pipeline_depth
+        store = self._store
+        depth = self._genesis.consensus.pipeline_depth
         with store.snapshot() as view:
             height = view.last_height
             root = view.get_state_root()

@@ -6,20 +6,31 @@ transaction root, then executes it through the same chaincode and commits it. Ea
 roots of an earlier height (state_height); a mismatch with our own execution means the validators' state
 diverged from the rules, and the observer halts loudly instead of following.
 
-An observer holds no validator key and sends no consensus messages: it cannot be made to vote.
+An observer holds no validator key and sends no consensus messages: it cannot be made to vote. The
+follower is the observer's whole role (node.roles.Role).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
-from core.block import Block, CertificateError, CertifiedBlock, compute_tx_root, verify_commit_certificate
+from core.block import (
+    Block,
+    CertificateError,
+    CertifiedBlock,
+    compute_tx_root,
+    decode_certified_block,
+    verify_commit_certificate,
+)
 from core.errors import InvalidInput
 from core.genesis import Genesis
+from core.tx import SignedTx
 from node.applier import BlockApplier
+from node.channels import CHANNEL_BLOCKS
 from node.sync import SYNC_BLOCKS_MAX, BlockRequests
-from p2p import PeerId, PeerNetwork
+from p2p import FrameHandler, PeerId, PeerNetwork
 from storage import Store
 
 log = logging.getLogger(__name__)
@@ -29,6 +40,10 @@ CATCH_UP_INTERVAL_S = 2.0
 
 
 class ObserverFollower:
+    kind = "observer"
+    view = None  # an observer takes no part in consensus
+    primary = None
+
     def __init__(self, genesis: Genesis, store: Store, network: PeerNetwork, applier: BlockApplier) -> None:
         self.genesis = genesis
         self.store = store
@@ -44,7 +59,13 @@ class ObserverFollower:
     def catching_up(self) -> bool:
         return self.known_height > self.store.last_height
 
-    def start(self) -> None:
+    def get_frame_handlers(self) -> Mapping[str, FrameHandler]:
+        return {CHANNEL_BLOCKS: self.on_block_frame}
+
+    def is_linked(self) -> bool:
+        return any(peer.is_validator for peer in self.network.connected_peers())
+
+    async def start(self) -> None:
         self._task = asyncio.create_task(self._catch_up_loop(), name="observer-catch-up")
 
     async def stop(self) -> None:
@@ -53,6 +74,10 @@ class ObserverFollower:
             await asyncio.gather(self._task, return_exceptions=True)
 
     # --- inputs -------------------------------------------------------------------------------------------
+
+    def on_block_frame(self, peer: PeerId, payload: bytes) -> None:
+        block = decode_certified_block(payload, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
+        self.on_block(peer, block)
 
     def on_block(self, peer: PeerId, block: CertifiedBlock) -> None:
         """A block pushed by a validator as it committed it."""
@@ -81,9 +106,12 @@ class ObserverFollower:
         if blocks and self.catching_up:
             self._request_missing(peer)
 
-    def on_validator_connected(self, peer: PeerId) -> None:
+    def on_peer_connected(self, peer: PeerId) -> None:
         if peer.role.value == "validator":
             self._request_missing(peer)
+
+    def offer(self, tx: SignedTx) -> str | None:
+        return None  # kept in the mempool and gossiped to the validators, which propose it
 
     # --- work -----------------------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""One running node: load config, genesis and key; open storage; recover; run the peer layer, the consensus
-shell (validators) or the follower (observers), and the API under one structured shutdown.
+"""One running node: load config, genesis and key; open storage; recover; run the peer layer, the node's
+role (node.roles: a validator's consensus shell or an observer's follower), and the API under one
+structured shutdown.
 
 SIGTERM or Ctrl-C stops the API first (no new transactions), then the peer layer and timers, then closes
 the database; every committed block was already durable (one synced batch per block).
@@ -17,21 +18,20 @@ from pathlib import Path
 
 from aiohttp import web
 
-from chaincode import build_registry, get_key_status
+from chaincode import build_registry
 from consensus.events import REFUSED_FULL
 from consensus.messages import compute_message_bytes_max
 from consensus.pool import PoolLimits
-from core.block import Block, decode_certified_block
+from core.block import Block
 from core.errors import CarbonchainError, ConfigError, InvalidInput, TransactionError
 from core.genesis import ConsensusParams, Genesis, load_genesis
 from core.keys import SigningKey
 from core.keystore import PASSPHRASE_ENV, is_encrypted_key_file, load_key
-from core.quorum import compute_quorum
 from core.tx import SignedTx, decode_transaction, validate_transaction
 from node.api import build_api
 from node.applier import BlockApplier
 from node.backend import NodeBackend
-from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_SYNC, CHANNEL_TX
+from node.channels import CHANNEL_SYNC
 from node.config import NodeConfig, load_config, resolve
 from node.events import EventHub
 from node.gossip import TxGossip, decode_tx_batch
@@ -39,8 +39,9 @@ from node.logs import configure_logging
 from node.mempool import Mempool, MempoolFull
 from node.metrics import NodeMetrics
 from node.observer import ObserverFollower
+from node.roles import Role
 from node.sync import BlocksAnswer, decode_sync, encode_blocks_answer, serve_block_range
-from node.validator import ValidatorShell
+from node.validator import ValidatorRole, ValidatorShell
 from node.verified import VerifiedCache
 from p2p import PeerId, PeerLimits, PeerNetwork, TlsConfig
 from p2p.framing import FRAME_OVERHEAD_BYTES_MAX
@@ -52,7 +53,6 @@ MEMPOOL_SWEEP_S = 5.0
 REGOSSIP_AFTER_S = 5.0  # pending this long: send to the validators again
 REGOSSIP_TXS_MAX = 2000  # per sweep, so a backlog is not re-sent all at once
 SHUTDOWN_GRACE_S = 10.0
-STARTUP_LINK_WAIT_S = 5.0
 RECONNECT_MAX_MS = 3000
 
 
@@ -124,29 +124,22 @@ class Node:
             ),
         )
         self.gossip = TxGossip(self.network)
-        self._quorum_linked = asyncio.Event()
-        self.shell: ValidatorShell | None = None
-        self.follower: ObserverFollower | None = None
-        if identity.role == "validator":
-            self.shell = ValidatorShell(
-                genesis,
-                identity.key,
-                self.store,
-                self.network,
-                self.applier,
-                self.verified,
-                self._on_committed,
-                self.pool_limits,
-            )
-            self.network.on(CHANNEL_CONSENSUS, self.shell.on_consensus_frame)
-            self.network.on_connect(self._on_peer_connected)
-            self.network.on(CHANNEL_TX, self._on_gossiped_txs)
-        else:
-            self.follower = ObserverFollower(genesis, self.store, self.network, self.applier)
-            self.network.on(CHANNEL_BLOCKS, self._on_streamed_block)
-            self.network.on_connect(self.follower.on_validator_connected)
+        self.role = self._build_role()
+        for channel, handler in self.role.get_frame_handlers().items():
+            self.network.on(channel, handler)
         self.network.on(CHANNEL_SYNC, self._on_sync)
-        self.backend = NodeBackend(self)
+        self.network.on_connect(self.role.on_peer_connected)
+        self.backend = NodeBackend(
+            genesis=genesis,
+            node_id=identity.name,
+            store=self.store,
+            mempool=self.mempool,
+            network=self.network,
+            role=self.role,
+            admit=self._admit_submitted,
+            events=self.events,
+            metrics=self.metrics,
+        )
 
     # --- setup ------------------------------------------------------------------------------------------
 
@@ -172,6 +165,22 @@ class Node:
         members = self.genesis.validators if self.identity.role == "validator" else self.genesis.observers
         return int(members[self.identity.index].api_address.rsplit(":", 1)[1])
 
+    def _build_role(self) -> Role:
+        """The one place that decides what this node does besides serving the chain."""
+        if self.identity.role == "observer":
+            return ObserverFollower(self.genesis, self.store, self.network, self.applier)
+        shell = ValidatorShell(
+            self.genesis,
+            self.identity.key,
+            self.store,
+            self.network,
+            self.applier,
+            self.verified,
+            self._on_committed,
+            self.pool_limits,
+        )
+        return ValidatorRole(shell, self.network, self.genesis, self._on_gossiped_txs)
+
     def _tls(self) -> TlsConfig | None:
         peer = self.config.peer
         if not peer.tls_cert:
@@ -195,19 +204,21 @@ class Node:
             raise
         self.verified.add(tx)
         self.mempool.add(tx)
-        if self.shell is not None:
-            refusal = self.shell.offer(tx)
-            if refusal is not None:
-                # The replica did not take it (its pool is full): accepting it would strand it.
-                self.mempool.remove_many([tx.tx_id])
-                self.metrics.rejected_txs.labels(reason=refusal).inc()
-                if refusal == REFUSED_FULL:
-                    raise MempoolFull("the consensus pool is full; retry later")
-                raise TransactionError(refusal, f"the consensus pool refused the transaction ({refusal})")
+        refusal = self.role.offer(tx)
+        if refusal is not None:
+            # The replica did not take it (its pool is full): accepting it would strand it.
+            self.mempool.remove_many([tx.tx_id])
+            self.metrics.rejected_txs.labels(reason=refusal).inc()
+            if refusal == REFUSED_FULL:
+                raise MempoolFull("the consensus pool is full; retry later")
+            raise TransactionError(refusal, f"the consensus pool refused the transaction ({refusal})")
         self.metrics.mempool_txs.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.size_bytes)
         if gossip:
             self.gossip.queue([tx.raw])
+
+    def _admit_submitted(self, tx: SignedTx) -> None:
+        self.admit_transaction(tx, gossip=True)
 
     def _on_gossiped_txs(self, peer: PeerId, payload: bytes) -> None:
         for raw in decode_tx_batch(payload):
@@ -224,26 +235,15 @@ class Node:
         self.metrics.mempool_txs.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.size_bytes)
 
-    def key_status(self, org_id: str, public_key: bytes) -> str:
-        return get_key_status(self.store, org_id, public_key)
-
-    # --- sync and block stream --------------------------------------------------------------------------
+    # --- sync -------------------------------------------------------------------------------------------
 
     def _on_sync(self, peer: PeerId, payload: bytes) -> None:
         message = decode_sync(payload, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
         if isinstance(message, BlocksAnswer):
-            if self.shell is not None:
-                self.shell.on_blocks_answer(peer, message.request_id, message.blocks)
-            elif self.follower is not None:
-                self.follower.on_blocks_answer(peer, message.request_id, message.blocks)
+            self.role.on_blocks_answer(peer, message.request_id, message.blocks)
             return
         blocks = serve_block_range(self.store, message)
         self.network.send(peer, CHANNEL_SYNC, encode_blocks_answer(message.request_id, blocks))
-
-    def _on_streamed_block(self, peer: PeerId, payload: bytes) -> None:
-        assert self.follower is not None
-        block = decode_certified_block(payload, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
-        self.follower.on_block(peer, block)
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -253,11 +253,7 @@ class Node:
         sweeper: asyncio.Task[None] | None = None
         try:
             await self.network.start()
-            if self.shell is not None:
-                await self._wait_for_quorum_links()
-                self.shell.start()
-            if self.follower is not None:
-                self.follower.start()
+            await self.role.start()
             site = web.TCPSite(runner, self.config.api.listen_host, self._api_port())
             await site.start()
             sweeper = asyncio.create_task(self._sweep_mempool(), name="mempool-sweeper")
@@ -275,33 +271,11 @@ class Node:
             if sweeper is not None:
                 sweeper.cancel()
             await runner.cleanup()
-            if self.shell is not None:
-                self.shell.stop()
-            if self.follower is not None:
-                await self.follower.stop()
+            await self.role.stop()
             await asyncio.wait_for(self.network.close(), SHUTDOWN_GRACE_S)
             height = self.store.last_height
             self.store.close()
             log.info("stopped cleanly at height %d", height, extra={"height": height})
-
-    def _has_quorum_links(self) -> bool:
-        linked = sum(1 for peer in self.network.connected_peers() if peer.role.value == "validator")
-        return linked + 1 >= compute_quorum(len(self.genesis.validators))
-
-    def _on_peer_connected(self, peer: PeerId) -> None:
-        if self.shell is not None:
-            self.shell.on_peer_connected(peer)
-        if self._has_quorum_links():
-            self._quorum_linked.set()
-
-    async def _wait_for_quorum_links(self) -> None:
-        """Give peers a moment to connect, so the replica's first probe for missed blocks reaches someone."""
-        if self._has_quorum_links():
-            return
-        try:
-            await asyncio.wait_for(self._quorum_linked.wait(), STARTUP_LINK_WAIT_S)
-        except TimeoutError:
-            log.warning("starting consensus before a quorum of validators is connected")
 
     async def _sweep_mempool(self) -> None:
         """Drop expired transactions and re-gossip lingering ones (a gossip frame may have been dropped)."""

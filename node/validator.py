@@ -5,6 +5,9 @@ seeded simulation runs. This shell is the driver's Effects: Persist is a synced 
 any later Send of the same step leaves: double-sign protection), Send goes through the peer layer,
 ExecuteBlock runs the chaincode and commits the block (its BlockExecuted is queued, never fed
 re-entrantly), timers are asyncio timer handles, FetchBlocks is a sync-channel request.
+
+ValidatorRole is what the rest of the node sees of a validator (node.roles.Role): the shell, the
+transaction gossip it receives, and the quorum of validator links it waits for at start.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from consensus.driver import Driver
 from consensus.events import (
@@ -41,16 +44,18 @@ from core.block import Block, CertifiedBlock, encode_certified_block
 from core.errors import CodecError, InvalidInput
 from core.genesis import Genesis
 from core.keys import SigningKey
+from core.quorum import compute_quorum
 from core.tx import SignedTx
 from node.applier import BlockApplier
-from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS
+from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_TX
 from node.sync import BlockRequests
 from node.verified import VerifiedCache
-from p2p import PeerId, PeerNetwork
+from p2p import FrameHandler, PeerId, PeerNetwork
 from storage import Store
 
 log = logging.getLogger(__name__)
 
+STARTUP_LINK_WAIT_S = 5.0  # at start, wait this long at most for a quorum of validator links
 RECOVERY_BLOCKS_MAX = 1000  # recent blocks handed to the replica at start (replay window), at most
 REFUSALS_KEPT = 1000
 PRESTART_INPUTS_MAX = 10_000  # inputs queued while peers connect before start(); later ones are dropped
@@ -277,3 +282,68 @@ def _blocks_in(message: object) -> list[Block]:
     if isinstance(message, NewView):
         return [pp.block for pp in message.pre_prepares]
     return []
+
+
+class ValidatorRole:
+    """A validator: its consensus shell, the transaction gossip it receives, and a quorum of links."""
+
+    kind = "validator"
+
+    def __init__(
+        self, shell: ValidatorShell, network: PeerNetwork, genesis: Genesis, on_gossiped_txs: FrameHandler
+    ) -> None:
+        self.shell = shell
+        self._network = network
+        self._quorum = compute_quorum(len(genesis.validators))
+        self._on_gossiped_txs = on_gossiped_txs
+        self._quorum_linked = asyncio.Event()
+
+    @property
+    def halted_reason(self) -> str | None:
+        return self.shell.halted_reason
+
+    @property
+    def catching_up(self) -> bool:
+        return self.shell.catching_up
+
+    @property
+    def view(self) -> int:
+        return self.shell.view
+
+    @property
+    def primary(self) -> int:
+        return self.shell.primary
+
+    def get_frame_handlers(self) -> Mapping[str, FrameHandler]:
+        return {CHANNEL_CONSENSUS: self.shell.on_consensus_frame, CHANNEL_TX: self._on_gossiped_txs}
+
+    async def start(self) -> None:
+        await self._wait_for_quorum_links()
+        self.shell.start()
+
+    async def stop(self) -> None:
+        self.shell.stop()
+
+    def is_linked(self) -> bool:
+        linked = sum(1 for peer in self._network.connected_peers() if peer.is_validator)
+        return linked + 1 >= self._quorum
+
+    def on_peer_connected(self, peer: PeerId) -> None:
+        self.shell.on_peer_connected(peer)
+        if self.is_linked():
+            self._quorum_linked.set()
+
+    def on_blocks_answer(self, peer: PeerId, request_id: int, blocks: tuple[CertifiedBlock, ...]) -> None:
+        self.shell.on_blocks_answer(peer, request_id, blocks)
+
+    def offer(self, tx: SignedTx) -> str | None:
+        return self.shell.offer(tx)
+
+    async def _wait_for_quorum_links(self) -> None:
+        """Give peers a moment to connect, so the replica's first probe for missed blocks reaches someone."""
+        if self.is_linked():
+            return
+        try:
+            await asyncio.wait_for(self._quorum_linked.wait(), STARTUP_LINK_WAIT_S)
+        except TimeoutError:
+            log.warning("starting consensus before a quorum of validators is connected")

@@ -1,0 +1,70 @@
+"""The two roles a node plays, behind one interface: a validator votes in PBFT through its consensus shell
+(node.validator.ValidatorRole); an observer follows the chain and re-verifies every block without voting
+(node.observer.ObserverFollower).
+
+The runtime, the API backend and the sync channel talk to a node's role only through `Role`. Which role a
+node plays is decided once, when node/runtime.py builds it from the config and the genesis entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from core.block import CertifiedBlock
+from core.tx import SignedTx
+from p2p import FrameHandler, PeerId
+
+
+class Role(Protocol):
+    """What a running node needs of its role."""
+
+    @property
+    def kind(self) -> str:
+        """Either "validator" or "observer"."""
+        ...
+
+    @property
+    def halted_reason(self) -> str | None:
+        """Why the node stopped following the chain (safety halt), or None while it runs."""
+        ...
+
+    @property
+    def catching_up(self) -> bool:
+        """True while blocks asked from peers have not arrived."""
+        ...
+
+    @property
+    def view(self) -> int | None:
+        """The consensus view; None for an observer, which takes no part in consensus."""
+        ...
+
+    @property
+    def primary(self) -> int | None:
+        """The primary of the current view; None for an observer."""
+        ...
+
+    def get_frame_handlers(self) -> Mapping[str, FrameHandler]:
+        """The peer channels this role receives on besides "sync", each with its handler."""
+        ...
+
+    async def start(self) -> None:
+        """Start taking part, once the peer layer runs."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    def is_linked(self) -> bool:
+        """Enough peers are connected for this role to make progress."""
+        ...
+
+    def on_peer_connected(self, peer: PeerId) -> None: ...
+
+    def on_blocks_answer(self, peer: PeerId, request_id: int, blocks: tuple[CertifiedBlock, ...]) -> None:
+        """An answer on the sync channel (node/sync.py) to a range this role may have asked for."""
+        ...
+
+    def offer(self, tx: SignedTx) -> str | None:
+        """A transaction passed admission and is in the mempool: take it. None when taken, else the refusal
+        code (consensus.events.REFUSED_*) and admission undoes the add."""
+        ...
