@@ -13,7 +13,8 @@ import click
 
 from core.errors import ConfigError
 from tools.bench.baseline import BASELINES, INSTALL_HINT, require_baseline
-from tools.bench.runner import WORKLOADS, BenchOptions, run_bench
+from tools.bench.run import BenchOptions
+from tools.bench.runner import WORKLOADS, run_bench
 
 
 def _parse_consensus(items: tuple[str, ...]) -> dict[str, Any]:

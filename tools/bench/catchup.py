@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from tools.bench.load import LoadJob
-from tools.bench.runner import Run
+from tools.bench.run import Run
 from tools.bench.workloads import TxFactory, transfers_load, transfers_setup
 
 # Small blocks: many blocks per second at a modest transaction rate (overridable with --consensus).

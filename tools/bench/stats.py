@@ -1,6 +1,6 @@
 """The bench's arithmetic: percentiles, medians over runs, and one steady window's throughput and latency.
 
-Pure functions over monotonic times, shared by our own runs (runner.py) and the PySyncObj baseline
+Pure functions over monotonic times, shared by our own runs (run.py) and the PySyncObj baseline
 (baseline.py) so that both are measured by exactly the same rules: tx/s counts the commits seen inside the
 steady window (after the warm-up, until sending stops); latency percentiles are over the transactions sent
 inside that window.
