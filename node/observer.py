@@ -29,8 +29,8 @@ from core.genesis import Genesis
 from core.tx import SignedTx
 from node.applier import BlockApplier
 from node.channels import CHANNEL_BLOCKS
-from node.sync import SYNC_BLOCKS_MAX, BlockRequests
-from p2p import FrameHandler, PeerId, PeerNetwork
+from node.sync import SYNC_BLOCKS_MAX, BlockRequests, PeerLinks
+from p2p import FrameHandler, PeerId
 from storage import Store
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class ObserverFollower:
     view = None  # an observer takes no part in consensus
     primary = None
 
-    def __init__(self, genesis: Genesis, store: Store, network: PeerNetwork, applier: BlockApplier) -> None:
+    def __init__(self, genesis: Genesis, store: Store, network: PeerLinks, applier: BlockApplier) -> None:
         self.genesis = genesis
         self.store = store
         self.network = network

@@ -85,10 +85,12 @@ def serve_block_range(store: Store, request: GetBlocks) -> list[CertifiedBlock]:
     return blocks
 
 
-class FrameSender(Protocol):
-    """The one thing BlockRequests needs of the peer layer (p2p.PeerNetwork implements it)."""
+class PeerLinks(Protocol):
+    """What block syncing needs of the peer layer (p2p.PeerNetwork implements it)."""
 
     def send(self, peer: PeerId, channel: str, payload: bytes) -> bool: ...
+
+    def connected_peers(self) -> list[PeerId]: ...
 
 
 class BlockRequests:
@@ -98,7 +100,7 @@ class BlockRequests:
     ignored. At most OUTSTANDING_MAX requests are remembered.
     """
 
-    def __init__(self, network: FrameSender) -> None:
+    def __init__(self, network: PeerLinks) -> None:
         self._network = network
         self._request_ids = itertools.count(1)
         self._asked: dict[int, PeerId] = {}
