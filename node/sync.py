@@ -123,8 +123,14 @@ class BlockRequests:
         return peer in self._asked.values()
 
     def accept_answer(self, peer: PeerId, request_id: int) -> bool:
-        """True when `request_id` is outstanding and was asked of `peer`; it is no longer outstanding."""
-        return self._asked.pop(request_id, None) == peer
+        """True when `request_id` is outstanding and was asked of `peer`; it is no longer outstanding.
+
+        An answer from anyone else leaves the request standing: ids are small counters, and a peer that
+        guesses another's id must not be able to cancel what we asked of that other peer."""
+        if self._asked.get(request_id) != peer:
+            return False
+        del self._asked[request_id]
+        return True
 
     def clear(self) -> None:
         self._asked.clear()

@@ -106,6 +106,17 @@ def test_a_range_answer_is_used_only_from_the_peer_it_was_asked_of(
     assert store.last_height == 2
 
 
+def test_a_range_answer_from_another_peer_does_not_cancel_the_request(
+    chain: ReferenceChain, store: Store, network: FakeNetwork, follower: ObserverFollower
+) -> None:
+    follower.on_peer_connected(V1)
+    [(_, request)] = network.block_requests()
+    follower.on_blocks_answer(V2, request.request_id, (chain.blocks[1],))  # V2 was not asked
+    assert store.last_height == 0
+    follower.on_blocks_answer(V1, request.request_id, (chain.blocks[1], chain.blocks[2]))
+    assert store.last_height == 2
+
+
 def test_asks_again_from_its_new_height_while_still_behind(
     chain: ReferenceChain, store: Store, network: FakeNetwork, follower: ObserverFollower
 ) -> None:

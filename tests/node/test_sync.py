@@ -85,6 +85,8 @@ def test_block_requests_accept_only_the_answer_to_what_was_asked() -> None:
     assert isinstance(asked, GetBlocks) and (asked.from_height, asked.to_height) == (1, 10)
     assert requests.is_asking(V0) and not requests.is_asking(V1) and len(requests) == 1
     assert not requests.accept_answer(V0, asked.request_id + 1)
+    assert not requests.accept_answer(V1, asked.request_id)  # V1 was not asked: V0's request stands
+    assert requests.is_asking(V0)
     assert requests.accept_answer(V0, asked.request_id)
     assert not requests.accept_answer(V0, asked.request_id)  # only once
     assert len(requests) == 0 and not requests.is_asking(V0)
