@@ -18,6 +18,7 @@ devnet: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/check_structure.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
