@@ -30,7 +30,7 @@ _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
 class Role(StrEnum):
-    """An organisation's one role (../shared/DOMAIN.md)."""
+    """An organisation's one role (docs/DOMAIN.md, "Who takes part")."""
 
     REGULATOR = "regulator"
     ENTERPRISE = "enterprise"

@@ -2,7 +2,7 @@
 
 Wire form (canonical msgpack): {"body": bin, "signature": bin(64)}, where "body" holds the canonical encoding
 of the body map. The transaction id is H(tx, body bytes) and the signature is Ed25519 over that id, so the id
-never changes with how a signature is encoded (RELIABILITY.md item 6).
+never changes with how a signature is encoded (docs/RELIABILITY.md item 6).
 
 Replay protection is by unique ids within a validity window: a body names `valid_until`, the last height at
 which it may be included (at most `tx_validity_blocks_max` ahead of the chain), and a node rejects an id that

@@ -1,8 +1,8 @@
 """Fan-out of committed blocks and transaction results to `/v1/events` subscribers.
 
 Each subscriber has a bounded queue. A subscriber that falls behind is told why and dropped, never buffered
-without bound (RELIABILITY.md item 4). Filters: by organisation (transactions it sent or that name it in an
-event) and by transaction id.
+without bound (docs/RELIABILITY.md item 4). Filters: by organisation (transactions it sent or that name it
+in an event) and by transaction id.
 """
 
 from __future__ import annotations

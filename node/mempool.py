@@ -1,7 +1,7 @@
 """The bounded mempool: verified transactions waiting to be ordered.
 
-Bounded by count and bytes (RELIABILITY.md item 4); deduplicated by transaction id; kept in arrival order so
-the primary proposes oldest first. When full, new transactions are rejected with a clear error rather than
+Bounded by count and bytes (docs/RELIABILITY.md item 4); deduplicated by transaction id; kept in arrival order
+so the primary proposes oldest first. When full, new transactions are rejected with a clear error rather than
 evicting others: a client learns at once that it must retry, and nothing acknowledged is dropped silently.
 """
 

@@ -1,6 +1,6 @@
 """A small durable key-value area for the consensus shell: what it signed, persisted before a vote leaves.
 
-Every write is synced before it returns (RELIABILITY.md item 1: a restarted validator must never sign a
+Every write is synced before it returns (docs/RELIABILITY.md item 1: a restarted validator must never sign a
 conflicting vote). `put_many` writes several records in one synced batch, so a (view, seq, phase) triple is
 never half-updated. Keys and values are the caller's bytes; the area lives under its own schema prefix.
 """

@@ -1,5 +1,6 @@
 """Hypothesis stateful test: random transactions of every kind from several organisations, and after every
-step the DOMAIN.md invariants checked against an independent scan of the whole state."""
+step the invariants of docs/DOMAIN.md (as docs/CHAINCODE.md states them) checked against an independent scan
+of the whole state."""
 
 from __future__ import annotations
 

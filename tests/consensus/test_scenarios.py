@@ -1,4 +1,4 @@
-"""Named fault scenarios (RELIABILITY.md), each a scripted run of the simulation with the real replica."""
+"""Named fault scenarios (docs/RELIABILITY.md), each a scripted run of the simulation of the real replica."""
 
 from __future__ import annotations
 
