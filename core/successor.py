@@ -16,7 +16,7 @@ order (the first failure raises SuccessorError naming its check):
 Checks 1, 3 and 4 need the tip (skipped while it is unknown, e.g. for a block buffered ahead); check 9
 needs a certificate (skipped for one a replica assembled itself from votes it verified one by one); check
 10 needs our roots. Who calls it: state transfer (consensus/catch_up.py), delivery in the normal case
-(consensus/normal_case.py), the observer (node/observer.py) and the audit (node/audit.py).
+(consensus/normal_case.py), the observer (node/observer.py) and the audit (audit/chain.py).
 """
 
 from __future__ import annotations
