@@ -28,9 +28,14 @@ and tests/consensus/pbft_sim.py provide the two Effects):
        FetchBlocks(from, to, peer): ask that validator for committed blocks [from..to] with certificates;
          feed BlocksFetched(peer, blocks) with what it returned (possibly nothing). Also serve such
          requests from peers out of storage (up to transfer.FETCH_CHUNK blocks).
-       ReportMisbehaviour(peer, reason, evidence): log it, count it, optionally drop the connection.
+       ReportMisbehaviour(peer, reason, evidence): log it, count it, optionally drop the connection. It
+         means a proven fault (a bad signature on the peer's link, a proposal invalid in itself, two
+         conflicting signed messages as `evidence`), never a mere disagreement with our chain or clock.
+       TxRefused(tx_id, reason): the transaction of a TxReceived was not taken into the pending pool
+         (REFUSED_* codes: full pool, replay, expired, wrong chain); tell whoever submitted it.
        Halt(reason): stop the node loudly with the reason (state divergence); do not restart automatically.
   4. Decode peer bytes with messages.decode_message (raises CodecError: drop the frame, penalise the
-     peer), then feed MessageReceived(peer_index, message). Feed client/gossiped transactions that the
-     mempool accepted (signature and shape checked) as TxReceived(tx); gossip them to all validators.
+     peer), then feed MessageReceived(peer_index, message). Feed client/gossiped transactions that
+     admission accepted (signature and shape checked) as TxReceived(tx); gossip them to all validators.
+     Feed PeerConnected(peer) whenever a link to a validator (re)opens.
 """

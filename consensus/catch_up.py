@@ -50,8 +50,7 @@ class StateTransfer:
     def on_peer_connected(self, peer: int) -> None:
         """A link came up: whatever the peer sent while it was down is lost, possibly the last blocks of a
         chain that has since fallen quiet, so ask it (a votes-only view of a block never triggers a fetch)."""
-        if self.membership.at(self.chain.delivered_height + 1).contains(peer) and peer != self.cfg.index:
-            self.probe(peer)
+        self.probe(peer)
 
     def probe(self, peer: int | None = None) -> None:
         """Ask one peer for blocks after ours: cheap, and it answers 'nothing' when we are not behind."""

@@ -1,7 +1,9 @@
 """The normal case of the PBFT replica: PRE-PREPARE -> PREPARE -> COMMIT -> ExecuteBlock, in one view.
 
 The primary proposes blocks (batching pending transactions, certifying the roots of an idle chain); every
-replica validates a PRE-PREPARE against the chain it extends and its own roots (safety rule 3), votes only
+replica validates a PRE-PREPARE against the chain it extends and its own roots (safety rule 3; only a
+proposal invalid in itself is reported as the primary's fault, one that merely does not fit our chain or
+clock is refused quietly: docs/RELIABILITY.md, false accusations), votes only
 through the safety log with the vote persisted before it leaves (rule 1), sends COMMIT for a height only
 once the height below is prepared in this view or settled (rule 2), and hands blocks with a 2f+1 COMMIT
 certificate to the executor strictly in height order (rule 4).
@@ -199,14 +201,15 @@ class NormalCase:
             pp = self.votes.pre_prepare(view, height)
             if pp is None or self.votes.is_rejected(view, height):
                 return
-            problem = self._check_pre_prepare(pp)
-            if problem == "wait":
-                return
-            if problem:
+            if max(0, height - self.p.pipeline_depth) > self.chain.executed_height:
+                return  # the roots it must carry are not executed here yet
+            fault = self._find_fault(pp)
+            if fault or self._find_mismatch(pp):
                 self.votes.reject(view, height)
-                self.out.report(
-                    pp.sender, f"invalid pre-prepare at view {pp.view} height {height}: {problem}"
-                )
+                if fault:
+                    self.out.report(
+                        pp.sender, f"invalid pre-prepare at view {pp.view} height {height}: {fault}"
+                    )
                 return
             if not self.safety.may_vote(view, height, pp.block_hash):
                 self.votes.reject(view, height)
@@ -229,30 +232,16 @@ class NormalCase:
             return False
         return not self.chain.committed.contains(tx_id) and tx_id not in in_flight
 
-    def _check_pre_prepare(self, pp: PrePrepare) -> str:
-        """'' if valid, 'wait' if our execution must catch up first, else the reason it is invalid."""
+    def _find_fault(self, pp: PrePrepare) -> str:
+        """What makes the proposal invalid whatever chain it extends: the primary's fault ('' if none)."""
         header, height = pp.block.header, pp.height
-        state_height = max(0, height - self.p.pipeline_depth)
-        if state_height > self.chain.executed_height:
-            return "wait"
-        prev_hash, prev_time = self._previous_header(height)
-        roots = self.chain.roots(state_height)
-        received_ms = self.votes.received_ms(pp.view, height, self.clock.now_ms)
         checks = (
             (header.chain_id == self.cfg.chain_id, "wrong chain id"),
-            (header.prev_hash == prev_hash, "prev_hash does not link to the previous block"),
             (header.proposer == self.membership.at(height).primary(pp.view), "proposer is not the primary"),
             (header.tx_count == len(pp.block.txs), "tx_count is wrong"),
-            (header.state_height == state_height, f"state_height must be {state_height}"),
-            (roots is not None and header.state_root == roots.state_root, "state_root differs from ours"),
             (
-                roots is not None and header.results_root == roots.results_root,
-                "results_root differs from ours",
-            ),
-            (header.time_ms > prev_time, "time_ms does not exceed the previous block's"),
-            (
-                abs(header.time_ms - received_ms) <= self.p.clock_drift_max_ms,
-                "time_ms is too far from our clock",
+                header.state_height == max(0, height - self.p.pipeline_depth),
+                f"state_height must be {max(0, height - self.p.pipeline_depth)}",
             ),
             (len(pp.block.txs) <= self.p.block_txs_max, "too many transactions"),
             (
@@ -265,14 +254,43 @@ class NormalCase:
                 return reason
         if header.tx_root != compute_tx_root(pp.block.txs):
             return "tx_root does not match the transactions"
-        in_flight = self._in_flight_tx_ids(height)
         seen: set[bytes] = set()
         for tx in pp.block.txs:
             if tx.body.chain_id != self.cfg.chain_id or tx.tx_id in seen:
                 return f"transaction {tx.tx_id.hex()} is duplicated or for another chain"
-            if not self._is_includable(tx.body.valid_until, tx.tx_id, height, in_flight):
-                return f"transaction {tx.tx_id.hex()} is expired, too long-lived, committed or in flight"
+            if not height <= tx.body.valid_until <= height + self.p.tx_validity_blocks_max:
+                return f"transaction {tx.tx_id.hex()} is expired or valid for too long"
             seen.add(tx.tx_id)
+        return ""
+
+    def _find_mismatch(self, pp: PrePrepare) -> str:
+        """Why the proposal does not fit our chain, roots or clock ('' if it does). Not an accusation: a
+        primary still in an older view, a replica resumed after a pause (its clock jumped, the message
+        waited in a socket buffer) or our own state can be what differs."""
+        header, height = pp.block.header, pp.height
+        prev_hash, prev_time = self._previous_header(height)
+        roots = self.chain.roots(header.state_height)
+        received_ms = self.votes.received_ms(pp.view, height, self.clock.now_ms)
+        checks = (
+            (header.prev_hash == prev_hash, "prev_hash does not link to the previous block"),
+            (roots is not None and header.state_root == roots.state_root, "state_root differs from ours"),
+            (
+                roots is not None and header.results_root == roots.results_root,
+                "results_root differs from ours",
+            ),
+            (header.time_ms > prev_time, "time_ms does not exceed the previous block's"),
+            (
+                abs(header.time_ms - received_ms) <= self.p.clock_drift_max_ms,
+                "time_ms is too far from our clock",
+            ),
+        )
+        for ok, reason in checks:
+            if not ok:
+                return reason
+        in_flight = self._in_flight_tx_ids(height)
+        for tx in pp.block.txs:
+            if not self._is_includable(tx.body.valid_until, tx.tx_id, height, in_flight):
+                return f"transaction {tx.tx_id.hex()} is committed or in flight"
         return ""
 
     def _needs_certifying_block(self, height: int) -> bool:

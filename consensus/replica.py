@@ -8,7 +8,7 @@ in order. Safety rests on four rules, each enforced in one place:
      (`NormalCase._is_settled`), so a block that may commit always has its whole in-flight prefix reported
      by a VIEW-CHANGE quorum (consensus.certificate).
   3. A PRE-PREPARE is validated against the chain it extends (all lower heights known) and our own roots
-     (`NormalCase._check_pre_prepare`).
+     (`NormalCase._find_fault` and `_find_mismatch`).
   4. Blocks are executed only with a 2f+1 COMMIT certificate, strictly in height order and linked by hash
      (`NormalCase.deliver`).
 
@@ -231,7 +231,7 @@ class Replica:
         elif isinstance(event, BlocksFetched):
             self._transfer.on_blocks_fetched(event)
         elif isinstance(event, PeerConnected):
-            self._transfer.on_peer_connected(event.peer)
+            self._on_peer_connected(event.peer)
         if not self._views.is_halted:
             self._after_step()
         return self._out.take()
@@ -361,6 +361,12 @@ class Replica:
             self._view_changer.on_view_change(peer, message)
         else:
             self._view_changer.on_new_view(peer, message)
+
+    def _on_peer_connected(self, peer: int) -> None:
+        if not self.membership.at(self._chain.delivered_height + 1).contains(peer) or peer == self.cfg.index:
+            return
+        self._transfer.on_peer_connected(peer)
+        self._view_changer.on_peer_connected(peer)
 
     def _on_executed(self, event: BlockExecuted) -> None:
         height = event.height

@@ -203,8 +203,22 @@ class ViewChanger:
         validate_view_change(vc, self.cfg.chain_id, keys, self.signatures.verify)
 
     def _help_lagging_peer(self, peer: int, vc: ViewChange) -> None:
-        """A peer still asks for a view we already run: show it the NEW-VIEW (once per view and peer)."""
-        if not self.views.is_normal or self._new_view is None or peer != vc.sender:
+        """A peer still asks for a view we already run: show it the NEW-VIEW."""
+        if peer == vc.sender:
+            self._show_new_view(peer)
+
+    def on_peer_connected(self, peer: int) -> None:
+        """A link came up, typically because the peer restarted: it may still be in an older view, where
+        it would follow the chain but never vote. Show it where we are: our NEW-VIEW (which proves itself),
+        or our VIEW-CHANGE while we are changing view."""
+        if self.views.is_changing and self._mine is not None:
+            self.out.send(peer, self._mine)
+        else:
+            self._show_new_view(peer)
+
+    def _show_new_view(self, peer: int) -> None:
+        """Send our NEW-VIEW to a peer, at most once per view timeout."""
+        if not self.views.is_normal or self._new_view is None:
             return
         last = self._new_view_shown_ms.get(peer)
         if last is not None and self.clock.now_ms - last < self.p.view_timeout_ms:

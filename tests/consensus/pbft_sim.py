@@ -443,26 +443,39 @@ class Simulation:
         node.timer_gen = {}
 
     def restart(self, index: int) -> None:
+        """Boot a crashed node from its durable store; its links to the others come up again."""
         node = self.nodes[index]
         if not node.up:
             self._boot(node)
+            for other in self.nodes:
+                if other.index != index and other.up and (index, other.index) not in self.blocked:
+                    self._connect(index, other.index)
+
+    def _connect(self, a: int, b: int) -> None:
+        """A link came up: each side's shell tells its replica (PeerConnected)."""
+        self._feed(self.nodes[a], PeerConnected(b))
+        self._feed(self.nodes[b], PeerConnected(a))
 
     def pause(self, index: int, duration_ms: int) -> None:
         self.nodes[index].paused_until = self.now + duration_ms
 
     def partition(self, *groups: list[int]) -> None:
+        """Cut every link between the groups; links that were cut before and are not now come up again."""
+        was_blocked = self.blocked
         self.blocked = {
             (a, b) for a in range(self.n) for b in range(self.n) if not any(a in g and b in g for g in groups)
         }
+        for a, b in sorted(was_blocked - self.blocked):
+            if a < b:
+                self._connect(a, b)
 
     def link_up(self, a: int, b: int) -> None:
         """Reopen the link between two nodes; each side's shell tells its replica (PeerConnected)."""
         self.blocked -= {(a, b), (b, a)}
-        self._feed(self.nodes[a], PeerConnected(b))
-        self._feed(self.nodes[b], PeerConnected(a))
+        self._connect(a, b)
 
     def heal(self) -> None:
-        self.blocked = set()
+        self.partition(list(range(self.n)))
         self.drop_rate = 0.0
         for node in self.nodes:
             node.paused_until = min(node.paused_until, self.now)
@@ -534,6 +547,14 @@ class Simulation:
                     seen.add(tx.tx_id)
             if node.halted:
                 violations.append(Violation("halt", f"honest node {node.index} halted: {node.halted}"))
+        honest_indexes = {node.index for node in honest}
+        for reporter, report in self.reports:
+            if reporter in honest_indexes and report.peer in honest_indexes:
+                violations.append(
+                    Violation(
+                        "accusation", f"node {reporter} accused honest node {report.peer}: {report.reason}"
+                    )
+                )
         return violations
 
     def check_certificates(self, node: Node) -> None:

@@ -310,22 +310,31 @@ def test_checkpoint_divergence_halts_with_a_diagnosis() -> None:
     assert replica.step(Tick(NOW + 10**6)) == []
 
 
-def test_state_root_mismatch_in_pre_prepare_is_rejected() -> None:
+def test_state_root_mismatch_in_pre_prepare_is_refused_without_an_accusation() -> None:
+    # the roots may differ because of our own state: we do not vote, and we do not accuse the primary
     replica = make_replica(1)
     block = make_block()
     bad = Block(replace(block.header, state_root=b"\x05" * 32), ())
-    outputs = deliver(replica, 0, pre_prepare(bad))
-    assert "state_root" in outputs[0].reason  # type: ignore[union-attr]
+    assert deliver(replica, 0, pre_prepare(bad)) == []
+
+
+def test_a_stale_primary_is_not_accused_and_our_own_proposals_are_never_reported() -> None:
+    # a primary still in an older view proposes on a chain that moved on: not a fault (it was 545
+    # warnings in one real run)
+    replica = make_replica(1)
+    stale = Block(replace(make_block().header, prev_hash=b"\x07" * 32), ())
+    assert deliver(replica, 0, pre_prepare(stale)) == []
 
 
 @pytest.mark.parametrize(
     "shift_ms", [SIM_PARAMS.clock_drift_max_ms + 1, -(SIM_PARAMS.clock_drift_max_ms + 1)]
 )
-def test_block_time_outside_clock_drift_is_rejected(shift_ms: int) -> None:
+def test_block_time_outside_clock_drift_is_refused_without_an_accusation(shift_ms: int) -> None:
+    # a replica resumed after SIGSTOP reads messages that waited in its socket: the clock check refuses
+    # them, but the primary did nothing wrong
     replica = make_replica(1)
     block = make_block(time_ms=max(GENESIS_TIME_MS + 1, NOW + shift_ms))
-    outputs = deliver(replica, 0, pre_prepare(block))
-    assert [type(o) for o in outputs] == [ReportMisbehaviour]
+    assert deliver(replica, 0, pre_prepare(block)) == []
 
 
 def test_pool_refusals_are_outputs_and_a_pending_transaction_is_no_refusal() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pbft_sim import SIM_PARAMS, Simulation, make_tx
+from pbft_sim import GENESIS_TIME_MS, SIM_PARAMS, Simulation, make_tx
 
 from consensus.events import ReportMisbehaviour
 from consensus.messages import Commit, Message, ViewChange
@@ -43,6 +43,28 @@ def test_primary_crash_leads_to_a_view_change_and_the_primary_catches_up_after_r
     finish(sim, 20_000)
     # The chain ends with empty blocks that certify the last roots; the restarted node reaches them too.
     assert sim.run_until(30_000, stop=lambda: sim.nodes[0].durable.height == sim.nodes[1].durable.height)
+
+
+def test_restarted_primary_rejoins_the_current_view_within_one_view_timeout() -> None:
+    # Seen with real processes: a validator restarted after the others changed view stayed in its old
+    # view, followed the chain by state transfer but never voted, so the network ran without its fault
+    # margin (one more crash stopped commits). Its peers now show it their NEW-VIEW when the link comes up.
+    sim = Simulation(11)
+    submit_stream(sim, 100, 10, 0, 50)
+    sim.at(200, lambda: sim.crash(0))
+    finish(sim, 10_000, nodes=[1, 2, 3])
+    current = sim.nodes[1].replica.view  # type: ignore[union-attr]
+    assert current >= 1
+    sim.restart(0)
+    deadline = sim.now - GENESIS_TIME_MS + SIM_PARAMS.view_timeout_ms
+    assert sim.run_until(deadline, stop=lambda: views(sim)[0] == current, check_every_ms=1)
+    # and it votes: with one more backup down, validator 0 completes the quorum of three
+    backup = next(i for i in (1, 2, 3) if i != current % 4)
+    sim.crash(backup)
+    now = sim.now - GENESIS_TIME_MS
+    submit_stream(sim, 900, 5, now + 10, 50)
+    finish(sim, now + 10 * SIM_PARAMS.view_timeout_ms, nodes=[i for i in range(4) if i != backup])
+    assert views(sim)[0] == current  # no view change was needed
 
 
 def test_primary_killed_in_three_consecutive_views() -> None:
