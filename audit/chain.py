@@ -3,11 +3,10 @@
 The auditor's core, free of network I/O: the CLI (commands/audit.py) fetches certified blocks, proofs
 and statuses and hands them here. `ChainAuditor` walks a chain from genesis, one certified block at a time:
 
-1. structure: height, chain id, hash link to the previous header, strictly increasing block time, proposer
-   index, transaction count and limits, transaction root;
-2. finality: the commit certificate against the genesis validator set (2f+1 COMMIT signatures);
-3. certified state: the roots the header certifies for `state_height` equal the roots our own re-execution
-   produced for that height;
+1-3. the one rule for a certified successor (core/successor.py), in its order: height, chain id, hash
+   link, strictly increasing block time, proposer index, transaction count and limits, transaction root,
+   state height, the commit certificate against the genesis validator set (2f+1 COMMIT signatures), and
+   the roots the header certifies for `state_height` against the roots our own re-execution produced;
 4. transactions: every signature, and that honest validators could have included each one (right chain,
    not expired, not valid for too long, no duplicate in the block, not committed before);
 5. execution: the block is re-executed through the chaincode over the auditor's own store (a fresh LevelDB
@@ -39,16 +38,28 @@ from core.block import (
     CertifiedBlock,
     CommitCertificate,
     TxResult,
-    compute_tx_root,
     decode_certified_block,
     verify_commit_certificate,
 )
 from core.errors import CodecError, InvalidInput
 from core.genesis import Genesis
 from core.state import StateReader
+from core.successor import (
+    CHECK_CERTIFICATE,
+    CHECK_RESULTS_ROOT,
+    CHECK_STATE_ROOT,
+    ChainTip,
+    SuccessorError,
+    validate_certified_successor,
+)
 from storage.errors import ProofError
 from storage.proof import StateProof, verify_state_proof
 
+_CHECK_CONTEXT = {  # what the auditor's side of a comparison is
+    CHECK_CERTIFICATE: " (checked against the genesis validator set)",
+    CHECK_STATE_ROOT: " (ours: re-executing the chain from genesis)",
+    CHECK_RESULTS_ROOT: " (ours: re-executing the chain from genesis)",
+}
 AUTHORISATION_CODES = ("unknown_sender", "revoked_key", "forbidden", "not_admin", "frozen")
 RECEIPT_KIND = "carbonchain-retirement-receipt"
 RECEIPT_VERSION = 1
@@ -184,83 +195,26 @@ class ChainAuditor:
     # --- checks ---------------------------------------------------------------------------------------
 
     def _verify_header(self, certified: CertifiedBlock) -> None:
-        block, header = certified.block, certified.block.header
-        expected = self.header_height + 1
-        if header.height != expected:
-            raise AuditFailure(expected, "height", f"the node served a block of height {header.height}")
-        height = header.height
-        if header.chain_id != self.genesis.chain_id:
-            raise AuditFailure(height, "chain id", f"block is for chain {header.chain_id!r}")
-        if header.prev_hash != self.header_hash:
-            raise AuditFailure(
-                height,
-                "hash link",
-                f"prev_hash {header.prev_hash.hex()} is not the hash of block {height - 1} "
-                f"({self.header_hash.hex()})",
-            )
-        if header.time_ms <= self.header_time_ms:
-            raise AuditFailure(
-                height, "block time", f"time_ms {header.time_ms} does not exceed {self.header_time_ms}"
-            )
-        if header.proposer >= len(self.validator_keys):
-            raise AuditFailure(height, "proposer", f"no validator with index {header.proposer}")
-        if header.tx_count != len(block.txs):
-            raise AuditFailure(
-                height,
-                "transaction count",
-                f"the header says {header.tx_count} transactions, the block holds {len(block.txs)} "
-                "(a transaction was added or removed)",
-            )
-        if len(block.txs) > self.params.block_txs_max:
-            raise AuditFailure(
-                height,
-                "transaction count",
-                f"{len(block.txs)} exceeds block_txs_max {self.params.block_txs_max}",
-            )
-        tx_root = compute_tx_root(block.txs)
-        if tx_root != header.tx_root:
-            raise AuditFailure(
-                height,
-                "transaction root",
-                f"the header commits to {header.tx_root.hex()}, the served transactions hash to "
-                f"{tx_root.hex()} (a transaction was altered, removed, added or reordered)",
-            )
+        """Checks 1-3 of the module docstring: the one rule for a certified successor (core/successor.py),
+        with the roots of our own re-execution."""
+        header = certified.block.header
+        tip = ChainTip(self.header_height, self.header_hash, self.header_time_ms)
         try:
-            verify_commit_certificate(certified.certificate, header, self.validator_keys)
-        except CertificateError as exc:
+            validate_certified_successor(
+                certified.block,
+                certified.certificate,
+                tip,
+                chain_id=self.genesis.chain_id,
+                validator_keys=self.validator_keys,
+                params=self.params,
+                roots=self.store.get_roots,
+            )
+        except SuccessorError as exc:
             raise AuditFailure(
-                height, "commit certificate", f"{exc} (checked against the genesis validator set)"
+                exc.height, exc.check, exc.detail + _CHECK_CONTEXT.get(exc.check, "")
             ) from None
-        self._verify_certified_roots(header)
-
-    def _verify_certified_roots(self, header: BlockHeader) -> None:
-        height = header.height
-        state_height = max(0, height - self.params.pipeline_depth)
-        if header.state_height != state_height:
-            raise AuditFailure(
-                height,
-                "state height",
-                f"header certifies height {header.state_height}, must be {state_height}",
-            )
-        roots = self.store.get_roots(state_height)
-        if roots is None:  # a certifying header beyond what we executed: nothing to compare with
-            return
-        state_root, results_root = roots
-        if header.state_root != state_root:
-            raise AuditFailure(
-                height,
-                "state root",
-                f"the validators certified state root {header.state_root.hex()} for height {state_height}, "
-                f"re-executing the chain from genesis gives {state_root.hex()}",
-            )
-        if header.results_root != results_root:
-            raise AuditFailure(
-                height,
-                "results root",
-                f"the validators certified results root {header.results_root.hex()} for height "
-                f"{state_height}, re-executing the chain from genesis gives {results_root.hex()}",
-            )
-        self.totals.certified_height = max(self.totals.certified_height, state_height)
+        if self.store.get_roots(header.state_height) is not None:
+            self.totals.certified_height = max(self.totals.certified_height, header.state_height)
 
     def _verify_transactions(self, block: Block, *, check_history: bool = True) -> None:
         height = block.header.height

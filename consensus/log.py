@@ -2,7 +2,7 @@
 
 The shell stores these records verbatim (key -> value bytes, value None = delete) in its consensus-log area
 and hands all of them back to `Replica(...)` after a restart. They are what double-sign protection needs
-(RELIABILITY.md item 1): the view we are in, the last vote per height, the prepared certificates a
+(docs/RELIABILITY.md item 1): the view we are in, the last vote per height, the prepared certificates a
 VIEW-CHANGE must report, and the last VIEW-CHANGE / NEW-VIEW for resending.
 
 Keys (all under the version prefix b"c1/"):

@@ -3,7 +3,7 @@ committed within the validity window (replay protection).
 
 The pending pool is the node's one pool of transactions waiting to be ordered; its capacity (a count and
 a byte total) is defined here once, by `PoolLimits.for_chain`. The node keeps no second copy: it asks the
-replica (`Replica.is_pending`) and learns of a refusal from the TxRefused output.
+replica (`Replica.get_pending`) and learns of a refusal from the TxRefused output.
 
 A transaction committed at height c has valid_until <= c + tx_validity_blocks_max, so it can never be
 included again after that height: remembering the ids of the last tx_validity_blocks_max heights is enough.
@@ -104,6 +104,19 @@ class PendingPool:
         expired = [tx_id for tx_id, p in self._txs.items() if p.tx.body.valid_until < next_height]
         for tx_id in expired:
             self.remove(tx_id)
+
+    def get(self, tx_id: bytes) -> SignedTx | None:
+        pending = self._txs.get(tx_id)
+        return None if pending is None else pending.tx
+
+    def arrived_before(self, arrival_ms: int, limit: int) -> list[SignedTx]:
+        """The oldest pending transactions that arrived before `arrival_ms`, at most `limit` of them."""
+        found: list[SignedTx] = []
+        for pending in self._txs.values():  # arrival order: stop at the first young one
+            if pending.arrival_ms >= arrival_ms or len(found) >= limit:
+                break
+            found.append(pending.tx)
+        return found
 
     def items(self) -> list[PendingTx]:
         return list(self._txs.values())

@@ -272,9 +272,13 @@ class Replica:
     def pending_bytes(self) -> int:
         return self._pool.size_bytes
 
-    def is_pending(self, tx_id: bytes) -> bool:
-        """True while the transaction waits in this replica's pool (the shell checks admission with it)."""
-        return tx_id in self._pool
+    def get_pending(self, tx_id: bytes) -> SignedTx | None:
+        """The transaction while it waits in this replica's pool, the node's one pool of pending ones."""
+        return self._pool.get(tx_id)
+
+    def get_pending_before(self, arrival_ms: int, limit: int) -> list[SignedTx]:
+        """Pending transactions that arrived before `arrival_ms` (Tick time), oldest first: for re-gossip."""
+        return self._pool.arrived_before(arrival_ms, limit)
 
     # --- after each input ---------------------------------------------------------------------------
 

@@ -1,11 +1,11 @@
-"""State transfer bookkeeping: when to fetch committed blocks, from whom, and checking what a peer served.
+"""State transfer bookkeeping: how far the chain is known to go, which fetch is outstanding, whom to ask.
 
 A replica that learns the network committed beyond its own height (a commit certificate it cannot deliver,
 f+1 CHECKPOINTs or messages far ahead, a NEW-VIEW whose low height is above ours) or that just restarted asks
-one peer at a time for up to FETCH_CHUNK blocks. Each served block must link to our chain, match its
-tx_root and carry a commit certificate that verifies against the genesis validator set
-(core.block.verify_commit_certificate, RELIABILITY.md item 9). A peer that serves a bad block is reported
-and not asked again for PENALTY_MS. Peer choice rotates deterministically, so no randomness is needed.
+one peer at a time for up to FETCH_CHUNK blocks (consensus/catch_up.py). Each served block must be a valid
+certified successor of our chain (core/successor.py: link, counts, tx_root and a commit certificate of the
+validator set in force; docs/RELIABILITY.md item 9). A peer that serves a bad block is reported and not
+asked again for PENALTY_MS. Peer choice rotates deterministically, so no randomness is needed.
 """
 
 from __future__ import annotations

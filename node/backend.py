@@ -1,6 +1,6 @@
 """The API's view of a node: answers reads from storage and hands submitted transactions to admission.
 
-It is given what it reads from explicitly (store, mempool, genesis, peer layer, the node's role) and the
+It is given what it reads from explicitly (store, genesis, peer layer, the node's role and its pool) and the
 admission callable, never the whole node (node/runtime.py builds it).
 
 It is also the node's TxCheckContext (core.tx.validate_transaction): chain id, next height, replay and
@@ -18,7 +18,6 @@ from core.genesis import Genesis
 from core.tx import SignedTx
 from node.api import QueryNotFound
 from node.events import EventHub
-from node.mempool import Mempool
 from node.metrics import NodeMetrics
 from node.roles import Role
 from node.views import block_json, state_value_json
@@ -33,7 +32,6 @@ class NodeBackend:
         genesis: Genesis,
         node_id: str,
         store: Store,
-        mempool: Mempool,
         network: PeerNetwork,
         role: Role,
         admit: Callable[[SignedTx], None],
@@ -43,7 +41,6 @@ class NodeBackend:
         self._genesis = genesis
         self._node_id = node_id
         self._store = store
-        self._mempool = mempool
         self._network = network
         self._role = role
         self._admit = admit  # validate, queue and gossip; raises TransactionError
@@ -84,7 +81,7 @@ class NodeBackend:
                 "code": location.code,
                 "message": message,
             }
-        status = "pending" if tx_id in self._mempool else "unknown"
+        status = "pending" if self._role.get_pending(tx_id) is not None else "unknown"
         return {"tx_id": tx_id.hex(), "status": status}
 
     def get_block_json(self, height: int | None) -> dict[str, Any] | None:
@@ -117,7 +114,7 @@ class NodeBackend:
             "state_root": store.get_state_root().hex(),
             "peers": len(self._network.connected_peers()),
             "catching_up": self._role.catching_up,
-            "mempool_txs": len(self._mempool),
+            "mempool_txs": self._role.pending_count,
             "halted": self._role.halted_reason,
             "view": self._role.view,
             "primary": self._role.primary,

@@ -1,10 +1,13 @@
 """The observer's follower: a regulator's node that verifies and re-executes the chain without voting.
 
 For every block it receives (pushed by validators as they commit, or fetched for a range it missed) it
-checks the commit certificate against the genesis validator set, the link to the previous block and the
-transaction root, then executes it through the same chaincode and commits it. Each header also certifies the
-roots of an earlier height (state_height); a mismatch with our own execution means the validators' state
-diverged from the rules, and the observer halts loudly instead of following.
+checks that the block is a valid certified successor of its chain (core/successor.py): on arrival what the
+block proves on its own (counts, transaction root, the commit certificate against the validator set), and
+before applying it the link to the previous block and the roots of an earlier height (state_height) it
+certifies. A block that fails on arrival is a lie by its sender (banned); one that fails at apply time
+means the validators' state diverged from the rules, and the observer halts loudly instead of following.
+It then executes the block through the same chaincode and commits it. Its pool of pending transactions
+(node/relay.py) holds what clients submitted here until a block commits it.
 
 An observer holds no validator key and sends no consensus messages: it cannot be made to vote. The
 follower is the observer's whole role (node.roles.Role).
@@ -16,19 +19,15 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from core.block import (
-    Block,
-    CertificateError,
-    CertifiedBlock,
-    compute_tx_root,
-    decode_certified_block,
-    verify_commit_certificate,
-)
+from consensus.pool import PoolLimits
+from core.block import CertifiedBlock, CommitCertificate, decode_certified_block
 from core.errors import InvalidInput
 from core.genesis import Genesis
+from core.successor import ROOT_CHECKS, ChainTip, SuccessorError, validate_certified_successor
 from core.tx import SignedTx
 from node.applier import BlockApplier
 from node.channels import CHANNEL_BLOCKS
+from node.relay import RelayPool
 from node.sync import SYNC_BLOCKS_MAX, BlockRequests, PeerLinks
 from p2p import FrameHandler, PeerId
 from storage import Store
@@ -44,8 +43,16 @@ class ObserverFollower:
     view = None  # an observer takes no part in consensus
     primary = None
 
-    def __init__(self, genesis: Genesis, store: Store, network: PeerLinks, applier: BlockApplier) -> None:
+    def __init__(
+        self,
+        genesis: Genesis,
+        store: Store,
+        network: PeerLinks,
+        applier: BlockApplier,
+        pool_limits: PoolLimits | None = None,
+    ) -> None:
         self.genesis = genesis
+        self.pool = RelayPool(pool_limits or PoolLimits.for_chain(genesis.consensus.block_txs_max))
         self.store = store
         self.network = network
         self.applier = applier
@@ -111,29 +118,51 @@ class ObserverFollower:
             self._request_missing(peer)
 
     def offer(self, tx: SignedTx) -> str | None:
-        return None  # kept in the mempool and gossiped to the validators, which propose it
+        return self.pool.offer(tx)  # relayed to the validators, which propose it
+
+    def get_pending(self, tx_id: bytes) -> SignedTx | None:
+        return self.pool.get(tx_id)
+
+    @property
+    def pending_count(self) -> int:
+        return len(self.pool)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self.pool.size_bytes
+
+    def get_lingering(self, older_than_s: float, limit: int) -> list[SignedTx]:
+        return self.pool.get_lingering(older_than_s, limit)
+
+    def drop_expired(self, next_height: int) -> int:
+        return len(self.pool.remove_expired(next_height))
 
     # --- work -----------------------------------------------------------------------------------------------
 
     def _verify_certificate(self, certified: CertifiedBlock) -> None:
-        """A block whose certificate does not verify is a lie by the sender: InvalidInput bans it."""
+        """Everything a block proves on its own (core/successor.py without the tip): a block that fails is
+        a lie by the sender, and InvalidInput bans it."""
         try:
-            verify_commit_certificate(
-                certified.certificate, certified.block.header, self.genesis.validator_keys
-            )
-        except CertificateError as exc:
-            raise InvalidInput(
-                f"block {certified.block.header.height} has a bad commit certificate: {exc}"
-            ) from None
-        if compute_tx_root(certified.block.txs) != certified.block.header.tx_root:
-            raise InvalidInput(f"block {certified.block.header.height} does not match its transaction root")
+            self._validate(certified, certified.certificate, tip=None, check_roots=False)
+        except SuccessorError as exc:
+            raise InvalidInput(f"served a bad block: {exc}") from None
 
     def _apply_in_order(self, certified: CertifiedBlock) -> None:
         while certified is not None and self.halted_reason is None:
-            self._check_links(certified.block)
-            if self.halted_reason is not None:
+            try:
+                # the certificate was verified on arrival; now the link and the roots it certifies
+                self._validate(certified, None, tip=self._tip(), check_roots=True)
+            except SuccessorError as exc:
+                # a certified block that certifies other roots than our own execution (the validators'
+                # state diverged from the rules), or does not extend our chain (more than f are faulty)
+                if exc.check in ROOT_CHECKS:
+                    state_height = certified.block.header.state_height
+                    self._halt(f"state divergence at height {state_height}: {exc.check}: {exc.detail}")
+                else:
+                    self._halt(f"a certified block does not extend our chain: {exc}")
                 return
             self.applier.apply(certified.block, certified.certificate)
+            self.pool.remove_many(tx.tx_id for tx in certified.block.txs)
             next_block = self._ahead.pop(self.store.last_height + 1, None)
             if next_block is None:
                 break
@@ -141,25 +170,31 @@ class ObserverFollower:
         for height in [h for h in self._ahead if h <= self.store.last_height]:
             del self._ahead[height]
 
-    def _check_links(self, block: Block) -> None:
-        header = block.header
-        expected_prev = self.store.last_block_hash
-        if header.prev_hash != expected_prev:
-            self._halt(f"block {header.height} does not link to our block {header.height - 1}")
-            return
-        roots = self.store.get_roots(header.state_height)
-        if roots is None:
-            self._halt(
-                f"block {header.height} certifies roots of height {header.state_height}, which we lack"
-            )
-            return
-        ours_state, ours_results = roots
-        if header.state_root != ours_state or header.results_root != ours_results:
-            self._halt(
-                f"state divergence at height {header.state_height}: validators certified state root "
-                f"{header.state_root.hex()} / results root {header.results_root.hex()}, our execution gives "
-                f"{ours_state.hex()} / {ours_results.hex()}"
-            )
+    def _validate(
+        self,
+        certified: CertifiedBlock,
+        certificate: CommitCertificate | None,
+        *,
+        tip: ChainTip | None,
+        check_roots: bool,
+    ) -> None:
+        validate_certified_successor(
+            certified.block,
+            certificate,
+            tip,
+            chain_id=self.genesis.chain_id,
+            validator_keys=self.genesis.validator_keys,
+            params=self.genesis.consensus,
+            roots=self.store.get_roots if check_roots else None,
+        )
+
+    def _tip(self) -> ChainTip:
+        height = self.store.last_height
+        if height == 0:
+            return ChainTip(0, self.genesis.genesis_hash, self.genesis.genesis_time_ms)
+        stored = self.store.get_block(height)
+        assert stored is not None  # the last committed block is stored with it
+        return ChainTip(height, stored.block.block_hash, stored.block.header.time_ms)
 
     def _request_missing(self, peer: PeerId) -> None:
         if self._requests.is_asking(peer):

@@ -65,6 +65,24 @@ class Role(Protocol):
         ...
 
     def offer(self, tx: SignedTx) -> str | None:
-        """A transaction passed admission and is in the mempool: take it. None when taken, else the refusal
-        code (consensus.events.REFUSED_*) and admission undoes the add."""
+        """A transaction passed admission: take it into the node's one pending pool (the replica's, or the
+        observer's relay pool). None when taken, else the refusal code (consensus.events.REFUSED_*)."""
+        ...
+
+    def get_pending(self, tx_id: bytes) -> SignedTx | None:
+        """The transaction while it waits in the pending pool."""
+        ...
+
+    @property
+    def pending_count(self) -> int: ...
+
+    @property
+    def pending_bytes(self) -> int: ...
+
+    def get_lingering(self, older_than_s: float, limit: int) -> list[SignedTx]:
+        """Pending transactions older than `older_than_s`, oldest first (re-gossiped: a frame may be lost)."""
+        ...
+
+    def drop_expired(self, next_height: int) -> int:
+        """Forget pending transactions that can no longer be included; how many."""
         ...

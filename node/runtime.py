@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from chaincode import build_registry
-from consensus.events import REFUSED_FULL
+from consensus.events import REFUSED_EXPIRED, REFUSED_FULL, REFUSED_REPLAY, REFUSED_WRONG_CHAIN
 from consensus.messages import compute_message_bytes_max
 from consensus.pool import PoolLimits
 from core.block import Block
@@ -36,7 +36,6 @@ from node.config import NodeConfig, load_config, resolve
 from node.events import EventHub
 from node.gossip import TxGossip, decode_tx_batch
 from node.logs import configure_logging
-from node.mempool import Mempool, MempoolFull
 from node.metrics import NodeMetrics
 from node.observer import ObserverFollower
 from node.roles import Role
@@ -53,6 +52,12 @@ MEMPOOL_SWEEP_S = 5.0
 REGOSSIP_AFTER_S = 5.0  # pending this long: send to the validators again
 REGOSSIP_TXS_MAX = 2000  # per sweep, so a backlog is not re-sent all at once
 SHUTDOWN_GRACE_S = 10.0
+REFUSAL_MESSAGES = {
+    REFUSED_FULL: "the pending pool is full; retry later",
+    REFUSED_REPLAY: "the transaction is already committed",
+    REFUSED_EXPIRED: "the transaction expired (valid_until is below the next height)",
+    REFUSED_WRONG_CHAIN: "the transaction is for another chain",
+}
 RECONNECT_MAX_MS = 3000
 
 
@@ -107,7 +112,6 @@ class Node:
             txs_max=config.mempool.txs_max,
             bytes_max=config.mempool.bytes_max,
         )
-        self.mempool = Mempool(txs_max=self.pool_limits.txs_max, bytes_max=self.pool_limits.bytes_max)
         self.verified = VerifiedCache()
         self.applier = BlockApplier(self.store, self.registry, self.events, self.metrics)
         self.network = PeerNetwork(
@@ -133,7 +137,6 @@ class Node:
             genesis=genesis,
             node_id=identity.name,
             store=self.store,
-            mempool=self.mempool,
             network=self.network,
             role=self.role,
             admit=self._admit_submitted,
@@ -168,7 +171,7 @@ class Node:
     def _build_role(self) -> Role:
         """The one place that decides what this node does besides serving the chain."""
         if self.identity.role == "observer":
-            return ObserverFollower(self.genesis, self.store, self.network, self.applier)
+            return ObserverFollower(self.genesis, self.store, self.network, self.applier, self.pool_limits)
         shell = ValidatorShell(
             self.genesis,
             self.identity.key,
@@ -194,28 +197,31 @@ class Node:
     # --- transactions -----------------------------------------------------------------------------------
 
     def admit_transaction(self, tx: SignedTx, *, gossip: bool) -> None:
-        """Validate a transaction completely and queue it; raises TransactionError naming the problem."""
-        if tx.tx_id in self.mempool:
-            return
+        """Validate a transaction completely and hand it to the node's one pending pool (the role's);
+        raises TransactionError naming the problem."""
+        pending = self.role.get_pending(tx.tx_id)
+        if pending is not None and pending.raw == tx.raw:
+            return  # the same transaction again: accepted again (idempotent)
+        # The id covers the body only: the same body with another signature is checked like a new one.
         try:
             validate_transaction(tx, self.backend, signature_checked=self.verified.is_known)
         except TransactionError as exc:
             self.metrics.rejected_txs.labels(reason=exc.code).inc()
             raise
+        if pending is not None:
+            return  # a second valid signature of a pending body changes nothing
         self.verified.add(tx)
-        self.mempool.add(tx)
         refusal = self.role.offer(tx)
         if refusal is not None:
-            # The replica did not take it (its pool is full): accepting it would strand it.
-            self.mempool.remove_many([tx.tx_id])
             self.metrics.rejected_txs.labels(reason=refusal).inc()
-            if refusal == REFUSED_FULL:
-                raise MempoolFull("the consensus pool is full; retry later")
-            raise TransactionError(refusal, f"the consensus pool refused the transaction ({refusal})")
-        self.metrics.mempool_txs.set(len(self.mempool))
-        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
+            raise TransactionError(refusal, REFUSAL_MESSAGES.get(refusal, f"refused ({refusal})"))
+        self._update_pool_metrics()
         if gossip:
             self.gossip.queue([tx.raw])
+
+    def _update_pool_metrics(self) -> None:
+        self.metrics.mempool_txs.set(self.role.pending_count)
+        self.metrics.mempool_bytes.set(self.role.pending_bytes)
 
     def _admit_submitted(self, tx: SignedTx) -> None:
         self.admit_transaction(tx, gossip=True)
@@ -231,9 +237,7 @@ class Node:
                 # expired, replay, full: timing differences between honest nodes, not misbehaviour
 
     def _on_committed(self, block: Block) -> None:
-        self.mempool.remove_many(tx.tx_id for tx in block.txs)
-        self.metrics.mempool_txs.set(len(self.mempool))
-        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
+        self._update_pool_metrics()  # the replica dropped the block's transactions from its pool
 
     # --- sync -------------------------------------------------------------------------------------------
 
@@ -281,12 +285,13 @@ class Node:
         """Drop expired transactions and re-gossip lingering ones (a gossip frame may have been dropped)."""
         while True:
             await asyncio.sleep(MEMPOOL_SWEEP_S)
-            expired = self.mempool.remove_expired(self.store.last_height + 1)
+            expired = self.role.drop_expired(self.store.last_height + 1)
             if expired:
-                log.info("dropped %d expired transactions from the mempool", len(expired))
-            lingering = self.mempool.get_lingering(REGOSSIP_AFTER_S, REGOSSIP_TXS_MAX)
+                log.info("dropped %d expired transactions from the pending pool", expired)
+            lingering = self.role.get_lingering(REGOSSIP_AFTER_S, REGOSSIP_TXS_MAX)
             if lingering:
                 self.gossip.queue(tx.raw for tx in lingering)
+            self._update_pool_metrics()
             self.metrics.peers.set(len(self.network.connected_peers()))
 
 

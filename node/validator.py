@@ -92,9 +92,8 @@ class ValidatorShell:
         self._fetches = BlockRequests(network)  # block ranges asked of validators (state transfer)
         self._deferred_fetch: FetchBlocks | None = None  # asked of a peer that was not connected yet
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._refusals: dict[
-            bytes, str
-        ] = {}  # tx id -> why the replica did not take it, until offer() reads it
+        # tx id -> why the replica did not take it, until offer() reads it
+        self._refusals: dict[bytes, str] = {}
         self._last_view = self.replica.view
         applier.metrics.view.set(self.replica.view)
 
@@ -338,6 +337,23 @@ class ValidatorRole:
 
     def offer(self, tx: SignedTx) -> str | None:
         return self.shell.offer(tx)
+
+    def get_pending(self, tx_id: bytes) -> SignedTx | None:
+        return self.shell.replica.get_pending(tx_id)
+
+    @property
+    def pending_count(self) -> int:
+        return self.shell.replica.pending_tx_count
+
+    @property
+    def pending_bytes(self) -> int:
+        return self.shell.replica.pending_bytes
+
+    def get_lingering(self, older_than_s: float, limit: int) -> list[SignedTx]:
+        return self.shell.replica.get_pending_before(now_ms() - int(older_than_s * 1000), limit)
+
+    def drop_expired(self, next_height: int) -> int:
+        return 0  # the replica drops them as heights are delivered, the only way a transaction expires
 
     async def _wait_for_quorum_links(self) -> None:
         """Give peers a moment to connect, so the replica's first probe for missed blocks reaches someone."""

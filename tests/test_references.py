@@ -20,13 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SKIPPED = {"__pycache__", "build", "dist", "node_modules"}
 
-# consensus/ is being rewritten for issue 12 and is left to that change: these citations become
-# `docs/RELIABILITY.md item N` (the same N) there. An entry that no longer occurs fails the test, so this
-# list can only shrink.
-PENDING: dict[str, set[str]] = {
-    "consensus/log.py": {"RELIABILITY.md"},
-    "consensus/transfer.py": {"RELIABILITY.md"},
-}
+# Known broken citations still to fix. An entry that no longer occurs fails the test, so this list can
+# only shrink.
+PENDING: dict[str, set[str]] = {}
 
 
 def is_skipped(path: Path) -> bool:

@@ -344,7 +344,7 @@ def test_pool_refusals_are_outputs_and_a_pending_transaction_is_no_refusal() -> 
     replica = Replica(config, KEYS[1], RecoveredState.genesis(GENESIS_ROOT), pool_limits=limits)
     replica.start(NOW)
     outputs = replica.step(TxReceived(one))  # the progress timer starts for it, nothing is refused
-    assert replica.is_pending(one.tx_id) and not [o for o in outputs if isinstance(o, TxRefused)]
+    assert replica.get_pending(one.tx_id) == one and not [o for o in outputs if isinstance(o, TxRefused)]
     assert replica.step(TxReceived(one)) == []  # already pending: nothing to refuse
     assert replica.step(TxReceived(make_tx(11))) == [TxRefused(make_tx(11).tx_id, REFUSED_FULL)]
     expired = make_tx(12, valid_until=0)

@@ -1,15 +1,17 @@
-"""Unit tests of the node's mempool bounds and the gossip batch codec (the network path is covered by
+"""Unit tests of the observer's relay pool bounds and the gossip batch codec (the network path is covered by
 tests/integration)."""
 
 from __future__ import annotations
 
 import pytest
 
+from consensus.events import REFUSED_FULL
+from consensus.pool import PoolLimits
 from core.errors import CodecError, InvalidInput
 from core.keys import SigningKey
 from core.tx import SignedTx, TxBody, sign_transaction
 from node.gossip import BATCH_TXS_MAX, decode_tx_batch, encode_tx_batch
-from node.mempool import Mempool, MempoolFull
+from node.relay import RelayPool
 from node.verified import VerifiedCache
 
 KEY = SigningKey.from_insecure_label("mempool-test")
@@ -22,34 +24,32 @@ def make_tx(nonce: int, valid_until: int = 100) -> SignedTx:
     return sign_transaction(body, KEY)
 
 
-def test_mempool_deduplicates_and_keeps_arrival_order() -> None:
-    pool = Mempool(txs_max=10, bytes_max=1 << 20)
+def test_relay_pool_deduplicates_and_keeps_arrival_order() -> None:
+    pool = RelayPool(PoolLimits(txs_max=10, bytes_max=1 << 20))
     txs = [make_tx(i) for i in range(3)]
-    assert [pool.add(tx) for tx in txs] == [True, True, True]
-    assert pool.add(txs[1]) is False
-    assert [tx.tx_id for tx in pool] == [tx.tx_id for tx in txs]
+    assert [pool.offer(tx) for tx in txs] == [None, None, None]
+    assert pool.offer(txs[1]) is None and len(pool) == 3  # already here: taken, not twice
+    assert pool.get_lingering(0.0, limit=10) == txs
     assert pool.size_bytes == sum(len(tx.raw) for tx in txs)
 
 
-def test_mempool_rejects_past_its_count_and_byte_limits_with_a_clear_code() -> None:
-    by_count = Mempool(txs_max=2, bytes_max=1 << 20)
-    by_count.add(make_tx(1))
-    by_count.add(make_tx(2))
-    with pytest.raises(MempoolFull) as raised:
-        by_count.add(make_tx(3))
-    assert raised.value.code == "mempool_full"
+def test_relay_pool_refuses_past_its_count_and_byte_limits_with_a_clear_code() -> None:
+    by_count = RelayPool(PoolLimits(txs_max=2, bytes_max=1 << 20))
+    by_count.offer(make_tx(1))
+    by_count.offer(make_tx(2))
+    assert by_count.offer(make_tx(3)) == REFUSED_FULL == "mempool_full"
     one = make_tx(4)
-    by_bytes = Mempool(txs_max=100, bytes_max=len(one.raw) + 10)
-    by_bytes.add(one)
-    with pytest.raises(MempoolFull):
-        by_bytes.add(make_tx(5))
+    by_bytes = RelayPool(PoolLimits(txs_max=100, bytes_max=len(one.raw) + 10))
+    assert by_bytes.offer(one) is None
+    assert by_bytes.offer(make_tx(5)) == REFUSED_FULL
+    assert by_bytes.get(make_tx(5).tx_id) is None
 
 
-def test_mempool_removal_expiry_and_lingering() -> None:
-    pool = Mempool(txs_max=10, bytes_max=1 << 20)
+def test_relay_pool_removal_expiry_and_lingering() -> None:
+    pool = RelayPool(PoolLimits(txs_max=10, bytes_max=1 << 20))
     early, late = make_tx(1, valid_until=5), make_tx(2, valid_until=50)
-    pool.add(early)
-    pool.add(late)
+    pool.offer(early)
+    pool.offer(late)
     assert pool.get_lingering(0.0, limit=1) == [early]
     assert pool.get_lingering(3600.0, limit=10) == []
     assert pool.remove_expired(next_height=6) == [early.tx_id]

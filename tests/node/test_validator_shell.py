@@ -1,0 +1,147 @@
+"""ValidatorShell, the replica's Effects in a node: a real LevelDB store and the real chaincode behind it, a
+fake peer layer in front (the real one is covered by tests/integration). Persist is durable in the
+consensus log before a vote leaves, an executed block is committed and streamed to observers, admission
+learns the replica's refusals, and bad consensus frames are refused before they reach the replica."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from chaincode import build_registry
+from consensus import log as clog
+from consensus.events import REFUSED_FULL, ExecuteBlock, FetchBlocks, Persist, Send
+from consensus.messages import Prepare, PrePrepare, compute_signing_digest, encode_message
+from consensus.pool import PoolLimits
+from core import codec
+from core.block import decode_certified_block
+from core.devkeys import dev_node_key
+from core.errors import InvalidInput
+from core.tx import decode_transaction
+from node.applier import BlockApplier
+from node.events import EventHub
+from node.metrics import NodeMetrics
+from node.validator import ValidatorShell
+from node.verified import VerifiedCache
+from p2p import PeerId
+from storage import Store
+from tests.node.nodekit import GENESIS, FakeNetwork, ReferenceChain, open_store
+
+V0, V2 = PeerId.validator(0), PeerId.validator(2)
+
+
+class BroadcastNetwork(FakeNetwork):
+    def __init__(self, connected: tuple[PeerId, ...] = ()) -> None:
+        super().__init__(connected)
+        self.broadcasts: list[tuple[str, bytes, str]] = []
+
+    def broadcast(self, channel: str, payload: bytes, *, to: str) -> None:
+        self.broadcasts.append((channel, payload, to))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    own = open_store(tmp_path / "v1")
+    yield own
+    own.close()
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Iterator[ReferenceChain]:
+    reference = ReferenceChain(tmp_path / "reference")
+    yield reference
+    reference.store.close()
+
+
+def make_shell(store: Store, network: BroadcastNetwork, limits: PoolLimits | None = None) -> ValidatorShell:
+    applier = BlockApplier(store, build_registry(), EventHub(queue_max=10), NodeMetrics())
+    committed: list[int] = []
+    shell = ValidatorShell(
+        GENESIS,
+        dev_node_key("validator", 1),
+        store,
+        network,  # type: ignore[arg-type]
+        applier,
+        VerifiedCache(),
+        lambda block: committed.append(block.header.height),
+        limits or PoolLimits.for_chain(GENESIS.consensus.block_txs_max),
+    )
+    return shell
+
+
+def test_persist_is_a_synced_write_of_the_consensus_log(store: Store) -> None:
+    shell = make_shell(store, BroadcastNetwork())
+    record = clog.record_view(3, False)
+    shell.persist(Persist((record, clog.LogRecord(b"c1/gone", None))))
+    assert dict(store.consensus_log.iterate()) == {record.key: record.value}
+
+
+def test_send_encodes_for_every_validator_or_one(store: Store) -> None:
+    network = BroadcastNetwork(connected=(V2,))
+    shell = make_shell(store, network)
+    vote = Prepare(0, 1, b"\x01" * 32, 1, b"\x02" * 64)
+    shell.send(Send(-1, vote))
+    shell.send(Send(2, vote))
+    assert network.broadcasts == [("consensus", encode_message(vote), "validators")]
+    assert network.sent == [(V2, "consensus", encode_message(vote))]
+
+
+async def test_execute_commits_the_block_streams_it_to_observers_and_answers_its_roots(
+    store: Store, chain: ReferenceChain
+) -> None:
+    network = BroadcastNetwork()
+    shell = make_shell(store, network)
+    certified = chain.extend((chain.deposit(),))
+    executed = shell.execute(ExecuteBlock(certified.block, certified.certificate))
+    assert store.last_height == 1 and (executed.state_root, executed.results_root) == chain.store.get_roots(1)
+    [(channel, payload, to)] = network.broadcasts
+    assert (channel, to) == ("blocks", "observers")
+    assert decode_certified_block(payload).block == certified.block
+
+
+async def test_offer_answers_the_replicas_refusal(store: Store, chain: ReferenceChain) -> None:
+    first, second = chain.deposit(), chain.deposit()
+    shell = make_shell(store, BroadcastNetwork(), PoolLimits(txs_max=1, bytes_max=1 << 20))
+    shell.start()
+    try:
+        assert shell.offer(first) is None and shell.replica.get_pending(first.tx_id) == first
+        assert shell.offer(second) == REFUSED_FULL
+        assert shell.replica.get_pending(second.tx_id) is None
+    finally:
+        shell.stop()
+
+
+def test_consensus_frames_are_checked_before_the_replica_sees_them(
+    store: Store, chain: ReferenceChain
+) -> None:
+    shell = make_shell(store, BroadcastNetwork())
+    with pytest.raises(InvalidInput, match="observers"):
+        shell.on_consensus_frame(PeerId.observer(0), b"")
+    with pytest.raises(InvalidInput, match="undecodable"):
+        shell.on_consensus_frame(V0, b"\xc1")
+    # a proposal carrying a transaction whose signature does not verify: the sender is at fault
+    certified = chain.extend((chain.deposit(),))
+    tx = certified.block.txs[0]
+    forged = decode_transaction(codec.encode({"body": tx.body_bytes, "signature": bytes(64)}))
+    block = replace(certified.block, txs=(forged,))
+    unsigned = PrePrepare(0, 1, block, 0, b"")
+    pp = replace(
+        unsigned,
+        signature=dev_node_key("validator", 0).sign(compute_signing_digest(GENESIS.chain_id, unsigned)),
+    )
+    with pytest.raises(InvalidInput, match="invalid transaction signature"):
+        shell.on_consensus_frame(V0, encode_message(pp))
+
+
+def test_a_fetch_of_an_unlinked_peer_waits_for_its_link(store: Store) -> None:
+    network = BroadcastNetwork()
+    shell = make_shell(store, network)
+    shell.fetch(FetchBlocks(1, 10, 0))
+    assert network.block_requests() == [] and not shell.catching_up
+    network.connected.add(V0)
+    shell.on_peer_connected(V0)
+    [(peer, request)] = network.block_requests()
+    assert peer == V0 and (request.from_height, request.to_height) == (1, 10) and shell.catching_up
