@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chaincode.layout import HEX32_REGEX, ID_REGEX, ORG_REGEX, Field, check_fields
 from core.errors import InvalidInput
 from core.state import WriteSet
 
@@ -27,9 +28,10 @@ if TYPE_CHECKING:
 AMOUNT_MAX = 10**15  # largest quantity (t) or money amount (fen) a single argument may carry
 TEXT_MAX = 200  # longest free-text argument in characters
 LIST_MAX = 64  # longest list argument
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-ORG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-HEX32_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+ID_PATTERN = re.compile(ID_REGEX)  # all patterns must match the whole string (fullmatch)
+ORG_PATTERN = re.compile(ORG_REGEX)
+HEX32_PATTERN = re.compile(HEX32_REGEX)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, fixed for ever
 
 
 class ChaincodeFailure(Exception):
@@ -94,19 +96,23 @@ def validate_value(function: str, spec: Arg, value: Any) -> Any:
         return value
     if type(value) is str:
         if kind == "str":
-            if not 1 <= len(value) <= spec.max_len or not value.isprintable():
-                raise InvalidArgs(function, spec.name, f"must be 1..{spec.max_len} printable characters")
+            # Not str.isprintable(): it depends on the Unicode version of the interpreter, and validity
+            # must not change with the Python a node runs. Control characters (Cc) are fixed.
+            if not 1 <= len(value) <= spec.max_len or _CONTROL.search(value):
+                raise InvalidArgs(
+                    function, spec.name, f"must be 1..{spec.max_len} characters, no control characters"
+                )
             return value
         if kind == "id":
-            if not ID_PATTERN.match(value):
-                raise InvalidArgs(function, spec.name, "must match [A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+            if not ID_PATTERN.fullmatch(value):
+                raise InvalidArgs(function, spec.name, f"must match {ID_REGEX}")
             return value
         if kind == "org":
-            if not ORG_PATTERN.match(value):
-                raise InvalidArgs(function, spec.name, "must be an organisation id ([a-z0-9][a-z0-9_.-]*)")
+            if not ORG_PATTERN.fullmatch(value):
+                raise InvalidArgs(function, spec.name, f"must be an organisation id ({ORG_REGEX})")
             return value
         if kind == "hex32":
-            if not HEX32_PATTERN.match(value):
+            if not HEX32_PATTERN.fullmatch(value):
                 raise InvalidArgs(function, spec.name, "must be 64 lowercase hex digits")
             return value
         if kind == "enum":
@@ -145,16 +151,35 @@ def validate_arg_map(function: str, specs: tuple[Arg, ...], args: Mapping[str, A
 
 
 @dataclass(frozen=True, slots=True)
+class EventSpec:
+    """An event a function emits: the map {"type": type, <attribute>: value, ...} with exactly these."""
+
+    type: str
+    attributes: tuple[Field, ...]
+
+    def check(self, event: Any) -> None:
+        """Raise ValueError unless `event` is this event with exactly its attributes, each of its type."""
+        if type(event) is not dict or event.get("type") != self.type:
+            raise ValueError(f"expected a {self.type!r} event, got {event!r}")
+        check_fields(
+            f"event {self.type}", self.attributes, {k: v for k, v in event.items() if k != "type"}, {}
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "attributes": {a.name: a.type for a in self.attributes}}
+
+
+@dataclass(frozen=True, slots=True)
 class FunctionSpec:
-    """A chaincode function: who may call it, its arguments, and how it is applied."""
+    """A chaincode function: who may call it, its arguments, what it may answer and emit, its handler."""
 
     name: str
     roles: tuple[str, ...]  # sender roles allowed (core.genesis.Role values)
     args: tuple[Arg, ...]
     description: str
     handler: Callable[[TxContext, dict[str, Any]], None] = field(repr=False, compare=False)
-    failures: tuple[str, ...] = ()  # business failure codes it may return (besides the common ones)
-    events: tuple[str, ...] = ()  # event types it emits on success
+    failures: tuple[str, ...] = ()  # every failure code it can return (the executor's aside), check order
+    events: tuple[EventSpec, ...] = ()  # the events it emits on success
     admin_only: bool = False  # the sender key must be an admin key of the sender organisation
     frozen_ok: bool = False  # a frozen or blocked sender organisation may still call it
 
@@ -167,7 +192,7 @@ class FunctionSpec:
             "description": self.description,
             "args": [describe_arg(arg) for arg in self.args],
             "failures": list(self.failures),
-            "events": list(self.events),
+            "events": [event.to_json() for event in self.events],
         }
 
 

@@ -17,14 +17,17 @@ from chaincode import compliance, identity, market, offsets, schema
 from chaincode.base import (
     AMOUNT_MAX,
     Arg,
+    EventSpec,
     FunctionSpec,
     UnknownFunction,
     validate_arg_map,
 )
 from chaincode.context import TxContext
+from chaincode.layout import Field
 from chaincode.ledger import Code, fail, get_org, require_unrestricted
 from chaincode.params import PENALTY_RULES, compute_params
 from core import codec
+from core.block import TxResult
 from core.genesis import Genesis, Role
 
 REG = (Role.REGULATOR.value,)
@@ -44,7 +47,17 @@ _first = Arg("first", "int", "first serial of the range", minimum=1, maximum=AMO
 _last = Arg("last", "int", "last serial of the range (inclusive)", minimum=1, maximum=AMOUNT_MAX)
 _hash = Arg("evidence_hash", "hex32", "SHA-256 of the evidence documents, 64 lowercase hex digits")
 
-_COMMON = ("forbidden", "not_admin", "frozen")
+
+def _event(event_type: str, *attributes: tuple[str, str, str]) -> EventSpec:
+    return EventSpec(event_type, tuple(Field(*attribute) for attribute in attributes))
+
+
+_E_ORG = ("org", "org", "the organisation concerned")
+_E_PERIOD = ("period", "id", "the period")
+_E_REASON = ("reason", "str", "the reason argument")
+_E_FIRST = ("first", "int", "first serial of the range")
+_E_LAST = ("last", "int", "last serial of the range")
+_E_QUANTITY = ("quantity_t", "int", "last - first + 1")
 
 
 def _spec(
@@ -54,13 +67,30 @@ def _spec(
     description: str,
     handler: Any,
     failures: tuple[str, ...],
-    events: tuple[str, ...],
+    events: tuple[EventSpec, ...],
     *,
     admin_only: bool = False,
     frozen_ok: bool = False,
 ) -> FunctionSpec:
-    return FunctionSpec(name, roles, args, description, handler, failures, events, admin_only, frozen_ok)
+    """A function whose failure list starts with the common checks it can fail (carbon.py docstring).
 
+    `failures` are the handler's codes in the order it checks them. `frozen` is reachable only for roles
+    that can be frozen or blocked: a regulator never is (freeze_account refuses, settlement is only for
+    enterprises).
+    """
+    common = []
+    if set(roles) != set(ROLE_NAMES):
+        common.append(Code.FORBIDDEN)
+    if admin_only:
+        common.append(Code.NOT_ADMIN)
+    if not frozen_ok and set(roles) != set(REG):
+        common.append(Code.FROZEN)
+    codes = tuple(dict.fromkeys((*common, *failures)))
+    return FunctionSpec(name, roles, args, description, handler, codes, events, admin_only, frozen_ok)
+
+
+_RANGE_CODES = (Code.RANGE_NOT_IN_BLOCK, Code.UNKNOWN_SERIAL)  # find_range
+_MOVABLE_CODES = (*_RANGE_CODES, Code.SERIAL_FINAL, Code.NOT_HOLDER, Code.SERIAL_FROZEN)  # + require_movable
 
 _SPECS = (
     # --- identity and access ---
@@ -75,8 +105,12 @@ _SPECS = (
         ),
         "Register a member organisation with its admin keys.",
         identity.apply_register_organisation,
-        (Code.ORG_EXISTS, Code.KEY_EXISTS, Code.LIMIT_EXCEEDED),
-        ("organisation_registered",),
+        (Code.ORG_EXISTS, Code.KEY_EXISTS),
+        (
+            _event(
+                "organisation_registered", ("org", "org", "the new organisation"), ("role", "str", "its role")
+            ),
+        ),
         admin_only=True,
     ),
     _spec(
@@ -94,8 +128,15 @@ _SPECS = (
         ),
         "An admin enrols a client (or admin) key for its own organisation.",
         identity.apply_enrol_key,
-        (Code.KEY_EXISTS, Code.KEY_REVOKED, Code.LIMIT_EXCEEDED),
-        ("key_enrolled",),
+        (Code.KEY_REVOKED, Code.KEY_EXISTS, Code.LIMIT_EXCEEDED),
+        (
+            _event(
+                "key_enrolled",
+                ("org", "org", "the sender's organisation"),
+                ("public_key", "hex32", "the key"),
+                ("admin", "bool", "the admin argument"),
+            ),
+        ),
         admin_only=True,
         frozen_ok=True,
     ),
@@ -105,8 +146,15 @@ _SPECS = (
         (_org, Arg("public_key", "hex32", "public key (hex) to revoke")),
         "Revoke a key: an admin for its own organisation, or a regulator admin for any organisation.",
         identity.apply_revoke_key,
-        (Code.UNKNOWN_ORG, Code.UNKNOWN_KEY, Code.KEY_REVOKED, Code.LAST_ADMIN),
-        ("key_revoked",),
+        (Code.FORBIDDEN, Code.UNKNOWN_ORG, Code.UNKNOWN_KEY, Code.KEY_REVOKED, Code.LAST_ADMIN),
+        (
+            _event(
+                "key_revoked",
+                ("org", "org", "the key's organisation"),
+                ("public_key", "hex32", "the key"),
+                ("by", "org", "the sender's organisation"),
+            ),
+        ),
         admin_only=True,
         frozen_ok=True,
     ),
@@ -117,7 +165,7 @@ _SPECS = (
         "Accredit a verifier organisation.",
         identity.apply_accredit_verifier,
         (Code.UNKNOWN_ORG, Code.WRONG_ROLE),
-        ("verifier_accredited",),
+        (_event("verifier_accredited", _E_ORG),),
     ),
     _spec(
         "revoke_verifier",
@@ -126,7 +174,7 @@ _SPECS = (
         "Withdraw a verifier's accreditation (its past verifications stand).",
         identity.apply_revoke_verifier,
         (Code.UNKNOWN_ORG, Code.WRONG_ROLE),
-        ("verifier_revoked",),
+        (_event("verifier_revoked", _E_ORG),),
     ),
     _spec(
         "freeze_account",
@@ -135,7 +183,7 @@ _SPECS = (
         "Freeze an organisation's account: it can no longer send units or cash, trade or receive.",
         identity.apply_freeze_account,
         (Code.UNKNOWN_ORG, Code.WRONG_ROLE),
-        ("account_frozen",),
+        (_event("account_frozen", _E_ORG, _E_REASON),),
     ),
     _spec(
         "unfreeze_account",
@@ -144,7 +192,7 @@ _SPECS = (
         "Lift a freeze or a settlement block.",
         identity.apply_unfreeze_account,
         (Code.UNKNOWN_ORG,),
-        ("account_unfrozen",),
+        (_event("account_unfrozen", _E_ORG, _E_REASON),),
     ),
     # --- compliance cycle ---
     _spec(
@@ -183,7 +231,7 @@ _SPECS = (
         "Open a compliance period with its deadlines and rules.",
         compliance.apply_open_period,
         (Code.PERIOD_EXISTS, Code.BAD_DEADLINES),
-        ("period_opened",),
+        (_event("period_opened", _E_PERIOD),),
     ),
     _spec(
         "close_period",
@@ -192,7 +240,7 @@ _SPECS = (
         "Close a period after its surrender deadline: no more allocations, reports, verifications or surrenders.",
         compliance.apply_close_period,
         (Code.UNKNOWN_PERIOD, Code.PERIOD_CLOSED, Code.DEADLINE_NOT_REACHED),
-        ("period_closed",),
+        (_event("period_closed", _E_PERIOD),),
     ),
     _spec(
         "allocate",
@@ -248,7 +296,15 @@ _SPECS = (
             Code.LIMIT_EXCEEDED,
             Code.OVERFLOW,
         ),
-        ("allowances_allocated",),
+        (
+            _event(
+                "allowances_allocated",
+                _E_PERIOD,
+                ("org", "org", "the enterprise"),
+                ("amount_t", "int", "granted_t: what was credited"),
+                ("deducted_t", "int", "taken from a carried China-rule deduction"),
+            ),
+        ),
     ),
     _spec(
         "submit_report",
@@ -257,7 +313,14 @@ _SPECS = (
         "Submit (or, before verification, resubmit) the sender's emission report.",
         compliance.apply_submit_report,
         (Code.UNKNOWN_PERIOD, Code.PERIOD_CLOSED, Code.DEADLINE_PASSED, Code.ALREADY_VERIFIED),
-        ("report_submitted",),
+        (
+            _event(
+                "report_submitted",
+                _E_PERIOD,
+                ("org", "org", "the sender's organisation"),
+                ("emissions_t", "int", "the report's emissions_t"),
+            ),
+        ),
         frozen_ok=True,
     ),
     _spec(
@@ -287,7 +350,15 @@ _SPECS = (
             Code.ALREADY_SETTLED,
             Code.MATERIAL_MISSTATEMENT,
         ),
-        ("report_verified",),
+        (
+            _event(
+                "report_verified",
+                _E_PERIOD,
+                ("org", "org", "the reporting enterprise"),
+                ("verifier", "org", "the sender's organisation"),
+                ("opinion", "str", "the opinion argument"),
+            ),
+        ),
     ),
     _spec(
         "surrender_allowances",
@@ -295,14 +366,15 @@ _SPECS = (
         (_period, Arg("amount_t", "int", "allowances to surrender", "t", minimum=1, maximum=QUANTITY_MAX)),
         "Surrender allowances for a period before its deadline (final).",
         compliance.apply_surrender_allowances,
+        (Code.UNKNOWN_PERIOD, Code.PERIOD_CLOSED, Code.DEADLINE_PASSED, Code.INSUFFICIENT_BALANCE),
         (
-            Code.UNKNOWN_PERIOD,
-            Code.PERIOD_CLOSED,
-            Code.DEADLINE_PASSED,
-            Code.ALREADY_SETTLED,
-            Code.INSUFFICIENT_BALANCE,
+            _event(
+                "allowances_surrendered",
+                _E_PERIOD,
+                ("org", "org", "the sender's organisation"),
+                ("amount_t", "int", "the amount argument"),
+            ),
         ),
-        ("allowances_surrendered",),
         frozen_ok=True,
     ),
     _spec(
@@ -315,16 +387,20 @@ _SPECS = (
             Code.UNKNOWN_PERIOD,
             Code.PERIOD_CLOSED,
             Code.DEADLINE_PASSED,
-            Code.ALREADY_SETTLED,
             Code.NO_VERIFIED_EMISSIONS,
+            *_MOVABLE_CODES,
             Code.OFFSET_CAP_EXCEEDED,
-            Code.UNKNOWN_SERIAL,
-            Code.RANGE_NOT_IN_BLOCK,
-            Code.NOT_HOLDER,
-            Code.SERIAL_FINAL,
-            Code.SERIAL_FROZEN,
         ),
-        ("offsets_surrendered",),
+        (
+            _event(
+                "offsets_surrendered",
+                _E_PERIOD,
+                ("org", "org", "the sender's organisation"),
+                _E_FIRST,
+                _E_LAST,
+                _E_QUANTITY,
+            ),
+        ),
         frozen_ok=True,
     ),
     _spec(
@@ -340,7 +416,16 @@ _SPECS = (
             Code.WRONG_ROLE,
             Code.ALREADY_SETTLED,
         ),
-        ("period_settled",),
+        (
+            _event(
+                "period_settled",
+                _E_PERIOD,
+                ("org", "org", "the enterprise"),
+                ("status", "str", "the compliance row's new status"),
+                ("shortfall_t", "int", "the row's shortfall_t"),
+                ("penalty_fen", "int", "the row's penalty_fen"),
+            ),
+        ),
     ),
     # --- offsets ---
     _spec(
@@ -355,8 +440,8 @@ _SPECS = (
         ),
         "Register an offset project (a developer only for itself).",
         offsets.apply_register_project,
-        (Code.PROJECT_EXISTS, Code.UNKNOWN_ORG, Code.WRONG_ROLE),
-        ("project_registered",),
+        (Code.FORBIDDEN, Code.UNKNOWN_ORG, Code.WRONG_ROLE, Code.PROJECT_EXISTS),
+        (_event("project_registered", ("project", "id", "the project"), ("org", "org", "its developer")),),
     ),
     _spec(
         "issue_offsets",
@@ -385,7 +470,17 @@ _SPECS = (
             Code.LIMIT_EXCEEDED,
             Code.OVERFLOW,
         ),
-        ("offsets_issued",),
+        (
+            _event(
+                "offsets_issued",
+                ("project", "id", "the project"),
+                ("org", "org", "its developer"),
+                ("issuance", "int", "the issuance number"),
+                ("first", "int", "first serial issued"),
+                ("last", "int", "last serial issued (buffer included)"),
+                ("buffer_t", "int", "serials withheld in the buffer"),
+            ),
+        ),
     ),
     _spec(
         "transfer_offsets",
@@ -393,17 +488,16 @@ _SPECS = (
         (_first, _last, Arg("to", "org", "recipient organisation")),
         "Transfer an exact serial sub-range of a held block.",
         offsets.apply_transfer_offsets,
+        (Code.SELF_TRANSFER, Code.UNKNOWN_ORG, Code.WRONG_ROLE, Code.FROZEN, *_MOVABLE_CODES),
         (
-            Code.SELF_TRANSFER,
-            Code.UNKNOWN_ORG,
-            Code.WRONG_ROLE,
-            Code.UNKNOWN_SERIAL,
-            Code.RANGE_NOT_IN_BLOCK,
-            Code.NOT_HOLDER,
-            Code.SERIAL_FINAL,
-            Code.SERIAL_FROZEN,
+            _event(
+                "offsets_transferred",
+                _E_FIRST,
+                _E_LAST,
+                ("to", "org", "the recipient"),
+                _E_QUANTITY,
+            ),
         ),
-        ("offsets_transferred",),
     ),
     _spec(
         "split_offsets",
@@ -411,15 +505,8 @@ _SPECS = (
         (_first, _last),
         "Cut an exact sub-range out of a held block into a block of its own (pieces partition the parent).",
         offsets.apply_split_offsets,
-        (
-            Code.UNKNOWN_SERIAL,
-            Code.RANGE_NOT_IN_BLOCK,
-            Code.NOT_HOLDER,
-            Code.SERIAL_FINAL,
-            Code.SERIAL_FROZEN,
-            Code.BAD_SPLIT,
-        ),
-        ("offsets_split",),
+        (*_MOVABLE_CODES, Code.BAD_SPLIT),
+        (_event("offsets_split", _E_FIRST, _E_LAST),),
         frozen_ok=True,
     ),
     _spec(
@@ -428,14 +515,17 @@ _SPECS = (
         (_first, _last, Arg("beneficiary", "str", "on whose behalf"), _reason),
         "Retire held offsets voluntarily (final); writes a retirement receipt keyed by the transaction id.",
         offsets.apply_retire_offsets,
+        _MOVABLE_CODES,
         (
-            Code.UNKNOWN_SERIAL,
-            Code.RANGE_NOT_IN_BLOCK,
-            Code.NOT_HOLDER,
-            Code.SERIAL_FINAL,
-            Code.SERIAL_FROZEN,
+            _event(
+                "offsets_retired",
+                ("org", "org", "the sender's organisation"),
+                ("receipt", "hex32", "the receipt id (the transaction id)"),
+                _E_FIRST,
+                _E_LAST,
+                _E_QUANTITY,
+            ),
         ),
-        ("offsets_retired",),
     ),
     _spec(
         "freeze_offsets",
@@ -443,8 +533,8 @@ _SPECS = (
         (_first, _last, _reason),
         "Freeze a serial range (it cannot move, be surrendered or retired).",
         offsets.apply_freeze_offsets,
-        (Code.UNKNOWN_SERIAL, Code.RANGE_NOT_IN_BLOCK, Code.SERIAL_FINAL),
-        ("offsets_frozen",),
+        (*_RANGE_CODES, Code.SERIAL_FINAL),
+        (_event("offsets_frozen", _E_FIRST, _E_LAST, _E_REASON),),
     ),
     _spec(
         "unfreeze_offsets",
@@ -452,8 +542,8 @@ _SPECS = (
         (_first, _last, _reason),
         "Unfreeze a serial range.",
         offsets.apply_unfreeze_offsets,
-        (Code.UNKNOWN_SERIAL, Code.RANGE_NOT_IN_BLOCK, Code.SERIAL_FINAL),
-        ("offsets_unfrozen",),
+        (*_RANGE_CODES, Code.SERIAL_FINAL),
+        (_event("offsets_unfrozen", _E_FIRST, _E_LAST, _E_REASON),),
     ),
     _spec(
         "cancel_offsets",
@@ -461,8 +551,8 @@ _SPECS = (
         (_first, _last, _reason),
         "Cancel held or buffer serials (invalid issuance, or a reversal drawn on the buffer); final.",
         offsets.apply_cancel_offsets,
-        (Code.UNKNOWN_SERIAL, Code.RANGE_NOT_IN_BLOCK, Code.SERIAL_FINAL),
-        ("offsets_cancelled",),
+        (*_RANGE_CODES, Code.SERIAL_FINAL),
+        (_event("offsets_cancelled", _E_FIRST, _E_LAST, _E_QUANTITY, _E_REASON),),
     ),
     # --- allowances, cash and the order book ---
     _spec(
@@ -472,10 +562,23 @@ _SPECS = (
             Arg("to", "org", "recipient enterprise"),
             Arg("amount_t", "int", "allowances", "t", minimum=1, maximum=QUANTITY_MAX),
         ),
-        "Transfer allowances to another enterprise.",
+        "Transfer allowances to another enterprise (those bought today leave last and stay unsellable today).",
         market.apply_transfer_allowances,
-        (Code.SELF_TRANSFER, Code.UNKNOWN_ORG, Code.WRONG_ROLE, Code.INSUFFICIENT_BALANCE, Code.OVERFLOW),
-        ("allowances_transferred",),
+        (
+            Code.SELF_TRANSFER,
+            Code.UNKNOWN_ORG,
+            Code.WRONG_ROLE,
+            Code.FROZEN,
+            Code.INSUFFICIENT_BALANCE,
+            Code.OVERFLOW,
+        ),
+        (
+            _event(
+                "allowances_transferred",
+                ("to", "org", "the recipient"),
+                ("amount_t", "int", "the amount argument"),
+            ),
+        ),
     ),
     _spec(
         "deposit_cash",
@@ -488,7 +591,14 @@ _SPECS = (
         "The settlement bank credits a member's cash account against an off-chain payment.",
         market.apply_deposit_cash,
         (Code.UNKNOWN_ORG, Code.WRONG_ROLE, Code.DUPLICATE_REFERENCE, Code.OVERFLOW),
-        ("cash_deposited",),
+        (
+            _event(
+                "cash_deposited",
+                ("org", "org", "the credited member"),
+                ("amount_fen", "int", "the amount argument"),
+                ("bank_ref", "id", "the reference argument"),
+            ),
+        ),
     ),
     _spec(
         "withdraw_cash",
@@ -500,8 +610,15 @@ _SPECS = (
         ),
         "The settlement bank debits a member's available cash for an off-chain payout.",
         market.apply_withdraw_cash,
-        (Code.UNKNOWN_ORG, Code.WRONG_ROLE, Code.DUPLICATE_REFERENCE, Code.INSUFFICIENT_CASH),
-        ("cash_withdrawn",),
+        (Code.UNKNOWN_ORG, Code.WRONG_ROLE, Code.FROZEN, Code.DUPLICATE_REFERENCE, Code.INSUFFICIENT_CASH),
+        (
+            _event(
+                "cash_withdrawn",
+                ("org", "org", "the debited member"),
+                ("amount_fen", "int", "the amount argument"),
+                ("bank_ref", "id", "the reference argument"),
+            ),
+        ),
     ),
     _spec(
         "place_order",
@@ -514,14 +631,30 @@ _SPECS = (
         "Place a limit order; it matches at once in price-time priority, the rest rests with its lock.",
         market.apply_place_order,
         (
+            Code.LIMIT_EXCEEDED,
             Code.PRICE_OUT_OF_BAND,
             Code.INSUFFICIENT_BALANCE,
             Code.NOT_TRADABLE_TODAY,
             Code.INSUFFICIENT_CASH,
-            Code.LIMIT_EXCEEDED,
             Code.OVERFLOW,
         ),
-        ("order_placed", "trade"),
+        (
+            _event(
+                "order_placed",
+                ("order", "int", "the new order's id"),
+                ("side", "str", "the side argument"),
+                ("quantity_t", "int", "the quantity argument"),
+                ("price_fen", "int", "the limit price argument"),
+            ),
+            _event(
+                "trade",
+                ("trade", "int", "the trade id"),
+                ("buyer", "org", "buying enterprise"),
+                ("seller", "org", "selling enterprise"),
+                ("quantity_t", "int", "quantity traded"),
+                ("price_fen", "int", "the resting order's price"),
+            ),
+        ),
     ),
     _spec(
         "cancel_order",
@@ -529,8 +662,14 @@ _SPECS = (
         (Arg("order", "int", "order id", minimum=1, maximum=2**62),),
         "Cancel the sender's resting order; its remaining lock is released.",
         market.apply_cancel_order,
-        (Code.UNKNOWN_ORDER, Code.ORDER_CLOSED),
-        ("order_cancelled",),
+        (Code.UNKNOWN_ORDER, Code.FORBIDDEN, Code.ORDER_CLOSED),
+        (
+            _event(
+                "order_cancelled",
+                ("order", "int", "the order argument"),
+                ("remaining_t", "int", "the quantity that was still resting"),
+            ),
+        ),
         frozen_ok=True,
     ),
     _spec(
@@ -540,11 +679,40 @@ _SPECS = (
         "Set the allowance market's reference price (e.g. a published close).",
         market.apply_set_reference_price,
         (),
-        ("reference_price_set",),
+        (_event("reference_price_set", ("price_fen", "int", "the price argument")),),
     ),
 )
 
 FUNCTIONS: dict[str, FunctionSpec] = {spec.name: spec for spec in _SPECS}
+
+
+EXECUTOR_CODES = (
+    "wrong_chain",
+    "expired",
+    "replay",
+    "unknown_sender",
+    "revoked_key",
+    "unknown_function",
+    "invalid_args",
+)  # chaincode.executor: the checks made before a function runs
+
+
+def check_result(function: str, result: TxResult) -> None:
+    """Raise ValueError unless a result is one the function's declaration allows: a declared failure code
+    (or an executor code) with no events, or "ok" with events each exactly as declared."""
+    spec = FUNCTIONS.get(function)
+    if result.code != "ok":
+        if result.code not in EXECUTOR_CODES and (spec is None or result.code not in spec.failures):
+            raise ValueError(f"{function} returned undeclared failure code {result.code!r}")
+        if result.events:
+            raise ValueError(f"{function} failed with {result.code!r} but has events")
+        return
+    assert spec is not None
+    declared = {event.type: event for event in spec.events}
+    for event in result.events:
+        if event.get("type") not in declared:
+            raise ValueError(f"{function} emitted undeclared event {event!r}")
+        declared[event["type"]].check(event)
 
 
 class CarbonChaincode:

@@ -46,7 +46,6 @@ from chaincode.ledger import (
 )
 from core.genesis import Role
 
-ALLOCATION_ENTRIES_MAX = 16
 LARGE_INSTALLATION_T = 500_000  # EU: above this, the materiality level is 2% instead of 5%
 ENTERPRISE = (Role.ENTERPRISE.value,)
 
@@ -127,7 +126,14 @@ def apply_allocate(ctx: TxContext, args: dict[str, Any]) -> None:
         if any(value is not None for value in formula):
             fail(Code.BAD_AMOUNT, "give either amount_t or benchmark_kg_per_unit and output_units, not both")
         computed = args["amount_t"]
-        inputs: dict[str, Any] = {"method": "explicit", "amount_t": computed}
+        inputs: dict[str, Any] = {
+            "method": "explicit",
+            "amount_t": computed,
+            "benchmark_kg_per_unit": None,
+            "output_units": None,
+            "correction_bps": None,
+            "share_bps": None,
+        }
     else:
         if any(value is None for value in formula):
             fail(Code.BAD_AMOUNT, "give amount_t, or both benchmark_kg_per_unit and output_units")
@@ -136,6 +142,7 @@ def apply_allocate(ctx: TxContext, args: dict[str, Any]) -> None:
         )
         inputs = {
             "method": "benchmark",
+            "amount_t": None,
             "benchmark_kg_per_unit": args["benchmark_kg_per_unit"],
             "output_units": args["output_units"],
             "correction_bps": args["correction_bps"],
@@ -146,8 +153,9 @@ def apply_allocate(ctx: TxContext, args: dict[str, Any]) -> None:
     granted = computed - deducted
     key = schema.alloc_key(period_id, org)
     allocation = ctx.get_record(key) or {"period": period_id, "org": org, "total_t": 0, "entries": []}
-    if len(allocation["entries"]) >= ALLOCATION_ENTRIES_MAX:
-        fail(Code.LIMIT_EXCEEDED, f"at most {ALLOCATION_ENTRIES_MAX} allocations per enterprise and period")
+    entries_max = get_params(ctx)["allocations_per_period_max"]
+    if len(allocation["entries"]) >= entries_max:
+        fail(Code.LIMIT_EXCEEDED, f"at most {entries_max} allocations per enterprise and period")
     inputs.update(computed_t=computed, deducted_t=deducted, granted_t=granted, height=ctx.height)
     allocation["entries"].append(inputs)
     allocation["total_t"] += granted
@@ -240,14 +248,14 @@ def apply_verify_report(ctx: TxContext, args: dict[str, Any]) -> None:
 def require_surrender_window(
     ctx: TxContext, period_id: str, org: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The open period and the enterprise's unsettled compliance row, before the surrender deadline."""
+    """The open period and the enterprise's compliance row, before the surrender deadline.
+
+    The row is never settled yet: settlement is possible only after the surrender deadline.
+    """
     period = require_open_period(ctx, period_id)
     if ctx.block_time_ms > period["surrender_deadline_ms"]:
         fail(Code.DEADLINE_PASSED, f"the surrender deadline of {period_id!r} has passed")
-    comp = get_comp(ctx, period_id, org)
-    if comp["status"] != "open":
-        fail(Code.ALREADY_SETTLED, f"{org!r} is already settled for {period_id!r}")
-    return period, comp
+    return period, get_comp(ctx, period_id, org)
 
 
 def apply_surrender_allowances(ctx: TxContext, args: dict[str, Any]) -> None:
@@ -269,21 +277,13 @@ def apply_settle_period(ctx: TxContext, args: dict[str, Any]) -> None:
     comp = get_comp(ctx, period_id, org)
     if comp["status"] != "open":
         fail(Code.ALREADY_SETTLED, f"{org!r} is already settled for {period_id!r}")
-    comp.update(
-        settled_height=ctx.height,
-        penalty_rule=period["penalty_rule"],
-        banked_in_t=0,
-        owed_in_t=0,
-        shortfall_t=0,
-        surplus_t=0,
-        penalty_fen=0,
-    )
+    comp.update(settled_height=ctx.height, penalty_rule=period["penalty_rule"])
     if comp["verified_t"] is None:
         comp["status"] = "blocked"
         org_record["blocked"] = True
         ctx.put_record(schema.org_key(org), org_record)
         put_comp(ctx, comp)
-        ctx.emit("period_settled", period=period_id, org=org, status="blocked")
+        ctx.emit("period_settled", period=period_id, org=org, status="blocked", shortfall_t=0, penalty_fen=0)
         return
     carry = get_carry(ctx, org)
     obligation = comp["verified_t"] + carry["owed_t"]

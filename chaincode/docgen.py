@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from chaincode.base import Arg
 from chaincode.carbon import FUNCTIONS
-from chaincode.params import describe_params
+from chaincode.params import PARAMETERS
 from chaincode.queries import QUERIES
 
 
@@ -36,8 +36,8 @@ def render_reference() -> str:
             f"- Who: {', '.join(spec.roles)} ({'; '.join(flags)})",
             "- Arguments:" if spec.args else "- Arguments: none",
             *[_arg_line(arg) for arg in spec.args],
-            f"- Events: {', '.join(spec.events) or 'none'}",
-            f"- Failure codes: {', '.join(('forbidden', 'not_admin', 'frozen', *spec.failures))}",
+            f"- Events: {', '.join(event.type for event in spec.events) or 'none'}",
+            f"- Failure codes: {', '.join(spec.failures)}",
             "",
         ]
     lines += ["### Queries", ""]
@@ -51,9 +51,9 @@ def render_reference() -> str:
         "| name | default | range |",
         "|---|---|---|",
     ]
-    for row in describe_params():
-        allowed = row.get("choices") or f"{row['minimum']}..{row['maximum']}"
-        lines.append(f"| `{row['name']}` | {row['default']} | {allowed} |")
+    for p in PARAMETERS:
+        allowed = ", ".join(p.choices) if p.choices else f"{p.minimum}..{p.maximum}"
+        lines.append(f"| `{p.name}` | {p.default} | {allowed} |")
     return "\n".join(lines) + "\n"
 
 

@@ -28,7 +28,7 @@ from chaincode.base import Chaincode, ChaincodeFailure, InvalidArgs, UnknownFunc
 from chaincode.context import OverlayState, TxContext, decode_record
 from chaincode.schema import key_key, org_key
 from core.block import RESULT_OK, Block, TxResult
-from core.errors import CarbonchainError, InvariantBroken
+from core.errors import CarbonchainError, GenesisError, InvariantBroken
 from core.genesis import Genesis
 from core.state import StateReader
 
@@ -60,7 +60,14 @@ class ChaincodeRegistry:
         return tuple(sorted(self._chaincodes))
 
     def genesis_writes(self, genesis: Genesis) -> dict[bytes, bytes | None]:
-        """Initial state of every hosted chaincode; two chaincodes writing one key is a bug."""
+        """Initial state of every hosted chaincode; two chaincodes writing one key is a bug.
+
+        Parameters for a chaincode this node does not host are refused (GenesisError): a misspelt name
+        would otherwise silently run the chain on defaults.
+        """
+        unknown = sorted(set(genesis.chaincode) - set(self._chaincodes))
+        if unknown:
+            raise GenesisError(f"genesis chaincode section names unknown chaincodes {unknown}")
         writes: dict[bytes, bytes | None] = {}
         for name in self.names:
             for key, value in self._chaincodes[name].genesis_writes(genesis).items():

@@ -16,10 +16,8 @@ from typing import Any
 
 from chaincode import schema
 from chaincode.context import TxContext
-from chaincode.ledger import Code, fail, get_org, require_org_role
+from chaincode.ledger import Code, fail, get_org, get_params, require_org_role
 from core.genesis import Genesis, Role
-
-KEYS_PER_ORG_MAX = 64
 
 
 def make_org_record(org_id: str, name: str, role: str, height: int) -> dict[str, Any]:
@@ -75,8 +73,6 @@ def apply_register_organisation(ctx: TxContext, args: dict[str, Any]) -> None:
     keys = args["admin_keys"]
     if len(set(keys)) != len(keys):
         fail(Code.KEY_EXISTS, "admin_keys repeats a key")
-    if len(keys) > 16:
-        fail(Code.LIMIT_EXCEEDED, "at most 16 admin keys")
     ctx.put_record(schema.org_key(org_id), make_org_record(org_id, args["name"], args["role"], ctx.height))
     for key_hex in keys:
         public_key = bytes.fromhex(key_hex)
@@ -94,10 +90,9 @@ def apply_enrol_key(ctx: TxContext, args: dict[str, Any]) -> None:
             fail(Code.KEY_REVOKED, "this key was revoked; revocation is final, enrol a new key")
         fail(Code.KEY_EXISTS, "this key is already enrolled")
     total, _ = _count_keys(ctx, org_id)
-    if total >= KEYS_PER_ORG_MAX:
-        fail(
-            Code.LIMIT_EXCEEDED, f"an organisation holds at most {KEYS_PER_ORG_MAX} keys (including revoked)"
-        )
+    keys_max = get_params(ctx)["keys_per_org_max"]
+    if total >= keys_max:
+        fail(Code.LIMIT_EXCEEDED, f"an organisation holds at most {keys_max} keys (including revoked)")
     record = make_key_record(org_id, public_key, admin=args["admin"], height=ctx.height)
     ctx.put_record(schema.key_key(org_id, public_key), record)
     ctx.emit("key_enrolled", org=org_id, public_key=args["public_key"], admin=args["admin"])

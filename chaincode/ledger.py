@@ -14,7 +14,7 @@ from chaincode.base import ChaincodeFailure
 from chaincode.context import TxContext
 from core.errors import InvariantBroken
 
-BALANCE_MAX = 2**62  # no balance, total or counter may exceed this (far beyond any real market)
+BALANCE_MAX = 2**62  # no balance or total may exceed this (far beyond any real market)
 
 
 class Code:
@@ -109,11 +109,14 @@ def get_params(ctx: TxContext) -> dict[str, Any]:
 
 
 def next_counter(ctx: TxContext, key: bytes, count: int = 1) -> int:
-    """Reserve `count` consecutive numbers; returns the first (counters start at 1)."""
+    """Reserve `count` consecutive numbers; returns the first (counters start at 1).
+
+    Each counter stops at its maximum (schema.COUNTER_MAX: the width of the keys its numbers go into).
+    """
     record = ctx.get_record(key) or {"next": 1}
     first = int(record["next"])
-    if first + count > BALANCE_MAX:
-        fail(Code.OVERFLOW, "counter exhausted")
+    if first + count - 1 > schema.COUNTER_MAX[key]:
+        fail(Code.OVERFLOW, f"counter {key.decode()} is exhausted")
     ctx.put_record(key, {"next": first + count})
     return first
 
@@ -162,18 +165,28 @@ def credit(ctx: TxContext, org: str, unit: str, amount: int) -> None:
     put_balance(ctx, org, unit, record)
 
 
-def debit(ctx: TxContext, org: str, unit: str, amount: int) -> None:
+def debit(ctx: TxContext, org: str, unit: str, amount: int) -> dict[str, Any]:
+    """Take `amount` from the available balance; returns the balance record as it was before."""
     record = get_balance(ctx, org, unit)
+    before = dict(record)
     if record["available"] < amount:
         code = Code.INSUFFICIENT_CASH if unit == schema.UNIT_CASH else Code.INSUFFICIENT_BALANCE
         fail(code, f"{org!r} has {record['available']} {unit} available, needs {amount}")
-    record["available"] -= amount
+    reduce_available(record, amount)
     put_balance(ctx, org, unit, record)
+    return before
+
+
+def reduce_available(record: dict[str, Any], amount: int) -> None:
+    """Lower `available`; allowances bought today leave last, so `fresh` only shrinks to stay <= available."""
+    record["available"] -= amount
+    if "fresh" in record and record["fresh"] > record["available"]:
+        record["fresh"] = record["available"]
 
 
 def get_fresh(record: dict[str, Any], day: int) -> int:
     """Allowances bought on `day` (not resellable until the next trading day)."""
-    return int(record.get("fresh", 0)) if record.get("fresh_day") == day else 0
+    return int(record["fresh"]) if record["fresh_day"] == day else 0
 
 
 # --- periods -------------------------------------------------------------------------------------------------
@@ -205,6 +218,14 @@ def get_comp(ctx: TxContext, period: str, org: str) -> dict[str, Any]:
             "surrendered_allowances_t": 0,
             "surrendered_offsets_t": 0,
             "status": "open",
+            # filled in by the settlement
+            "banked_in_t": 0,
+            "owed_in_t": 0,
+            "shortfall_t": 0,
+            "surplus_t": 0,
+            "penalty_fen": 0,
+            "penalty_rule": None,
+            "settled_height": None,
         }
     return record
 

@@ -37,6 +37,7 @@ from chaincode.ledger import (
     is_org_restricted,
     next_counter,
     put_balance,
+    reduce_available,
     require_org_role,
     require_unrestricted,
 )
@@ -53,13 +54,20 @@ BOOK_SKIP_MAX = 50  # resting orders skipped (own or frozen) before a placement 
 
 
 def apply_transfer_allowances(ctx: TxContext, args: dict[str, Any]) -> None:
+    """Allowances bought today leave last; those that do leave stay fresh at the recipient (no resale today)."""
     to, amount = args["to"], args["amount_t"]
     if to == ctx.sender_org:
         fail(Code.SELF_TRANSFER, "cannot transfer to yourself")
-    require_unrestricted(get_org(ctx, ctx.sender_org))
     require_unrestricted(require_org_role(ctx, to, ENTERPRISE))
-    debit(ctx, ctx.sender_org, ALLOWANCE, amount)
-    credit(ctx, to, ALLOWANCE, amount)
+    day = compute_day(ctx, get_params(ctx))
+    before = debit(ctx, ctx.sender_org, ALLOWANCE, amount)
+    fresh_moved = max(0, amount - (before["available"] - get_fresh(before, day)))
+    recipient = get_balance(ctx, to, ALLOWANCE)
+    recipient["available"] += amount
+    if fresh_moved:
+        recipient["fresh"] = get_fresh(recipient, day) + fresh_moved
+        recipient["fresh_day"] = day
+    put_balance(ctx, to, ALLOWANCE, recipient)
     ctx.emit("allowances_transferred", to=to, amount_t=amount)
 
 
@@ -94,11 +102,7 @@ def apply_withdraw_cash(ctx: TxContext, args: dict[str, Any]) -> None:
 def get_market(ctx: TxContext) -> dict[str, Any]:
     record = ctx.get_record(schema.MARKET)
     if record is None:
-        return {
-            "reference_price_fen": get_params(ctx)["reference_price_fen"],
-            "last_price_fen": None,
-            "last_day": None,
-        }
+        raise InvariantBroken("the market record is missing from state (genesis not applied?)")
     return record
 
 
@@ -127,7 +131,6 @@ def apply_set_reference_price(ctx: TxContext, args: dict[str, Any]) -> None:
 def apply_place_order(ctx: TxContext, args: dict[str, Any]) -> None:
     org, side, quantity, price = ctx.sender_org, args["side"], args["quantity_t"], args["price_fen"]
     org_record = get_org(ctx, org)
-    require_unrestricted(org_record)
     params = get_params(ctx)
     if org_record["open_orders"] >= params["open_orders_max"]:
         fail(Code.LIMIT_EXCEEDED, f"at most {params['open_orders_max']} resting orders per organisation")
@@ -150,7 +153,7 @@ def apply_place_order(ctx: TxContext, args: dict[str, Any]) -> None:
                 code,
                 f"{tradable} t tradable today (allowances bought today cannot be resold), needs {quantity}",
             )
-        holding["available"] -= quantity
+        reduce_available(holding, quantity)
         holding["locked"] += quantity
         put_balance(ctx, org, ALLOWANCE, holding)
     else:
@@ -178,8 +181,8 @@ def apply_place_order(ctx: TxContext, args: dict[str, Any]) -> None:
     if order["remaining_t"] == 0:
         order["status"] = "filled"
     else:
-        ctx.put(schema.book_key(side, price, seq), b"")
-        ctx.put(schema.org_order_key(org, seq), b"")
+        ctx.put(schema.book_key(side, price, seq), schema.EMPTY_MAP)
+        ctx.put(schema.org_order_key(org, seq), schema.EMPTY_MAP)
         org_record = get_org(ctx, org)  # re-read: matching may have updated its open order count
         org_record["open_orders"] += 1
         ctx.put_record(schema.org_key(org), org_record)

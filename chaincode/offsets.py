@@ -22,7 +22,6 @@ from chaincode.ledger import (
     Code,
     add_supply,
     fail,
-    get_org,
     get_params,
     next_counter,
     put_comp,
@@ -32,7 +31,6 @@ from chaincode.ledger import (
 from core.genesis import Role
 
 HOLDER_ROLES = (Role.ENTERPRISE.value, Role.OFFSET_DEVELOPER.value)
-ISSUANCES_PER_PROJECT_MAX = 1000
 
 
 def compute_serial_string(block: dict[str, Any]) -> str:
@@ -54,7 +52,7 @@ def find_block(ctx: TxContext, serial: int) -> dict[str, Any]:
 def put_block(ctx: TxContext, block: dict[str, Any]) -> None:
     ctx.put_record(schema.offset_key(block["last"]), block)
     if block["status"] == "active":
-        ctx.put(schema.holding_key(block["holder"], block["last"]), b"")
+        ctx.put(schema.holding_key(block["holder"], block["last"]), schema.EMPTY_MAP)
 
 
 def remove_block(ctx: TxContext, block: dict[str, Any]) -> None:
@@ -128,10 +126,11 @@ def apply_issue_offsets(ctx: TxContext, args: dict[str, Any]) -> None:
                 Code.OVERLAPPING_ISSUANCE,
                 f"monitoring period overlaps issuance {issued['id']} of project {project_id!r}",
             )
-    if project["issuances"] >= ISSUANCES_PER_PROJECT_MAX:
-        fail(Code.LIMIT_EXCEEDED, f"at most {ISSUANCES_PER_PROJECT_MAX} issuances per project")
+    params = get_params(ctx)
+    if project["issuances"] >= params["issuances_per_project_max"]:
+        fail(Code.LIMIT_EXCEEDED, f"at most {params['issuances_per_project_max']} issuances per project")
     amount = args["amount_t"]
-    buffer_bps = args["buffer_bps"] if args["buffer_bps"] is not None else get_params(ctx)["buffer_bps"]
+    buffer_bps = args["buffer_bps"] if args["buffer_bps"] is not None else params["buffer_bps"]
     buffer = amount * buffer_bps // 10_000  # rounded down: the developer never gets less than its share
     issuance_id = next_counter(ctx, schema.COUNTER_ISSUANCE)
     first = next_counter(ctx, schema.COUNTER_SERIAL, amount)
@@ -203,7 +202,6 @@ def apply_transfer_offsets(ctx: TxContext, args: dict[str, Any]) -> None:
     first, last, to = args["first"], args["last"], args["to"]
     if to == ctx.sender_org:
         fail(Code.SELF_TRANSFER, "cannot transfer to yourself")
-    require_unrestricted(get_org(ctx, ctx.sender_org))
     require_unrestricted(require_org_role(ctx, to, HOLDER_ROLES))
     block = find_range(ctx, first, last)
     require_movable(ctx, block, ctx.sender_org)
@@ -225,7 +223,6 @@ def apply_split_offsets(ctx: TxContext, args: dict[str, Any]) -> None:
 
 def apply_retire_offsets(ctx: TxContext, args: dict[str, Any]) -> None:
     first, last, org = args["first"], args["last"], ctx.sender_org
-    require_unrestricted(get_org(ctx, org))
     block = find_range(ctx, first, last)
     require_movable(ctx, block, org)
     piece = carve(ctx, block, first, last)

@@ -10,6 +10,8 @@ import hashlib
 from typing import Any
 
 from chaincode import build_registry, execute_block, genesis_writes, run_query
+from chaincode.carbon import check_result
+from chaincode.schema import check_state_entry
 from core import codec
 from core.block import EMPTY_ROOT, Block, BlockHeader, TxResult
 from core.devkeys import dev_admin_key, dev_client_key, dev_node_key
@@ -76,6 +78,8 @@ class Chain:
         self.genesis = make_genesis(params)
         self.registry = build_registry()
         self.state = DictState({k: v for k, v in genesis_writes(self.genesis).items() if v is not None})
+        for key, value in self.state.items().items():
+            check_state_entry(key, value)
         self.height = 0
         self.time_ms = self.genesis.genesis_time_ms
         self.nonce = 0
@@ -124,6 +128,12 @@ class Chain:
         execution = execute_block(
             self.state, Block(header, tuple(txs)), self.registry, is_committed=self.committed.__contains__
         )
+        # Everything the chaincode does must be what its declarations (and so docs/CHAINCODE.md) say.
+        for tx, result in zip(txs, execution.results, strict=True):
+            check_result(tx.body.function, result)
+        for key, value in execution.writes.items():
+            if value is not None:
+                check_state_entry(key, value)
         self.state.apply(execution.writes)
         self.committed.update(tx.tx_id for tx in txs)
         return list(execution.results)

@@ -197,3 +197,27 @@ def test_queries_parse_strings_and_report_missing_objects() -> None:
         run_query(chain.state, "trades", {"limit": "-1"})
     with pytest.raises(InvalidArgs):
         run_query(chain.state, "trades", {"bogus": "1"})
+
+
+def test_genesis_parameters_of_an_unknown_chaincode_are_refused() -> None:
+    genesis = make_genesis()
+    misspelt = genesis.model_copy(update={"chaincode": {"carbn": {"offset_cap_bps": 100}}})
+    with pytest.raises(GenesisError, match="unknown chaincodes"):
+        genesis_writes(misspelt)
+
+
+def test_text_and_id_arguments_follow_the_documented_rules() -> None:
+    chain = Chain()
+    # ids match the whole pattern: a trailing newline is not part of an id
+    assert (
+        chain.call(
+            "mee", "open_period", period="p1\n", reporting_deadline_ms=2**40, surrender_deadline_ms=2**40
+        ).code
+        == "invalid_args"
+    )
+    # free text: any characters but controls, whatever the interpreter's Unicode version says is printable
+    assert chain.call("mee", "freeze_account", org="ent1", reason="a\tb").code == "invalid_args"
+    assert chain.call("mee", "freeze_account", org="ent1", reason="\x85").code == "invalid_args"
+    assert chain.call("mee", "freeze_account", org="ent1", reason="zero\u200bwidth \U000e0001").code == "ok"
+    assert chain.call("mee", "unfreeze_account", org="ent1", reason="x" * 200).code == "ok"
+    assert chain.call("mee", "unfreeze_account", org="ent1", reason="x" * 201).code == "invalid_args"

@@ -133,3 +133,34 @@ def test_open_orders_limit() -> None:
     chain.fails("limit_exceeded", "ent1", "place_order", side="sell", quantity_t=1, price_fen=5000)
     chain.ok("ent1", "cancel_order", order=1)
     chain.ok("ent1", "place_order", side="sell", quantity_t=1, price_fen=5000)
+
+
+def test_bought_allowances_stay_unsellable_at_the_recipient_of_a_transfer() -> None:
+    chain = Chain()
+    chain.open_period()
+    chain.ok("mee", "allocate", period="2025", org="ent1", amount_t=100)
+    chain.ok("mee", "allocate", period="2025", org="ent2", amount_t=30)
+    chain.ok("bank", "deposit_cash", org="ent2", amount_fen=10**9, bank_ref="r")
+    chain.ok("ent1", "place_order", side="sell", quantity_t=100, price_fen=5000)
+    chain.ok("ent2", "place_order", side="buy", quantity_t=100, price_fen=5000)  # ent2: 30 own + 100 fresh
+    chain.ok("ent2", "transfer_allowances", to="ent3", amount_t=50)  # its 30 own leave first, then 20 fresh
+    assert chain.allowances("ent3") == 50
+    chain.fails("not_tradable_today", "ent3", "place_order", side="sell", quantity_t=31, price_fen=5000)
+    chain.ok("ent3", "place_order", side="sell", quantity_t=30, price_fen=5000)
+    chain.fails("not_tradable_today", "ent2", "place_order", side="sell", quantity_t=1, price_fen=5000)
+    chain.advance_to(chain.time_ms + DAY_MS)
+    chain.ok("ent3", "place_order", side="sell", quantity_t=20, price_fen=5000)
+
+
+def test_allowances_returned_from_a_sell_order_are_sellable_after_fresh_ones_left() -> None:
+    chain = Chain()
+    chain.open_period()
+    for org in ("ent1", "ent2"):
+        chain.ok("mee", "allocate", period="2025", org=org, amount_t=100)
+    chain.ok("bank", "deposit_cash", org="ent2", amount_fen=10**9, bank_ref="r")
+    chain.ok("ent2", "place_order", side="sell", quantity_t=40, price_fen=5500)  # order 1 locks 40 own
+    chain.ok("ent1", "place_order", side="sell", quantity_t=10, price_fen=5000)
+    chain.ok("ent2", "place_order", side="buy", quantity_t=10, price_fen=5000)  # ent2: 60 own + 10 fresh
+    chain.ok("ent2", "surrender_allowances", period="2025", amount_t=70)  # the fresh ones leave last
+    chain.ok("ent2", "cancel_order", order=1)  # 40 own allowances come back
+    chain.ok("ent2", "place_order", side="sell", quantity_t=40, price_fen=5500)
