@@ -125,9 +125,18 @@ class TxResult:
             raise CodecError("transaction result fields have wrong types")
         return cls(value["code"], value["message"], tuple(value["events"]))
 
+    def to_hashed(self) -> dict[str, Any]:
+        """What the results root commits to: the code and the events, not the message.
+
+        The message explains a failure to people; it is not part of the chain's meaning, so it may be
+        worded differently by another implementation (or a later version) without changing any root
+        (CometBFT's results hash leaves out its `log` for the same reason).
+        """
+        return {"code": self.code, "events": list(self.events)}
+
     @property
     def result_hash(self) -> bytes:
-        return hash_value(Domain.TX_RESULT, self.to_wire())
+        return hash_value(Domain.TX_RESULT, self.to_hashed())
 
 
 def compute_results_root(results: Sequence[TxResult]) -> bytes:

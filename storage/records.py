@@ -15,7 +15,6 @@ from typing import Any
 from core import codec
 from core.block import Block, CommitCertificate, TxResult
 from core.errors import CodecError, InvalidInput
-from core.hashing import Domain, merkle_root, tagged_hash
 from storage.errors import StoreCorrupt
 
 
@@ -55,11 +54,6 @@ class ScanLimitError(InvalidInput):
 
 def encode_results(results: Sequence[TxResult]) -> list[bytes]:
     return [codec.encode(result.to_wire()) for result in results]
-
-
-def compute_results_root_of_encodings(encodings: Sequence[bytes]) -> bytes:
-    """compute_results_root over results already encoded (same value, one encoding per result)."""
-    return merkle_root([tagged_hash(Domain.TX_RESULT, encoding) for encoding in encodings])
 
 
 def encode_block_record(block_bytes: bytes, result_encodings: Sequence[bytes]) -> bytes:

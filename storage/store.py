@@ -20,7 +20,7 @@ from typing import Any
 
 import plyvel
 
-from core.block import Block, CommitCertificate, TxResult
+from core.block import Block, CommitCertificate, TxResult, compute_results_root
 from core.errors import InvalidInput
 from core.state import WriteSet
 from storage import schema
@@ -37,7 +37,6 @@ from storage.errors import (
 from storage.reads import GENESIS_RESULTS_ROOT, StateView
 from storage.records import (
     CommitOutcome,
-    compute_results_root_of_encodings,
     encode_block_record,
     encode_certificate,
     encode_results,
@@ -305,7 +304,7 @@ class Store(StateView):
             state_root = apply_changes(self._load_cached_node, compute_changes(net.items()), node_writes)
             _put_nodes(batch, node_writes)
             result_encodings = encode_results(results)
-            results_root = compute_results_root_of_encodings(result_encodings)
+            results_root = compute_results_root(results)
             put(schema.block_key(height), encode_block_record(block.encode(), result_encodings))
             put(schema.block_hash_key(block_hash), schema.encode_u64(height))
             if certificate is not None:

@@ -165,7 +165,8 @@ def test_results() -> None:
     failed = TxResult("insufficient_balance", "has 3, needs 5")
     assert ok.is_ok and not failed.is_ok
     assert ok.to_wire() == {"code": "ok", "events": [{"type": "transfer", "amount": 5}], "message": ""}
-    assert ok.result_hash == hash_value(Domain.TX_RESULT, ok.to_wire())
+    assert ok.result_hash == hash_value(Domain.TX_RESULT, {"code": "ok", "events": list(ok.events)})
+    assert failed.result_hash == TxResult("insufficient_balance", "worded otherwise").result_hash
     assert TxResult.from_wire(codec.decode(codec.encode(ok.to_wire()))) == ok
     assert compute_results_root([ok, failed]) == merkle_root([ok.result_hash, failed.result_hash])
     assert compute_results_root([]) == EMPTY_ROOT

@@ -95,4 +95,6 @@ def test_header_commit_and_result_examples() -> None:
     assert digest.hex() == "1dc63c63493bf7ef395605e7ff6a01b061ddc7f2645617c3f806b217f02235b5"
     result = TxResult("ok", "")
     assert codec.encode(result.to_wire()).hex() == "83a4636f6465a26f6ba66576656e747390a76d657373616765a0"
-    assert result.result_hash.hex() == "3e07c48eb77c78aba82f0a34df603a4a24145484e577f656afed9733a16daada"
+    assert codec.encode(result.to_hashed()).hex() == "82a4636f6465a26f6ba66576656e747390"
+    assert result.result_hash.hex() == "a130fcd4da94bb1510ae94b343a1568892ce684244e0c7709cefcecf6f9ad3ed"
+    assert TxResult("ok", "any explanation").result_hash == result.result_hash  # messages are not hashed
