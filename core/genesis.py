@@ -1,7 +1,8 @@
 """The genesis document: a strict pydantic model of genesis.json, and the genesis hash.
 
-The genesis hash is H(genesis, canonical encoding of the validated document) and is part of the chain's
-identity: peers bind their handshake to it and block 1 links to it. Validation errors name the field.
+The genesis hash is H(genesis, canonical encoding of `compute_genesis_document`: every field, defaults
+filled in) and is part of the chain's identity: peers bind their handshake to it and block 1 links to it.
+Validation errors name the field.
 """
 
 from __future__ import annotations
@@ -91,9 +92,16 @@ class Observer(_Strict):
 
 class Organisation(_Strict):
     id: str = Field(pattern=ORG_ID_PATTERN.pattern)
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")  # no controls
     role: Role
     admin_keys: list[PublicKeyHex] = Field(min_length=1, max_length=16)
+
+    @field_validator("admin_keys")
+    @classmethod
+    def _keys_unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("admin keys of an organisation must be distinct")
+        return value
 
     @field_validator("role", mode="before")
     @classmethod
@@ -168,7 +176,7 @@ class Genesis(_Strict):
 
     @cached_property
     def genesis_hash(self) -> bytes:
-        return hash_value(Domain.GENESIS, self.model_dump(mode="json"))
+        return hash_value(Domain.GENESIS, compute_genesis_document(self))
 
     @cached_property
     def genesis_time_ms(self) -> int:
@@ -185,6 +193,48 @@ class Genesis(_Strict):
 
     def organisation(self, org_id: str) -> Organisation | None:
         return next((org for org in self.organisations if org.id == org_id), None)
+
+
+CONSENSUS_FIELDS = (
+    "block_txs_max",
+    "block_bytes_max",
+    "tx_bytes_max",
+    "batch_wait_ms",
+    "view_timeout_ms",
+    "checkpoint_interval",
+    "pipeline_depth",
+    "tx_validity_blocks_max",
+    "clock_drift_max_ms",
+)
+
+
+def compute_genesis_document(genesis: Genesis) -> dict[str, Any]:
+    """The map the genesis hash covers, field by field (docs/protocol/core.md section 8).
+
+    Every field is present with defaults filled in; lists keep the file's order; keys are hex strings.
+    """
+    return {
+        "chain_id": genesis.chain_id,
+        "genesis_time": genesis.genesis_time,
+        "consensus": {name: getattr(genesis.consensus, name) for name in CONSENSUS_FIELDS},
+        "validators": [
+            {
+                "org": v.org,
+                "node_key": v.node_key,
+                "peer_address": v.peer_address,
+                "api_address": v.api_address,
+            }
+            for v in genesis.validators
+        ],
+        "observers": [
+            {"org": o.org, "node_key": o.node_key, "api_address": o.api_address} for o in genesis.observers
+        ],
+        "organisations": [
+            {"id": org.id, "name": org.name, "role": org.role.value, "admin_keys": list(org.admin_keys)}
+            for org in genesis.organisations
+        ],
+        "chaincode": genesis.chaincode,
+    }
 
 
 def parse_genesis(document: Any) -> Genesis:
@@ -204,7 +254,7 @@ def load_genesis(path: Path) -> Genesis:
     try:
         if path.stat().st_size > MAX_GENESIS_BYTES:
             raise GenesisError(f"{path}: larger than {MAX_GENESIS_BYTES} bytes")
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_object_without_repeats)
     except FileNotFoundError:
         raise GenesisError(f"{path}: genesis file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -212,5 +262,15 @@ def load_genesis(path: Path) -> Genesis:
     return parse_genesis(document)
 
 
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a name given twice is refused (readers disagree on which one counts)."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        repeated = sorted({name for name, _ in pairs if sum(1 for n, _ in pairs if n == name) > 1})
+        raise GenesisError(f"genesis repeats the field {', '.join(repeated)} within one object")
+    return document
+
+
 def genesis_to_json(genesis: Genesis) -> str:
-    return json.dumps(genesis.model_dump(mode="json"), indent=2) + "\n"
+    """The document as JSON with every default spelled out (the same map the genesis hash covers)."""
+    return json.dumps(compute_genesis_document(genesis), indent=2) + "\n"

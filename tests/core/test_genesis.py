@@ -12,7 +12,7 @@ import pytest
 from core import codec
 from core.devkeys import dev_node_key
 from core.errors import GenesisError
-from core.genesis import Genesis, Role, genesis_to_json, load_genesis, parse_genesis
+from core.genesis import Genesis, Role, compute_genesis_document, genesis_to_json, load_genesis, parse_genesis
 from core.hashing import Domain, tagged_hash
 from core.keys import SigningKey
 
@@ -238,3 +238,23 @@ def test_model_is_frozen(document: dict[str, Any]) -> None:
     genesis: Genesis = parse_genesis(document)
     with pytest.raises(ValueError):
         genesis.chain_id = "x"  # type: ignore[misc]
+
+
+def test_hashed_document_names_every_field_of_the_model(document: dict[str, Any]) -> None:
+    """core.md section 8 lists the hashed fields one by one: a new genesis field must be added there too."""
+    genesis = parse_genesis(document)
+    assert compute_genesis_document(genesis) == genesis.model_dump(mode="json")
+    assert json.loads(genesis_to_json(genesis)) == compute_genesis_document(genesis)
+
+
+def test_repeated_json_field_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "genesis.json"
+    path.write_text('{"chain_id": "a-devnet", "chain_id": "b-devnet"}')
+    with pytest.raises(GenesisError, match="repeats the field chain_id"):
+        load_genesis(path)
+
+
+def test_admin_keys_are_distinct(document: dict[str, Any]) -> None:
+    document["organisations"][0]["admin_keys"] *= 2
+    with pytest.raises(GenesisError, match="admin keys of an organisation must be distinct"):
+        parse_genesis(document)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import Path
 
 import nacl.signing
 
 from core import codec
 from core.block import EMPTY_ROOT, BlockHeader, TxResult, compute_commit_digest
-from core.devkeys import dev_admin_key
+from core.devkeys import dev_admin_key, dev_node_key
+from core.genesis import parse_genesis
 from core.hashing import merkle_root
 from core.keys import compute_key_id
 from core.tx import TxBody, sign_transaction, transaction_to_json
@@ -98,3 +101,63 @@ def test_header_commit_and_result_examples() -> None:
     assert codec.encode(result.to_hashed()).hex() == "82a4636f6465a26f6ba66576656e747390"
     assert result.result_hash.hex() == "a130fcd4da94bb1510ae94b343a1568892ce684244e0c7709cefcecf6f9ad3ed"
     assert TxResult("ok", "any explanation").result_hash == result.result_hash  # messages are not hashed
+
+
+GENESIS_EXAMPLE = {
+    "chain_id": "example-devnet",
+    "genesis_time": "2026-01-01T00:00:00Z",
+    "validators": [
+        {
+            "org": "mee",
+            "node_key": "9a18fc931408bbcf9d9b6bc67abae1de38396f921f432461e130749d33fb4772",
+            "peer_address": "127.0.0.1:7000",
+            "api_address": "127.0.0.1:8000",
+        }
+    ],
+    "organisations": [
+        {
+            "id": "mee",
+            "name": "MEE",
+            "role": "regulator",
+            "admin_keys": ["75cf495270841f73e01d01861ec93bce48b2775d55b238d18dfcf8ff3e358b60"],
+        }
+    ],
+}
+
+
+def test_genesis_hash_example() -> None:
+    """core.md section 8: the hashed map of the smallest genesis, built here from the table, not the code."""
+    consensus = {
+        "batch_wait_ms": 20,
+        "block_bytes_max": 8 * 1024 * 1024,
+        "block_txs_max": 2000,
+        "checkpoint_interval": 100,
+        "clock_drift_max_ms": 5000,
+        "pipeline_depth": 2,
+        "tx_bytes_max": 65536,
+        "tx_validity_blocks_max": 1000,
+        "view_timeout_ms": 2000,
+    }
+    hashed = {**GENESIS_EXAMPLE, "consensus": consensus, "observers": [], "chaincode": {}}
+    encoded = codec.encode(hashed)
+    assert len(encoded) == 543
+    assert encoded.hex() == _doc_hex_block(
+        "87a8636861696e5f6964ae6578616d706c652d6465766e6574a9636861696e636f6465"
+    )
+    genesis = parse_genesis(GENESIS_EXAMPLE)
+    assert genesis.genesis_hash.hex() == "3e12b8fe8c86ff2b31d6ba1ac32029af08406d52623ffdd6fcb5a44bd2e4c351"
+    assert genesis.genesis_hash == _h("genesis", encoded)
+    assert dev_node_key("validator", 0).public_key.hex() == GENESIS_EXAMPLE["validators"][0]["node_key"]
+    assert dev_admin_key("mee").public_key.hex() == GENESIS_EXAMPLE["organisations"][0]["admin_keys"][0]
+
+
+def _doc_hex_block(start: str) -> str:
+    """The contiguous hex block of core.md that begins with `start` (lines joined up to the next blank)."""
+    text = (Path(__file__).parents[2] / "docs" / "protocol" / "core.md").read_text(encoding="utf-8")
+    lines = text[text.index("\n" + start) + 1 :].splitlines()
+    block = []
+    for line in lines:
+        if not re.fullmatch(r"[0-9a-f]+", line):
+            break
+        block.append(line)
+    return "".join(block)
