@@ -86,8 +86,9 @@ def build_api(backend: ApiBackend, *, body_bytes_max: int) -> web.Application:
     app.router.add_get("/v1/status", get_status)
     app.router.add_get("/v1/carbon/queries", get_carbon_catalogue)
     app.router.add_get("/v1/carbon/{query}", get_carbon_query)
-    app.router.add_get("/v1/state/{key}/history", get_state_history)
-    app.router.add_get("/v1/state/{key}/proof", get_state_proof)
+    # State keys contain "/" (org/ent-a): the segment takes slashes, written as such or as %2F.
+    app.router.add_get("/v1/state/{key:.+}/history", get_state_history)
+    app.router.add_get("/v1/state/{key:.+}/proof", get_state_proof)
     app.router.add_get("/v1/events", get_events)
     app.router.add_get("/v1/openapi.json", get_openapi)
     app.router.add_get("/healthz", get_healthz)
@@ -292,7 +293,7 @@ def _parse_int(text: str, what: str, *, minimum: int = 0, maximum: int = 2**63 -
 
 
 def _parse_state_key(text: str) -> bytes:
-    """State keys in URLs are UTF-8 text (our chaincode keys are printable), or hex with a `0x` prefix."""
+    """State keys in URLs are UTF-8 text (percent-decoded once), or hex with a `0x` prefix."""
     if len(text) > _STATE_KEY_MAX:
         raise InvalidInput(f"state key longer than {_STATE_KEY_MAX} characters")
     if text.startswith("0x"):

@@ -33,7 +33,10 @@ def _path_param(name: str, description: str, schema: dict[str, Any] | None = Non
 _TX_ID = _path_param(
     "tx_id", "transaction id, 64 hex digits", {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 )
-_KEY = _path_param("key", "state key as UTF-8 text, or hex with a 0x prefix")
+_KEY = _path_param(
+    "key",
+    "state key as UTF-8 text (a '/' as written or as %2F; percent-decoded once), or hex with a 0x prefix",
+)
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",

@@ -205,6 +205,26 @@ def test_audit_history_lists_every_version_with_its_signer(cluster: Cluster, tut
     assert all(len(v["tx_id"]) == 64 and v["height"] >= 1 for v in versions)
 
 
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_state_keys_with_slashes_work_in_urls_as_written_and_encoded(
+    cluster: Cluster, tutorial: Path
+) -> None:
+    url = cluster.api_url("validator-1")
+    plain = _get_json(url + "/v1/state/bal/steel-1/allowance/history")
+    encoded = _get_json(url + "/v1/state/bal%2Fsteel-1%2Fallowance/history")
+    assert plain == encoded and plain["key"] == "bal/steel-1/allowance" and len(plain["versions"]) == 4
+    proof = _get_json(url + "/v1/state/bal/steel-1/allowance/proof")
+    assert proof["key"] == "bal/steel-1/allowance" and proof["value"]["available"] >= 0
+    # an index entry's value is the empty map (API.md, "Values")
+    block = _get_json(url + "/v1/carbon/holdings?org=dev-a")["offset_blocks"][0]
+    history = _get_json(url + f"/v1/state/holding/dev-a/{block['last']:020d}/history")
+    assert history["versions"][-1]["value"] == {} and not history["versions"][-1]["deleted"]
+
+
 # --- audit verify ---------------------------------------------------------------------------------------------
 
 
