@@ -1,8 +1,10 @@
 """The carbon chaincode: its function table (FUNCTIONS), dispatch with role checks, and genesis state.
 
-FUNCTIONS is the single source of truth for what may be called, by whom, with which arguments (and units):
-the executor validates against it, the API and CLI enumerate it, and docs/CHAINCODE.md is generated from
-it (`python -m chaincode.docgen`). Checks applied to every call before the handler runs, in order:
+FUNCTIONS is the single source of truth for what may be called, by whom, with which arguments (and units),
+what each function may answer (failure codes) and emit (events with their attributes): the executor
+validates against it, the API and CLI enumerate it, tests check every result against it (`check_result`),
+and docs/CHAINCODE.md's function headers are generated from it (`python -m chaincode.docgen --write`; the
+numbered steps there are written by hand). Checks applied to every call before the handler runs, in order:
 1. the sender organisation's role is in `roles` (else `forbidden`);
 2. for `admin_only` functions the sender key is an admin key (else `not_admin`);
 3. unless `frozen_ok`, the sender organisation is neither frozen nor blocked (else `frozen`).
@@ -108,7 +110,13 @@ _SPECS = (
         (Code.ORG_EXISTS, Code.KEY_EXISTS),
         (
             _event(
-                "organisation_registered", ("org", "org", "the new organisation"), ("role", "str", "its role")
+                "organisation_registered",
+                ("org", "org", "the new organisation"),
+                (
+                    "role",
+                    "enum(regulator,enterprise,verifier,offset_developer,settlement_bank,auditor)",
+                    "its role",
+                ),
             ),
         ),
         admin_only=True,
@@ -356,7 +364,11 @@ _SPECS = (
                 _E_PERIOD,
                 ("org", "org", "the reporting enterprise"),
                 ("verifier", "org", "the sender's organisation"),
-                ("opinion", "str", "the opinion argument"),
+                (
+                    "opinion",
+                    "enum(satisfactory,satisfactory_with_comments,not_satisfactory)",
+                    "the opinion argument",
+                ),
             ),
         ),
     ),
@@ -421,7 +433,7 @@ _SPECS = (
                 "period_settled",
                 _E_PERIOD,
                 ("org", "org", "the enterprise"),
-                ("status", "str", "the compliance row's new status"),
+                ("status", "enum(compliant,surplus,shortfall,blocked)", "the compliance row's new status"),
                 ("shortfall_t", "int", "the row's shortfall_t"),
                 ("penalty_fen", "int", "the row's penalty_fen"),
             ),
@@ -642,7 +654,7 @@ _SPECS = (
             _event(
                 "order_placed",
                 ("order", "int", "the new order's id"),
-                ("side", "str", "the side argument"),
+                ("side", "enum(buy,sell)", "the side argument"),
                 ("quantity_t", "int", "the quantity argument"),
                 ("price_fen", "int", "the limit price argument"),
             ),
