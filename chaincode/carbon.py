@@ -427,6 +427,7 @@ _SPECS = (
             Code.UNKNOWN_ORG,
             Code.WRONG_ROLE,
             Code.ALREADY_SETTLED,
+            Code.OVERFLOW,
         ),
         (
             _event(

@@ -31,6 +31,7 @@ from typing import Any
 from chaincode import schema
 from chaincode.context import TxContext
 from chaincode.ledger import (
+    BALANCE_MAX,
     Code,
     add_supply,
     credit,
@@ -296,9 +297,12 @@ def apply_settle_period(ctx: TxContext, args: dict[str, Any]) -> None:
         carry["banked_t"], carry["owed_t"] = balance, 0
     else:
         shortfall = -balance
+        penalty = shortfall * period["penalty_fen_per_t"]
+        if penalty > BALANCE_MAX:  # 10^12 t short at 10^9 fen/t would not even encode (2^64)
+            fail(Code.OVERFLOW, f"a penalty of {penalty} fen exceeds 2**62")
         comp["status"] = "shortfall"
         comp["shortfall_t"] = shortfall
-        comp["penalty_fen"] = shortfall * period["penalty_fen_per_t"]
+        comp["penalty_fen"] = penalty
         carry["banked_t"] = 0
         if period["penalty_rule"] == "eu":
             carry["owed_t"] = shortfall  # make-good: still owed at the next settlement

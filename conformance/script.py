@@ -580,6 +580,12 @@ def _second_period() -> ScriptBlock:
     b.add("ent3", "surrender_allowances", period="2026", amount_t=500)
     b.add("ent1", "transfer_offsets", first=52, last=60, to="ent3")
     b.add("ent3", "surrender_offsets", period="2026", first=52, last=60)
+    # a penalty beyond 2^62 fen cannot be recorded: the settlement fails (it used to halt the chain)
+    b.add("mee", "open_period", period="2026-x", reporting_deadline_ms=_at(DAY_MS + 100_000),
+          surrender_deadline_ms=_at(DAY_MS + 200_000), penalty_fen_per_t=10**9)  # fmt: skip
+    b.add("ent4", "submit_report", period="2026-x", emissions_kg=10**15, evidence_hash=EVIDENCE)
+    b.add("ver1", "verify_report", period="2026-x", org="ent4", verified_t=10**12,
+          opinion="satisfactory_with_comments", evidence_hash=EVIDENCE)  # fmt: skip
     return b
 
 
@@ -587,6 +593,7 @@ def _second_settlement() -> ScriptBlock:
     b = ScriptBlock(DAY_MS + 250_000)
     b.add("mee", "settle_period", period="2026", org="ent3")  # 500 + 9 + 5 banked - 600: EU shortfall 86
     b.add("mee", "settle_period", period="2026", org="ent1")  # rejected report: blocked
+    b.add("mee", "settle_period", "overflow", period="2026-x", org="ent4")  # 10^12 t x 10^9 fen
     b.add("mee", "unfreeze_account", org="ent1", reason="resolved")
     b.add("ent1", "withdraw_cash", "forbidden", org="ent1", amount_fen=1, bank_ref="OUT-3")
     b.add("bank", "withdraw_cash", org="ent1", amount_fen=1, bank_ref="OUT-3")

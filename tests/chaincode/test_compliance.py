@@ -274,3 +274,15 @@ def test_verification_after_settlement_is_refused() -> None:
         opinion="satisfactory",
         evidence_hash=EVIDENCE,
     )
+
+
+def test_a_penalty_too_large_to_store_is_a_failure_not_a_crash() -> None:
+    """10^12 t short at 10^9 fen/t is 10^21 fen, beyond what the codec encodes (2^64): the settlement used to
+    raise InvariantBroken, which halts every node on that block."""
+    chain = Chain()
+    chain.open_period(penalty_fen_per_t=10**9)
+    chain.ok("ent1", "submit_report", period="2025", emissions_kg=10**15, evidence_hash=EVIDENCE)
+    chain.ok("ver1", "verify_report", period="2025", org="ent1", verified_t=10**12,
+             opinion="satisfactory_with_comments", evidence_hash=EVIDENCE)  # fmt: skip
+    chain.advance_to(chain.time_ms + 30 * DAY_MS)
+    chain.fails("overflow", "mee", "settle_period", period="2025", org="ent1")
