@@ -10,7 +10,8 @@ Order book (allowances only; offsets change hands by serial-range transfer):
 - Matching happens at placement against resting orders in price-time priority: book keys sort buys by
   highest price and sells by lowest, then by a sequence number from state. Trades execute at the resting
   order's price. At most match_max resting orders are matched per placement; resting orders of the same
-  organisation (self-trade prevention) or of a frozen/blocked organisation are skipped, not cancelled.
+  organisation (self-trade prevention) or of a frozen/blocked organisation are skipped, not cancelled,
+  and after match_skip_max skips the placement stops looking.
 - Settlement is delivery versus payment inside the same transaction: each match moves allowances and cash
   together, and a failure anywhere discards the whole transaction.
 - Allowances bought on a trading day (block_time + trading_day_offset_ms) // trading_day_ms cannot be
@@ -47,7 +48,6 @@ from core.genesis import Role
 ALLOWANCE, CASH = schema.UNIT_ALLOWANCE, schema.UNIT_CASH
 CASH_HOLDERS = (Role.ENTERPRISE.value, Role.OFFSET_DEVELOPER.value)
 ENTERPRISE = (Role.ENTERPRISE.value,)
-BOOK_SKIP_MAX = 50  # resting orders skipped (own or frozen) before a placement stops looking
 
 
 # --- allowance transfers and cash ----------------------------------------------------------------------------
@@ -197,7 +197,9 @@ def _match(
     book = schema.BOOK_SELL if is_buy else schema.BOOK_BUY
     matched = skipped = 0
     cursor: bytes | None = None
-    while incoming["remaining_t"] > 0 and matched < params["match_max"] and skipped < BOOK_SKIP_MAX:
+    while (
+        incoming["remaining_t"] > 0 and matched < params["match_max"] and skipped < params["match_skip_max"]
+    ):
         # One fresh seek per entry (not one long-lived iterator): matching deletes entries as it goes.
         key = next((k for k, _ in ctx.iterate(book, start_after=cursor)), None)
         if key is None:

@@ -47,6 +47,9 @@ PARAMETERS: tuple[Parameter, ...] = (
         "trading_day_offset_ms", 28_800_000, 0, 10**12, "added to block time before dividing (UTC+8: China)"
     ),
     Parameter("match_max", 100, 1, 10_000, "most resting orders one placement trades with"),
+    Parameter(
+        "match_skip_max", 50, 1, 10_000, "most resting orders (own or frozen) one placement passes over"
+    ),
     Parameter("open_orders_max", 200, 1, 100_000, "most resting orders per organisation"),
     # offsets
     Parameter("buffer_bps", 0, 0, 5_000, "default share of an issuance withheld in the buffer"),

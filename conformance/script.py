@@ -6,7 +6,7 @@ the match limit and a reference roll, identity with key revocation, and around t
 each way a function can fail. Each call names the result code it must get; the generator refuses a chain
 where one differs, so the script also tests the chaincode.
 
-The genesis lowers a few limits (open orders, matches, keys, allocations, issuances, the block-trade size)
+The genesis lowers a few limits (open orders, matches, skips, keys, allocations, issuances, block-trade size)
 so that reaching them takes a handful of transactions. Block times are offsets from genesis time; the
 reporting deadline of 2025 passes before block 3, its surrender deadline before block 4, and block 5 is
 on the next trading day.
@@ -40,6 +40,7 @@ ORGS = (
 PARAMS = {
     "open_orders_max": 3,
     "match_max": 2,
+    "match_skip_max": 2,
     "keys_per_org_max": 4,
     "allocations_per_period_max": 2,
     "issuances_per_project_max": 2,
@@ -208,6 +209,12 @@ def _identity() -> ScriptBlock:
     )  # allowed while frozen
     b.add("dev2", "register_project", "frozen", project="solar-9", developer="dev2", name="x",
           methodology="m", standard="CCER")  # fmt: skip
+    # the order of the checks (CHAINCODE.md 2.1): sender, function, arguments, role, admin key, freeze
+    b.add("dev2", "place_order", "forbidden", side="buy", quantity_t=1, price_fen=5000)  # role before freeze
+    b.add(
+        "dev2", "place_order", "invalid_args", side="hold", quantity_t=1, price_fen=5000
+    )  # args before role
+    b.add("ghost", "no_such_function", "unknown_sender")  # the sender before the function
     b.add("mee", "unfreeze_account", org="dev2", reason="resolved")
     return b
 
@@ -389,6 +396,10 @@ def _market() -> ScriptBlock:
     b.add("ver1", "transfer_allowances", "forbidden", to="ent2", amount_t=1)
     b.add("ent1", "transfer_allowances", to="ent2", amount_t=10)
     b.add("ent1", "set_reference_price", "forbidden", price_fen=5000)
+    # bounds are rounded inwards: around 5005 the band is ceil(4504.5) = 4505 .. floor(5505.5) = 5505
+    b.add("mee", "set_reference_price", price_fen=5005)
+    b.add("ent1", "place_order", "price_out_of_band", side="sell", quantity_t=1, price_fen=5506)
+    b.add("ent1", "place_order", "price_out_of_band", side="buy", quantity_t=1, price_fen=4504)
     b.add("mee", "set_reference_price", price_fen=5000)
     # band around 5000: listed 4500..5500, block trades (>= 500 t) 3500..6500
     b.add("ver1", "place_order", "forbidden", side="buy", quantity_t=1, price_fen=5000)
@@ -400,6 +411,9 @@ def _market() -> ScriptBlock:
     # ent3 sells 100 at 50.50; ent2 bids 51.00 and trades at 50.50 (its improvement is unlocked)
     b.add("ent3", "place_order", side="sell", quantity_t=100, price_fen=5050)  # (2)
     b.add("ent2", "place_order", side="buy", quantity_t=100, price_fen=5100)  # (3) fills at 5050
+    b.add(
+        "ent2", "transfer_allowances", to="ent3", amount_t=10
+    )  # its own leave first: none of the 100 bought
     # ent4 holds only allowances bought today: it cannot sell them today
     b.add("ent1", "place_order", side="sell", quantity_t=20, price_fen=5000)  # (4)
     b.add("ent4", "place_order", side="buy", quantity_t=20, price_fen=5000)  # (5) fills
@@ -437,7 +451,9 @@ def _market() -> ScriptBlock:
 def _reports() -> ScriptBlock:
     b = ScriptBlock(50_000)
     b.add("ent1", "submit_report", period="2025", emissions_kg=1_050_400, evidence_hash=EVIDENCE)
-    b.add("ent1", "submit_report", period="2025", emissions_kg=1_049_600, evidence_hash="cd" * 32)  # v2
+    b.add(
+        "ent1", "submit_report", period="2025", emissions_kg=1_049_500, evidence_hash="cd" * 32
+    )  # v2, 1050 t
     b.add("ver1", "submit_report", "forbidden", period="2025", emissions_kg=1, evidence_hash=EVIDENCE)
     b.add("ent1", "submit_report", "unknown_period", period="1999", emissions_kg=1, evidence_hash=EVIDENCE)
     b.add("ent2", "submit_report", period="2025", emissions_kg=900_000, evidence_hash=EVIDENCE)
@@ -450,6 +466,16 @@ def _reports() -> ScriptBlock:
           opinion="satisfactory", evidence_hash=EVIDENCE)  # fmt: skip
     b.add("ver2", "verify_report", "not_accredited", period="2025", org="ent1", verified_t=1050,
           opinion="satisfactory", evidence_hash=EVIDENCE)  # fmt: skip
+    b.add(
+        "ver2",
+        "verify_report",
+        "not_accredited",
+        period="2025",
+        org="ver2",
+        verified_t=1,
+        opinion="satisfactory",
+        evidence_hash=EVIDENCE,
+    )  # fmt: skip  accreditation before own_report
     b.add("mee", "accredit_verifier", org="ver2")
     b.add("ver1", "verify_report", "own_report", period="2025", org="ver1", verified_t=1,
           opinion="satisfactory", evidence_hash=EVIDENCE)  # fmt: skip
@@ -567,9 +593,19 @@ def _second_period() -> ScriptBlock:
     b.add("ent4", "place_order", side="sell", quantity_t=15, price_fen=5900)  # (13) band 4905..5995
     b.add("ent4", "place_order", "price_out_of_band", side="sell", quantity_t=1, price_fen=5996)
     b.add("ent5", "place_order", side="sell", quantity_t=5, price_fen=5800)  # (14)
-    # matches ent1's 5 at 5480 (the day's first trade rolls the reference) and ent5's 5 at 5800, then
-    # stops (match_max 2) and rests 15 t
-    b.add("ent3", "place_order", side="buy", quantity_t=25, price_fen=5990)  # (15)
+    # a block-trade bid trades with ent1's 5 t at 5480 (the day's first trade: the reference rolls to
+    # yesterday's close), passes over the sells of the frozen ent5 and ent4, and having skipped
+    # match_skip_max (2) stops before ent3's sell at 6400 it could trade with; it rests
+    b.add("mee", "freeze_account", org="ent4", reason="x")
+    b.add("mee", "freeze_account", org="ent5", reason="x")
+    b.add("ent2", "place_order", side="buy", quantity_t=500, price_fen=6400)  # (15) band 3815..7085
+    b.add("ent2", "cancel_order", order=15)
+    b.add("mee", "unfreeze_account", org="ent4", reason="x")
+    b.add("mee", "unfreeze_account", org="ent5", reason="x")
+    # matches ent5's 5 t at 5800 and ent4's 15 t at 5900, then stops (match_max 2) and rests 5 t
+    b.add("ent3", "place_order", side="buy", quantity_t=25, price_fen=5990)  # (16)
+    # a sell that partly fills the resting buy, at the resting price: 5 left, then 1
+    b.add("ent2", "place_order", side="sell", quantity_t=4, price_fen=5500)  # (17) trades 4 at 5990
     b.add("ent1", "submit_report", period="2026", emissions_kg=400_000, evidence_hash=EVIDENCE)
     b.add("ent3", "submit_report", period="2026", emissions_kg=600_000, evidence_hash=EVIDENCE)
     b.add("ver1", "verify_report", period="2026", org="ent1", verified_t=0, opinion="not_satisfactory",
@@ -580,6 +616,12 @@ def _second_period() -> ScriptBlock:
     b.add("ent3", "surrender_allowances", period="2026", amount_t=500)
     b.add("ent1", "transfer_offsets", first=52, last=60, to="ent3")
     b.add("ent3", "surrender_offsets", period="2026", first=52, last=60)
+    # above 500,000 t the materiality level is 2%: 612,001 t against 600,000 t reported is material
+    b.add("ent2", "submit_report", period="2026", emissions_kg=600_000_000, evidence_hash=EVIDENCE)
+    b.add("ver1", "verify_report", "material_misstatement", period="2026", org="ent2", verified_t=612_001,
+          opinion="satisfactory", evidence_hash=EVIDENCE)  # fmt: skip
+    b.add("ver1", "verify_report", period="2026", org="ent2", verified_t=612_000, opinion="satisfactory",
+          evidence_hash=EVIDENCE)  # fmt: skip
     # a penalty beyond 2^62 fen cannot be recorded: the settlement fails (it used to halt the chain)
     b.add("mee", "open_period", period="2026-x", reporting_deadline_ms=_at(DAY_MS + 100_000),
           surrender_deadline_ms=_at(DAY_MS + 200_000), penalty_fen_per_t=10**9)  # fmt: skip
