@@ -25,6 +25,7 @@ from chaincode.base import (
     validate_arg_map,
 )
 from chaincode.context import TxContext
+from chaincode.executor import EXECUTOR_CODES
 from chaincode.layout import Field
 from chaincode.ledger import Code, fail, get_org, require_unrestricted
 from chaincode.params import PENALTY_RULES, compute_params
@@ -697,17 +698,6 @@ _SPECS = (
 )
 
 FUNCTIONS: dict[str, FunctionSpec] = {spec.name: spec for spec in _SPECS}
-
-
-EXECUTOR_CODES = (
-    "wrong_chain",
-    "expired",
-    "replay",
-    "unknown_sender",
-    "revoked_key",
-    "unknown_function",
-    "invalid_args",
-)  # chaincode.executor: the checks made before a function runs
 
 
 def check_result(function: str, result: TxResult) -> None:

@@ -124,6 +124,12 @@ def _arg_line(arg: Arg) -> str:
     return f"| `{arg.name}` | {kind}{unit} | {presence} | {arg.description} |"
 
 
+def _arg_table(args: tuple[Arg, ...], what: str) -> list[str]:
+    if not args:
+        return [f"No {what}s."]
+    return [f"| {what} | kind | presence | meaning |", "|---|---|---|---|", *(_arg_line(arg) for arg in args)]
+
+
 def _literal(value: object) -> str:
     if value is True or value is False:
         return f"`{str(value).lower()}`"
@@ -143,13 +149,7 @@ def render_function(name: str) -> str:
     lines.append(
         f"- Failure codes, in check order: {', '.join(f'`{code}`' for code in spec.failures) or 'none'}."
     )
-    lines.append("")
-    if spec.args:
-        lines += ["| argument | kind | presence | meaning |", "|---|---|---|---|"]
-        lines += [_arg_line(arg) for arg in spec.args]
-    else:
-        lines.append("No arguments.")
-    lines.append("")
+    lines += ["", *_arg_table(spec.args, "argument"), ""]
     for event in spec.events:
         attributes = ", ".join(
             f"`{a.name}` ({describe_type(a.type)}: {a.description})" for a in event.attributes
@@ -162,13 +162,14 @@ def render_function(name: str) -> str:
 def render_queries() -> str:
     lines: list[str] = []
     for query in QUERIES.values():
-        lines += [f"#### `{query.name}`", "", query.description, ""]
-        if query.params:
-            lines += ["| parameter | kind | presence | meaning |", "|---|---|---|---|"]
-            lines += [_arg_line(arg) for arg in query.params]
-        else:
-            lines.append("No parameters.")
-        lines.append("")
+        lines += [
+            f"#### `{query.name}`",
+            "",
+            query.description,
+            "",
+            *_arg_table(query.params, "parameter"),
+            "",
+        ]
     return "\n".join(lines)
 
 

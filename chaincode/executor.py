@@ -39,7 +39,16 @@ CODE_UNKNOWN_SENDER = "unknown_sender"
 CODE_REVOKED_KEY = "revoked_key"
 CODE_UNKNOWN_FUNCTION = "unknown_function"
 CODE_INVALID_ARGS = "invalid_args"
-MESSAGE_MAX = 300  # result messages are truncated to this many characters (they are hashed and stored)
+EXECUTOR_CODES = (
+    CODE_WRONG_CHAIN,
+    CODE_EXPIRED,
+    CODE_REPLAY,
+    CODE_UNKNOWN_SENDER,
+    CODE_REVOKED_KEY,
+    CODE_UNKNOWN_FUNCTION,
+    CODE_INVALID_ARGS,
+)  # the results of the checks made before a function runs (docs/CHAINCODE.md 2.1)
+MESSAGE_MAX = 300  # result messages are truncated to this many characters (stored, not hashed)
 
 
 class ChaincodeRegistry:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from chaincode.carbon import EXECUTOR_CODES, FUNCTIONS
+from chaincode.carbon import FUNCTIONS
 from chaincode.docgen import (
     DOCUMENT,
     FUNCTIONS_END,
@@ -15,6 +15,7 @@ from chaincode.docgen import (
     find_function_sections,
     update_document,
 )
+from chaincode.executor import EXECUTOR_CODES
 from chaincode.ledger import Code
 
 ALL_CODES = {value for name, value in vars(Code).items() if name.isupper()} | set(EXECUTOR_CODES)
