@@ -183,6 +183,19 @@ class FunctionSpec:
     admin_only: bool = False  # the sender key must be an admin key of the sender organisation
     frozen_ok: bool = False  # a frozen or blocked sender organisation may still call it
 
+    def check_result(self, result: Any) -> None:
+        """Raise ValueError unless a TxResult is a declared failure without events, or "ok" with events
+        each exactly as declared."""
+        if result.code != "ok":
+            if result.code not in self.failures or result.events:
+                raise ValueError(f"{self.name}: undeclared result {result.code!r} {result.events!r}")
+            return
+        declared = {event.type: event for event in self.events}
+        for event in result.events:
+            if event.get("type") not in declared:
+                raise ValueError(f"{self.name} emitted undeclared event {event!r}")
+            declared[event["type"]].check(event)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chaincode import compliance, identity, market, offsets, schema
+from chaincode import compliance, identity, market, offsets
 from chaincode.base import (
     AMOUNT_MAX,
     Arg,
@@ -25,11 +25,11 @@ from chaincode.base import (
     validate_arg_map,
 )
 from chaincode.context import TxContext
+from chaincode.events import EVENTS
 from chaincode.executor import EXECUTOR_CODES
-from chaincode.layout import Field
+from chaincode.genesis import compute_genesis_writes
 from chaincode.ledger import Code, fail, get_org, require_unrestricted
-from chaincode.params import PENALTY_RULES, compute_params
-from core import codec
+from chaincode.params import PENALTY_RULES
 from core.block import TxResult
 from core.genesis import Genesis, Role
 
@@ -51,16 +51,8 @@ _last = Arg("last", "int", "last serial of the range (inclusive)", minimum=1, ma
 _hash = Arg("evidence_hash", "hex32", "SHA-256 of the evidence documents, 64 lowercase hex digits")
 
 
-def _event(event_type: str, *attributes: tuple[str, str, str]) -> EventSpec:
-    return EventSpec(event_type, tuple(Field(*attribute) for attribute in attributes))
-
-
-_E_ORG = ("org", "org", "the organisation concerned")
-_E_PERIOD = ("period", "id", "the period")
-_E_REASON = ("reason", "str", "the reason argument")
-_E_FIRST = ("first", "int", "first serial of the range")
-_E_LAST = ("last", "int", "last serial of the range")
-_E_QUANTITY = ("quantity_t", "int", "last - first + 1")
+def _events(*types: str) -> tuple[EventSpec, ...]:
+    return tuple(EVENTS[event_type] for event_type in types)
 
 
 def _spec(
@@ -75,11 +67,9 @@ def _spec(
     admin_only: bool = False,
     frozen_ok: bool = False,
 ) -> FunctionSpec:
-    """A function whose failure list starts with the common checks it can fail (carbon.py docstring).
+    """A function whose failures are the common checks it can fail, then the handler's codes in check order.
 
-    `failures` are the handler's codes in the order it checks them. `frozen` is reachable only for roles
-    that can be frozen or blocked: a regulator never is (freeze_account refuses, settlement is only for
-    enterprises).
+    `frozen` is reachable only for roles that can be frozen or blocked: never a regulator.
     """
     common = []
     if set(roles) != set(ROLE_NAMES):
@@ -109,17 +99,7 @@ _SPECS = (
         "Register a member organisation with its admin keys.",
         identity.apply_register_organisation,
         (Code.ORG_EXISTS, Code.KEY_EXISTS),
-        (
-            _event(
-                "organisation_registered",
-                ("org", "org", "the new organisation"),
-                (
-                    "role",
-                    "enum(regulator,enterprise,verifier,offset_developer,settlement_bank,auditor)",
-                    "its role",
-                ),
-            ),
-        ),
+        _events("organisation_registered"),
         admin_only=True,
     ),
     _spec(
@@ -138,14 +118,7 @@ _SPECS = (
         "An admin enrols a client (or admin) key for its own organisation.",
         identity.apply_enrol_key,
         (Code.KEY_REVOKED, Code.KEY_EXISTS, Code.LIMIT_EXCEEDED),
-        (
-            _event(
-                "key_enrolled",
-                ("org", "org", "the sender's organisation"),
-                ("public_key", "hex32", "the key"),
-                ("admin", "bool", "the admin argument"),
-            ),
-        ),
+        _events("key_enrolled"),
         admin_only=True,
         frozen_ok=True,
     ),
@@ -156,14 +129,7 @@ _SPECS = (
         "Revoke a key: an admin for its own organisation, or a regulator admin for any organisation.",
         identity.apply_revoke_key,
         (Code.FORBIDDEN, Code.UNKNOWN_ORG, Code.UNKNOWN_KEY, Code.KEY_REVOKED, Code.LAST_ADMIN),
-        (
-            _event(
-                "key_revoked",
-                ("org", "org", "the key's organisation"),
-                ("public_key", "hex32", "the key"),
-                ("by", "org", "the sender's organisation"),
-            ),
-        ),
+        _events("key_revoked"),
         admin_only=True,
         frozen_ok=True,
     ),
@@ -174,7 +140,7 @@ _SPECS = (
         "Accredit a verifier organisation.",
         identity.apply_accredit_verifier,
         (Code.UNKNOWN_ORG, Code.WRONG_ROLE),
-        (_event("verifier_accredited", _E_ORG),),
+        _events("verifier_accredited"),
     ),
     _spec(
         "revoke_verifier",
@@ -183,7 +149,7 @@ _SPECS = (
         "Withdraw a verifier's accreditation (its past verifications stand).",
         identity.apply_revoke_verifier,
         (Code.UNKNOWN_ORG, Code.WRONG_ROLE),
-        (_event("verifier_revoked", _E_ORG),),
+        _events("verifier_revoked"),
     ),
     _spec(
         "freeze_account",
@@ -192,7 +158,7 @@ _SPECS = (
         "Freeze an organisation's account: it can no longer send units or cash, trade or receive.",
         identity.apply_freeze_account,
         (Code.UNKNOWN_ORG, Code.WRONG_ROLE),
-        (_event("account_frozen", _E_ORG, _E_REASON),),
+        _events("account_frozen"),
     ),
     _spec(
         "unfreeze_account",
@@ -201,7 +167,7 @@ _SPECS = (
         "Lift a freeze or a settlement block.",
         identity.apply_unfreeze_account,
         (Code.UNKNOWN_ORG,),
-        (_event("account_unfrozen", _E_ORG, _E_REASON),),
+        _events("account_unfrozen"),
     ),
     # --- compliance cycle ---
     _spec(
@@ -240,7 +206,7 @@ _SPECS = (
         "Open a compliance period with its deadlines and rules.",
         compliance.apply_open_period,
         (Code.PERIOD_EXISTS, Code.BAD_DEADLINES),
-        (_event("period_opened", _E_PERIOD),),
+        _events("period_opened"),
     ),
     _spec(
         "close_period",
@@ -249,7 +215,7 @@ _SPECS = (
         "Close a period after its surrender deadline: no more allocations, reports, verifications or surrenders.",
         compliance.apply_close_period,
         (Code.UNKNOWN_PERIOD, Code.PERIOD_CLOSED, Code.DEADLINE_NOT_REACHED),
-        (_event("period_closed", _E_PERIOD),),
+        _events("period_closed"),
     ),
     _spec(
         "allocate",
@@ -305,15 +271,7 @@ _SPECS = (
             Code.LIMIT_EXCEEDED,
             Code.OVERFLOW,
         ),
-        (
-            _event(
-                "allowances_allocated",
-                _E_PERIOD,
-                ("org", "org", "the enterprise"),
-                ("amount_t", "int", "granted_t: what was credited"),
-                ("deducted_t", "int", "taken from a carried China-rule deduction"),
-            ),
-        ),
+        _events("allowances_allocated"),
     ),
     _spec(
         "submit_report",
@@ -322,14 +280,7 @@ _SPECS = (
         "Submit (or, before verification, resubmit) the sender's emission report.",
         compliance.apply_submit_report,
         (Code.UNKNOWN_PERIOD, Code.PERIOD_CLOSED, Code.DEADLINE_PASSED, Code.ALREADY_VERIFIED),
-        (
-            _event(
-                "report_submitted",
-                _E_PERIOD,
-                ("org", "org", "the sender's organisation"),
-                ("emissions_t", "int", "the report's emissions_t"),
-            ),
-        ),
+        _events("report_submitted"),
         frozen_ok=True,
     ),
     _spec(
@@ -359,19 +310,7 @@ _SPECS = (
             Code.ALREADY_SETTLED,
             Code.MATERIAL_MISSTATEMENT,
         ),
-        (
-            _event(
-                "report_verified",
-                _E_PERIOD,
-                ("org", "org", "the reporting enterprise"),
-                ("verifier", "org", "the sender's organisation"),
-                (
-                    "opinion",
-                    "enum(satisfactory,satisfactory_with_comments,not_satisfactory)",
-                    "the opinion argument",
-                ),
-            ),
-        ),
+        _events("report_verified"),
     ),
     _spec(
         "surrender_allowances",
@@ -380,14 +319,7 @@ _SPECS = (
         "Surrender allowances for a period before its deadline (final).",
         compliance.apply_surrender_allowances,
         (Code.UNKNOWN_PERIOD, Code.PERIOD_CLOSED, Code.DEADLINE_PASSED, Code.INSUFFICIENT_BALANCE),
-        (
-            _event(
-                "allowances_surrendered",
-                _E_PERIOD,
-                ("org", "org", "the sender's organisation"),
-                ("amount_t", "int", "the amount argument"),
-            ),
-        ),
+        _events("allowances_surrendered"),
         frozen_ok=True,
     ),
     _spec(
@@ -404,16 +336,7 @@ _SPECS = (
             *_MOVABLE_CODES,
             Code.OFFSET_CAP_EXCEEDED,
         ),
-        (
-            _event(
-                "offsets_surrendered",
-                _E_PERIOD,
-                ("org", "org", "the sender's organisation"),
-                _E_FIRST,
-                _E_LAST,
-                _E_QUANTITY,
-            ),
-        ),
+        _events("offsets_surrendered"),
         frozen_ok=True,
     ),
     _spec(
@@ -430,16 +353,7 @@ _SPECS = (
             Code.ALREADY_SETTLED,
             Code.OVERFLOW,
         ),
-        (
-            _event(
-                "period_settled",
-                _E_PERIOD,
-                ("org", "org", "the enterprise"),
-                ("status", "enum(compliant,surplus,shortfall,blocked)", "the compliance row's new status"),
-                ("shortfall_t", "int", "the row's shortfall_t"),
-                ("penalty_fen", "int", "the row's penalty_fen"),
-            ),
-        ),
+        _events("period_settled"),
     ),
     # --- offsets ---
     _spec(
@@ -455,7 +369,7 @@ _SPECS = (
         "Register an offset project (a developer only for itself).",
         offsets.apply_register_project,
         (Code.FORBIDDEN, Code.UNKNOWN_ORG, Code.WRONG_ROLE, Code.PROJECT_EXISTS),
-        (_event("project_registered", ("project", "id", "the project"), ("org", "org", "its developer")),),
+        _events("project_registered"),
     ),
     _spec(
         "issue_offsets",
@@ -484,17 +398,7 @@ _SPECS = (
             Code.LIMIT_EXCEEDED,
             Code.OVERFLOW,
         ),
-        (
-            _event(
-                "offsets_issued",
-                ("project", "id", "the project"),
-                ("org", "org", "its developer"),
-                ("issuance", "int", "the issuance number"),
-                ("first", "int", "first serial issued"),
-                ("last", "int", "last serial issued (buffer included)"),
-                ("buffer_t", "int", "serials withheld in the buffer"),
-            ),
-        ),
+        _events("offsets_issued"),
     ),
     _spec(
         "transfer_offsets",
@@ -503,15 +407,7 @@ _SPECS = (
         "Transfer an exact serial sub-range of a held block.",
         offsets.apply_transfer_offsets,
         (Code.SELF_TRANSFER, Code.UNKNOWN_ORG, Code.WRONG_ROLE, Code.FROZEN, *_MOVABLE_CODES),
-        (
-            _event(
-                "offsets_transferred",
-                _E_FIRST,
-                _E_LAST,
-                ("to", "org", "the recipient"),
-                _E_QUANTITY,
-            ),
-        ),
+        _events("offsets_transferred"),
     ),
     _spec(
         "split_offsets",
@@ -520,7 +416,7 @@ _SPECS = (
         "Cut an exact sub-range out of a held block into a block of its own (pieces partition the parent).",
         offsets.apply_split_offsets,
         (*_MOVABLE_CODES, Code.BAD_SPLIT),
-        (_event("offsets_split", _E_FIRST, _E_LAST),),
+        _events("offsets_split"),
         frozen_ok=True,
     ),
     _spec(
@@ -530,16 +426,7 @@ _SPECS = (
         "Retire held offsets voluntarily (final); writes a retirement receipt keyed by the transaction id.",
         offsets.apply_retire_offsets,
         _MOVABLE_CODES,
-        (
-            _event(
-                "offsets_retired",
-                ("org", "org", "the sender's organisation"),
-                ("receipt", "hex32", "the receipt id (the transaction id)"),
-                _E_FIRST,
-                _E_LAST,
-                _E_QUANTITY,
-            ),
-        ),
+        _events("offsets_retired"),
     ),
     _spec(
         "freeze_offsets",
@@ -548,7 +435,7 @@ _SPECS = (
         "Freeze a serial range (it cannot move, be surrendered or retired).",
         offsets.apply_freeze_offsets,
         (*_RANGE_CODES, Code.SERIAL_FINAL),
-        (_event("offsets_frozen", _E_FIRST, _E_LAST, _E_REASON),),
+        _events("offsets_frozen"),
     ),
     _spec(
         "unfreeze_offsets",
@@ -557,7 +444,7 @@ _SPECS = (
         "Unfreeze a serial range.",
         offsets.apply_unfreeze_offsets,
         (*_RANGE_CODES, Code.SERIAL_FINAL),
-        (_event("offsets_unfrozen", _E_FIRST, _E_LAST, _E_REASON),),
+        _events("offsets_unfrozen"),
     ),
     _spec(
         "cancel_offsets",
@@ -566,7 +453,7 @@ _SPECS = (
         "Cancel held or buffer serials (invalid issuance, or a reversal drawn on the buffer); final.",
         offsets.apply_cancel_offsets,
         (*_RANGE_CODES, Code.SERIAL_FINAL),
-        (_event("offsets_cancelled", _E_FIRST, _E_LAST, _E_QUANTITY, _E_REASON),),
+        _events("offsets_cancelled"),
     ),
     # --- allowances, cash and the order book ---
     _spec(
@@ -586,13 +473,7 @@ _SPECS = (
             Code.INSUFFICIENT_BALANCE,
             Code.OVERFLOW,
         ),
-        (
-            _event(
-                "allowances_transferred",
-                ("to", "org", "the recipient"),
-                ("amount_t", "int", "the amount argument"),
-            ),
-        ),
+        _events("allowances_transferred"),
     ),
     _spec(
         "deposit_cash",
@@ -605,14 +486,7 @@ _SPECS = (
         "The settlement bank credits a member's cash account against an off-chain payment.",
         market.apply_deposit_cash,
         (Code.UNKNOWN_ORG, Code.WRONG_ROLE, Code.DUPLICATE_REFERENCE, Code.OVERFLOW),
-        (
-            _event(
-                "cash_deposited",
-                ("org", "org", "the credited member"),
-                ("amount_fen", "int", "the amount argument"),
-                ("bank_ref", "id", "the reference argument"),
-            ),
-        ),
+        _events("cash_deposited"),
     ),
     _spec(
         "withdraw_cash",
@@ -625,14 +499,7 @@ _SPECS = (
         "The settlement bank debits a member's available cash for an off-chain payout.",
         market.apply_withdraw_cash,
         (Code.UNKNOWN_ORG, Code.WRONG_ROLE, Code.FROZEN, Code.DUPLICATE_REFERENCE, Code.INSUFFICIENT_CASH),
-        (
-            _event(
-                "cash_withdrawn",
-                ("org", "org", "the debited member"),
-                ("amount_fen", "int", "the amount argument"),
-                ("bank_ref", "id", "the reference argument"),
-            ),
-        ),
+        _events("cash_withdrawn"),
     ),
     _spec(
         "place_order",
@@ -652,23 +519,7 @@ _SPECS = (
             Code.INSUFFICIENT_CASH,
             Code.OVERFLOW,
         ),
-        (
-            _event(
-                "order_placed",
-                ("order", "int", "the new order's id"),
-                ("side", "enum(buy,sell)", "the side argument"),
-                ("quantity_t", "int", "the quantity argument"),
-                ("price_fen", "int", "the limit price argument"),
-            ),
-            _event(
-                "trade",
-                ("trade", "int", "the trade id"),
-                ("buyer", "org", "buying enterprise"),
-                ("seller", "org", "selling enterprise"),
-                ("quantity_t", "int", "quantity traded"),
-                ("price_fen", "int", "the resting order's price"),
-            ),
-        ),
+        _events("order_placed", "trade"),
     ),
     _spec(
         "cancel_order",
@@ -677,13 +528,7 @@ _SPECS = (
         "Cancel the sender's resting order; its remaining lock is released.",
         market.apply_cancel_order,
         (Code.UNKNOWN_ORDER, Code.FORBIDDEN, Code.ORDER_CLOSED),
-        (
-            _event(
-                "order_cancelled",
-                ("order", "int", "the order argument"),
-                ("remaining_t", "int", "the quantity that was still resting"),
-            ),
-        ),
+        _events("order_cancelled"),
         frozen_ok=True,
     ),
     _spec(
@@ -693,7 +538,7 @@ _SPECS = (
         "Set the allowance market's reference price (e.g. a published close).",
         market.apply_set_reference_price,
         (),
-        (_event("reference_price_set", ("price_fen", "int", "the price argument")),),
+        _events("reference_price_set"),
     ),
 )
 
@@ -701,21 +546,13 @@ FUNCTIONS: dict[str, FunctionSpec] = {spec.name: spec for spec in _SPECS}
 
 
 def check_result(function: str, result: TxResult) -> None:
-    """Raise ValueError unless a result is one the function's declaration allows: a declared failure code
-    (or an executor code) with no events, or "ok" with events each exactly as declared."""
+    """Raise ValueError unless the result is one the function's declaration allows (tests use this)."""
     spec = FUNCTIONS.get(function)
-    if result.code != "ok":
-        if result.code not in EXECUTOR_CODES and (spec is None or result.code not in spec.failures):
-            raise ValueError(f"{function} returned undeclared failure code {result.code!r}")
-        if result.events:
-            raise ValueError(f"{function} failed with {result.code!r} but has events")
+    if result.code in EXECUTOR_CODES or spec is None:
+        if result.code not in EXECUTOR_CODES or result.events:
+            raise ValueError(f"{function} has no declaration for {result}")
         return
-    assert spec is not None
-    declared = {event.type: event for event in spec.events}
-    for event in result.events:
-        if event.get("type") not in declared:
-            raise ValueError(f"{function} emitted undeclared event {event!r}")
-        declared[event["type"]].check(event)
+    spec.check_result(result)
 
 
 class CarbonChaincode:
@@ -744,23 +581,3 @@ class CarbonChaincode:
 
     def genesis_writes(self, genesis: Genesis) -> dict[bytes, bytes | None]:
         return compute_genesis_writes(genesis)
-
-
-def compute_genesis_writes(genesis: Genesis) -> dict[bytes, bytes | None]:
-    """Identity records for genesis organisations, parameters, empty totals and the market reference."""
-    params = compute_params(genesis.chaincode.get("carbon", {}))
-    writes: dict[bytes, bytes | None] = {
-        schema.SCHEMA: codec.encode({"version": schema.SCHEMA_VERSION}),
-        schema.PARAMS: codec.encode(params),
-        schema.SUPPLY_ALLOWANCE: codec.encode({"allocated": 0, "surrendered": 0}),
-        schema.SUPPLY_OFFSET: codec.encode(
-            {"issued": 0, "surrendered": 0, "retired": 0, "cancelled": 0, "buffer": 0}
-        ),
-        schema.SUPPLY_CASH: codec.encode({"deposited": 0, "withdrawn": 0}),
-        schema.MARKET: codec.encode(
-            {"reference_price_fen": params["reference_price_fen"], "last_price_fen": None, "last_day": None}
-        ),
-    }
-    for key, record in identity.compute_identity_genesis(genesis).items():
-        writes[key.encode()] = codec.encode(record)
-    return writes

@@ -17,58 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.devkeys import dev_admin_key, dev_client_key, dev_node_key
-
-CHAIN_ID = "vectors-devnet"
-GENESIS_TIME = "2026-01-01T00:00:00Z"  # 08:00 China Standard Time, trading day 20454
-VALIDATORS = 4
-DAY_MS = 86_400_000
-EVIDENCE = "ab" * 32
-ORGS = (
-    ("mee", "MEE", "regulator"),
-    ("bank", "Settlement Bank", "settlement_bank"),
-    ("ent1", "Power Plant One", "enterprise"),
-    ("ent2", "Steel Mill Two", "enterprise"),
-    ("ent3", "Cement Works Three", "enterprise"),
-    ("ent4", "Chemical Plant Four", "enterprise"),
-    ("ver1", "Verifier One", "verifier"),
-    ("ver2", "Verifier Two", "verifier"),
-    ("dev1", "Wind Developer", "offset_developer"),
-    ("dev2", "Solar Developer", "offset_developer"),
-    ("aud", "Auditor", "auditor"),
-)
-PARAMS = {
-    "open_orders_max": 3,
-    "match_max": 2,
-    "match_skip_max": 2,
-    "keys_per_org_max": 4,
-    "allocations_per_period_max": 2,
-    "issuances_per_project_max": 2,
-    "block_trade_min_t": 500,
-}
-
-
-def make_genesis_document() -> dict[str, Any]:
-    return {
-        "chain_id": CHAIN_ID,
-        "genesis_time": GENESIS_TIME,
-        "consensus": {"pipeline_depth": 2},
-        "validators": [
-            {
-                "org": "mee",
-                "node_key": dev_node_key("validator", index).public_key.hex(),
-                "peer_address": f"127.0.0.1:{7000 + index}",
-                "api_address": f"127.0.0.1:{8000 + index}",
-            }
-            for index in range(VALIDATORS)
-        ],
-        "organisations": [
-            {"id": org, "name": name, "role": role, "admin_keys": [dev_admin_key(org).public_key.hex()]}
-            for org, name, role in ORGS
-        ],
-        "chaincode": {"carbon": PARAMS},
-    }
-
+from conformance.genesis import DAY_MS, EVIDENCE, at, key_hex
 
 # Failure codes the script does not reach, and why: within the argument bounds, reaching 2^62 (a balance or
 # total) or a counter's maximum takes millions of transactions. Every other declared code of every function
@@ -101,12 +50,6 @@ class ScriptBlock:
         self, sender: str, function: str, expect: str = "ok", /, *, key: str = "admin", **args: Any
     ) -> None:
         self.calls.append(Call(sender, function, args, expect, key))
-
-
-def key_hex(org: str, key: str = "admin") -> str:
-    if key == "admin":
-        return dev_admin_key(org).public_key.hex()
-    return dev_client_key(org, int(key.removeprefix("client-"))).public_key.hex()
 
 
 def build_script() -> list[ScriptBlock]:
@@ -209,7 +152,7 @@ def _identity() -> ScriptBlock:
     )  # allowed while frozen
     b.add("dev2", "register_project", "frozen", project="solar-9", developer="dev2", name="x",
           methodology="m", standard="CCER")  # fmt: skip
-    # the order of the checks (CHAINCODE.md 2.1): sender, function, arguments, role, admin key, freeze
+    # the order of the checks (docs/CHAINCODE.md 2.1): sender, function, arguments, role, admin key, freeze
     b.add("dev2", "place_order", "forbidden", side="buy", quantity_t=1, price_fen=5000)  # role before freeze
     b.add(
         "dev2", "place_order", "invalid_args", side="hold", quantity_t=1, price_fen=5000
@@ -224,16 +167,16 @@ def _identity() -> ScriptBlock:
 
 def _setup() -> ScriptBlock:
     b = ScriptBlock(2_000)
-    b.add("ent1", "open_period", "forbidden", period="2025", reporting_deadline_ms=_at(100_000),
-          surrender_deadline_ms=_at(200_000))  # fmt: skip
-    b.add("mee", "open_period", period="2025", reporting_deadline_ms=_at(100_000),
-          surrender_deadline_ms=_at(200_000), offset_cap_bps=None)  # fmt: skip
-    b.add("mee", "open_period", "period_exists", period="2025", reporting_deadline_ms=_at(100_000),
-          surrender_deadline_ms=_at(200_000))  # fmt: skip
-    b.add("mee", "open_period", "bad_deadlines", period="2025x", reporting_deadline_ms=_at(0),
-          surrender_deadline_ms=_at(200_000))  # fmt: skip
-    b.add("mee", "open_period", "bad_deadlines", period="2025x", reporting_deadline_ms=_at(200_001),
-          surrender_deadline_ms=_at(200_000))  # fmt: skip
+    b.add("ent1", "open_period", "forbidden", period="2025", reporting_deadline_ms=at(100_000),
+          surrender_deadline_ms=at(200_000))  # fmt: skip
+    b.add("mee", "open_period", period="2025", reporting_deadline_ms=at(100_000),
+          surrender_deadline_ms=at(200_000), offset_cap_bps=None)  # fmt: skip
+    b.add("mee", "open_period", "period_exists", period="2025", reporting_deadline_ms=at(100_000),
+          surrender_deadline_ms=at(200_000))  # fmt: skip
+    b.add("mee", "open_period", "bad_deadlines", period="2025x", reporting_deadline_ms=at(0),
+          surrender_deadline_ms=at(200_000))  # fmt: skip
+    b.add("mee", "open_period", "bad_deadlines", period="2025x", reporting_deadline_ms=at(200_001),
+          surrender_deadline_ms=at(200_000))  # fmt: skip
     b.add("ent1", "close_period", "forbidden", period="2025")
     b.add("mee", "close_period", "unknown_period", period="1999")
     b.add("mee", "close_period", "deadline_not_reached", period="2025")
@@ -311,14 +254,6 @@ def _setup() -> ScriptBlock:
     b.add("mee", "issue_offsets", project="solar-1", vintage=2025, monitoring_start_ms=0,
           monitoring_end_ms=DAY_MS, amount_t=50, buffer_bps=2300)  # fmt: skip
     return b
-
-
-def _at(offset_ms: int) -> int:
-    """An absolute block time (ms) at this offset from genesis time."""
-    return GENESIS_TIME_MS + offset_ms
-
-
-GENESIS_TIME_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 
 # --- block 3: offsets: transfer, freeze, split, retire, cancel ---------------------------------------------------
@@ -583,8 +518,8 @@ def _settlement() -> ScriptBlock:
 
 def _second_period() -> ScriptBlock:
     b = ScriptBlock(DAY_MS)  # 2026-01-02 08:00 CST: a new trading day
-    b.add("mee", "open_period", period="2026", reporting_deadline_ms=_at(DAY_MS + 100_000),
-          surrender_deadline_ms=_at(DAY_MS + 200_000), penalty_rule="eu", penalty_fen_per_t=20_000,
+    b.add("mee", "open_period", period="2026", reporting_deadline_ms=at(DAY_MS + 100_000),
+          surrender_deadline_ms=at(DAY_MS + 200_000), penalty_rule="eu", penalty_fen_per_t=20_000,
           offset_cap_bps=1000)  # fmt: skip
     b.add("mee", "allocate", period="2026", org="ent2", amount_t=100)  # 100 of ent2's 145 t deduction
     b.add("mee", "allocate", period="2026", org="ent2", amount_t=100)  # the other 45, then 55 granted
@@ -623,8 +558,8 @@ def _second_period() -> ScriptBlock:
     b.add("ver1", "verify_report", period="2026", org="ent2", verified_t=612_000, opinion="satisfactory",
           evidence_hash=EVIDENCE)  # fmt: skip
     # a penalty beyond 2^62 fen cannot be recorded: the settlement fails (it used to halt the chain)
-    b.add("mee", "open_period", period="2026-x", reporting_deadline_ms=_at(DAY_MS + 100_000),
-          surrender_deadline_ms=_at(DAY_MS + 200_000), penalty_fen_per_t=10**9)  # fmt: skip
+    b.add("mee", "open_period", period="2026-x", reporting_deadline_ms=at(DAY_MS + 100_000),
+          surrender_deadline_ms=at(DAY_MS + 200_000), penalty_fen_per_t=10**9)  # fmt: skip
     b.add("ent4", "submit_report", period="2026-x", emissions_kg=10**15, evidence_hash=EVIDENCE)
     b.add("ver1", "verify_report", period="2026-x", org="ent4", verified_t=10**12,
           opinion="satisfactory_with_comments", evidence_hash=EVIDENCE)  # fmt: skip

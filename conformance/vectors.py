@@ -28,7 +28,8 @@ from typing import Any
 from chaincode import build_registry, execute_block, genesis_writes
 from chaincode.carbon import check_result
 from chaincode.schema import check_state_entry
-from conformance.script import Call, ScriptBlock, build_script, make_genesis_document
+from conformance.genesis import make_genesis_document
+from conformance.script import Call, ScriptBlock, build_script
 from core.block import (
     EMPTY_ROOT,
     Block,
@@ -118,7 +119,7 @@ def build_chain() -> tuple[Genesis, list[Height]]:
         execution = execute_block(state, block, registry, is_committed=committed.__contains__)
         _require_expected(number, planned.calls, execution.results)
         for tx, result in zip(txs, execution.results, strict=True):
-            check_result(tx.body.function, result)  # as CHAINCODE.md declares
+            check_result(tx.body.function, result)  # as docs/CHAINCODE.md declares
         for key, value in execution.writes.items():
             if value is not None:
                 check_state_entry(key, value)
