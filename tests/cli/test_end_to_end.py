@@ -219,7 +219,7 @@ def test_state_keys_with_slashes_work_in_urls_as_written_and_encoded(
     assert plain == encoded and plain["key"] == "bal/steel-1/allowance" and len(plain["versions"]) == 4
     proof = _get_json(url + "/v1/state/bal/steel-1/allowance/proof")
     assert proof["key"] == "bal/steel-1/allowance" and proof["value"]["available"] >= 0
-    # an index entry's value is the empty map (API.md, "Values")
+    # an index entry's value is the empty map (docs/API.md, "Values")
     block = _get_json(url + "/v1/carbon/holdings?org=dev-a")["offset_blocks"][0]
     history = _get_json(url + f"/v1/state/holding/dev-a/{block['last']:020d}/history")
     assert history["versions"][-1]["value"] == {} and not history["versions"][-1]["deleted"]

@@ -241,7 +241,7 @@ def test_model_is_frozen(document: dict[str, Any]) -> None:
 
 
 def test_hashed_document_names_every_field_of_the_model(document: dict[str, Any]) -> None:
-    """core.md section 8 lists the hashed fields one by one: a new genesis field must be added there too."""
+    """docs/protocol/core.md section 8 lists the hashed fields one by one: a new genesis field must be added there too."""
     genesis = parse_genesis(document)
     assert compute_genesis_document(genesis) == genesis.model_dump(mode="json")
     assert json.loads(genesis_to_json(genesis)) == compute_genesis_document(genesis)

@@ -126,7 +126,7 @@ GENESIS_EXAMPLE = {
 
 
 def test_genesis_hash_example() -> None:
-    """core.md section 8: the hashed map of the smallest genesis, built here from the table, not the code."""
+    """docs/protocol/core.md section 8: the hashed map of the smallest genesis, built here from the table, not the code."""
     consensus = {
         "batch_wait_ms": 20,
         "block_bytes_max": 8 * 1024 * 1024,
@@ -152,7 +152,7 @@ def test_genesis_hash_example() -> None:
 
 
 def _doc_hex_block(start: str) -> str:
-    """The contiguous hex block of core.md that begins with `start` (lines joined up to the next blank)."""
+    """The contiguous hex block of docs/protocol/core.md that begins with `start` (lines joined up to the next blank)."""
     text = (Path(__file__).parents[2] / "docs" / "protocol" / "core.md").read_text(encoding="utf-8")
     lines = text[text.index("\n" + start) + 1 :].splitlines()
     block = []
