@@ -158,9 +158,8 @@ class ChainAuditor:
         height = block.header.height
         execution = execute_block(self.store, block, self.registry, is_committed=self._is_committed)
         for index, (served, ours) in enumerate(zip(certified.results, execution.results, strict=True)):
-            if (
-                served.to_hashed() != ours.to_hashed()
-            ):  # the message is not certified (docs/protocol/core.md 6.3)
+            # code and events are certified; the message is not (docs/protocol/core.md 6.3)
+            if served.to_hashed() != ours.to_hashed():
                 raise AuditFailure(
                     height,
                     "transaction result",
