@@ -87,7 +87,9 @@ class ValidatorShell:
         self.on_committed = on_committed
         config = ReplicaConfig.from_genesis(genesis, key.public_key)
         self.replica = Replica(config, key, self._recover(), pool_limits=pool_limits)
-        self.driver = Driver(self.replica, self, prestart_inputs_max=PRESTART_INPUTS_MAX)
+        # group commit: the votes of every batch of inputs share one synced write (docs/PERFORMANCE.md)
+        self.driver = Driver(self.replica, self, prestart_inputs_max=PRESTART_INPUTS_MAX, group_commit=True)
+        self._drain_handle: asyncio.Handle | None = None  # a drain of queued peer frames is due
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._fetches = BlockRequests(network)  # block ranges asked of validators (state transfer)
         self._deferred_fetch: FetchBlocks | None = None  # asked of a peer that was not connected yet
@@ -131,6 +133,9 @@ class ValidatorShell:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        if self._drain_handle is not None:
+            self._drain_handle.cancel()
+            self._drain_handle = None
 
     @property
     def halted_reason(self) -> str | None:
@@ -164,7 +169,15 @@ class ValidatorShell:
             bad = self._first_unverifiable(block)
             if bad is not None:
                 raise InvalidInput(f"block proposed with an invalid transaction signature: {bad.tx_id.hex()}")
-        self.submit(MessageReceived(peer.index, message))
+        # peer frames that arrive in one turn of the event loop are drained together: one batch, one write
+        self.driver.enqueue(MessageReceived(peer.index, message))
+        if self._loop is not None and self._drain_handle is None:
+            self._drain_handle = self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_handle = None
+        self.driver.drain()
+        self._note_view()
 
     def on_blocks_answer(self, peer: PeerId, request_id: int, blocks: tuple[CertifiedBlock, ...]) -> None:
         if not self._fetches.accept_answer(peer, request_id):

@@ -134,6 +134,7 @@ class Node:
     durable: Durable = field(default_factory=Durable)
     replica: Replica | None = None
     driver: Driver | None = None  # the production driver loop, over SimEffects
+    drain_scheduled: bool = False  # inputs are queued and a "drain" event is due
     up: bool = True
     paused_until: int = 0
     epoch: int = 0  # bumps at each crash; events of an older epoch are dropped
@@ -266,15 +267,20 @@ class Simulation:
             log=dict(durable.log),
         )
         node.replica = Replica(self.config(node.index), node.key, recovered, verify=self.verify)
-        node.driver = Driver(node.replica, SimEffects(self, node))
+        node.driver = Driver(node.replica, SimEffects(self, node), group_commit=True)
         node.up = True
         node.exec_ready_ms = self.now
         node.driver.start()
 
     def _feed(self, node: Node, event: Input) -> None:
+        """Hand an input to the node's driver. Batched like the node's shell does with peer frames: inputs
+        that arrive at the same virtual time are drained together, in one group commit."""
         if not node.up or node.driver is None or node.halted:
             return
-        node.driver.submit(event)
+        node.driver.enqueue(event)
+        if not node.drain_scheduled:
+            node.drain_scheduled = True
+            self.schedule(self.now, "drain", node.index, node.epoch)
 
     def store_block(self, node: Node, output: ExecuteBlock) -> None:
         height = output.block.header.height
@@ -360,6 +366,13 @@ class Simulation:
         if kind == "action":
             payload[0]()
             return
+        if kind == "drain":
+            index, epoch = payload
+            node = self.nodes[index]
+            if node.epoch == epoch and node.driver is not None:
+                node.drain_scheduled = False
+                node.driver.drain()
+            return
         if kind == "timer":
             index, epoch, timer_id, gen = payload
             node = self.nodes[index]
@@ -439,6 +452,7 @@ class Simulation:
         node.up = False
         node.replica = None
         node.driver = None
+        node.drain_scheduled = False
         node.epoch += 1
         node.timer_gen = {}
 
