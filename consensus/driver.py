@@ -23,6 +23,7 @@ from consensus.events import (
     CancelTimer,
     ExecuteBlock,
     FetchBlocks,
+    FetchTxs,
     Halt,
     Input,
     LogRecord,
@@ -60,6 +61,9 @@ class Effects(Protocol):
 
     def fetch(self, output: FetchBlocks) -> None:
         """Ask the peer; submit BlocksFetched with its answer."""
+
+    def fetch_txs(self, output: FetchTxs) -> None:
+        """Ask the peer; submit TxsFetched with the transactions it served (signatures verified)."""
 
     def report(self, output: ReportMisbehaviour) -> None: ...
 
@@ -180,6 +184,8 @@ class Driver:
                 effects.cancel_timer(output)
             elif isinstance(output, FetchBlocks):
                 effects.fetch(output)
+            elif isinstance(output, FetchTxs):
+                effects.fetch_txs(output)
             elif isinstance(output, ReportMisbehaviour):
                 effects.report(output)
             elif isinstance(output, TxRefused):

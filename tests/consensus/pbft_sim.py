@@ -29,6 +29,7 @@ from consensus.events import (
     CancelTimer,
     ExecuteBlock,
     FetchBlocks,
+    FetchTxs,
     Halt,
     Input,
     MessageReceived,
@@ -40,6 +41,7 @@ from consensus.events import (
     TimerFired,
     TxReceived,
     TxRefused,
+    TxsFetched,
 )
 from consensus.messages import (
     Commit,
@@ -139,7 +141,8 @@ class Node:
     paused_until: int = 0
     epoch: int = 0  # bumps at each crash; events of an older epoch are dropped
     timer_gen: dict[str, int] = field(default_factory=dict)
-    byzantine: str | None = None  # None | "equivocate" | "double_vote" | "garbage" | "silent"
+    byzantine: str | None = None  # None | "equivocate" | "double_vote" | "garbage" | "silent" | "bad_server"
+    # | "withhold" (proposes by ids, serves no transaction)
     skewed: bool = False  # non-deterministic executor
     halted: str | None = None
     exec_ready_ms: int = 0  # keeps executions of one node in order
@@ -188,6 +191,9 @@ class SimEffects:
 
     def fetch(self, output: FetchBlocks) -> None:
         self.sim.transmit(self.node.index, output.peer, "fetch_req", (output.from_height, output.to_height))
+
+    def fetch_txs(self, output: FetchTxs) -> None:
+        self.sim.transmit(self.node.index, output.peer, "txs_req", output.tx_ids)
 
     def report(self, output: ReportMisbehaviour) -> None:
         self.sim.reports.append((self.node.index, output))
@@ -323,8 +329,7 @@ class Simulation:
         return replace(message, signature=node.key.sign(compute_signing_digest(CHAIN_ID, message)))
 
     def _forge_block(self, node: Node, pp: PrePrepare) -> PrePrepare:
-        header = replace(pp.block.header, time_ms=pp.block.header.time_ms + 1)
-        return self._sign(node, replace(pp, block=Block(header, pp.block.txs)))
+        return self._sign(node, replace(pp, header=replace(pp.header, time_ms=pp.header.time_ms + 1)))
 
     def _forge_vote(self, node: Node, vote: Prepare | Commit) -> Prepare | Commit:
         return self._sign(node, replace(vote, block_hash=tagged_hash(Domain.BLOCK_HEADER, vote.block_hash)))
@@ -416,6 +421,11 @@ class Simulation:
             self.transmit(dst, src, "fetch_resp", served)
         elif kind == "fetch_resp":
             self._feed(node, BlocksFetched(src, data))
+        elif kind == "txs_req":
+            if node.replica is not None and node.byzantine not in ("silent", "withhold"):
+                self.transmit(dst, src, "txs_resp", tuple(node.replica.get_known_txs(data)))
+        elif kind == "txs_resp":
+            self._feed(node, TxsFetched(src, data))
 
     def _postpone_if_paused(self, node: Node, kind: str, payload: tuple[Any, ...]) -> bool:
         if node.paused_until > self.now:

@@ -178,7 +178,7 @@ def test_group_commit_writes_a_batch_once_before_any_of_its_sends() -> None:
     driver.start()
     effects.done.clear()
     block = make_block()
-    driver.enqueue(MessageReceived(0, signed(PrePrepare(0, 1, block, 0, b""))))
+    driver.enqueue(MessageReceived(0, signed(PrePrepare.of_block(0, block, 0))))
     for sender in (2, 3):
         driver.enqueue(MessageReceived(sender, signed(Prepare(0, 1, block.block_hash, sender, b""))))
     driver.drain()
@@ -190,7 +190,7 @@ def test_group_commit_writes_a_batch_once_before_any_of_its_sends() -> None:
     driver = Driver(replica, effects)
     driver.start()
     effects.done.clear()
-    driver.submit(MessageReceived(0, signed(PrePrepare(0, 1, block, 0, b""))))
+    driver.submit(MessageReceived(0, signed(PrePrepare.of_block(0, block, 0))))
     for sender in (2, 3):
         driver.submit(MessageReceived(sender, signed(Prepare(0, 1, block.block_hash, sender, b""))))
     assert effects.done.count("persist") == 2
