@@ -15,6 +15,7 @@ from consensus.pool import CommittedWindow
 from core.block import Block, CommitCertificate
 from core.errors import InvariantBroken
 from core.successor import ChainTip
+from core.tx import SignedTx
 
 
 class ChainWindow:
@@ -68,6 +69,16 @@ class ChainWindow:
         prev_hash, prev_time = self.prev_header(height + 1)
         return ChainTip(height, prev_hash, prev_time)
 
+    def find_txs(self, tx_ids: set[bytes], depth: int) -> dict[bytes, SignedTx]:
+        """Those of `tx_ids` in the last `depth` delivered blocks (for peers still assembling them)."""
+        found: dict[bytes, SignedTx] = {}
+        for height in range(self.delivered_height, max(0, self.delivered_height - depth), -1):
+            block = self._blocks.get(height)
+            for tx in () if block is None else block.txs:
+                if tx.tx_id in tx_ids:
+                    found[tx.tx_id] = tx
+        return found
+
     def roots(self, height: int) -> ExecutionRoots | None:
         return self._roots.get(height)
 
@@ -111,6 +122,15 @@ class Candidates:
 
     def add_if_new(self, block: Block) -> None:
         self._by_hash.setdefault(block.block_hash, block)
+
+    def find_txs(self, tx_ids: set[bytes]) -> dict[bytes, SignedTx]:
+        """Those of `tx_ids` that a held block contains (a rare path: serving a peer's FetchTxs)."""
+        found: dict[bytes, SignedTx] = {}
+        for block in self._by_hash.values():
+            for tx in block.txs:
+                if tx.tx_id in tx_ids:
+                    found[tx.tx_id] = tx
+        return found
 
     def get(self, block_hash: bytes) -> Block | None:
         return self._by_hash.get(block_hash)

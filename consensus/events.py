@@ -21,6 +21,7 @@ TIMER_PROGRESS = "progress"  # normal case: no progress within the view timeout
 TIMER_VIEW_CHANGE = "view_change"  # 2f+1 VIEW-CHANGEs seen but no NEW-VIEW yet
 TIMER_RETRANSMIT = "retransmit"  # while changing view: resend our VIEW-CHANGE, probe for blocks
 TIMER_FETCH = "fetch"  # state transfer: grace before fetching, then the response deadline
+TIMER_TX_FETCH = "tx_fetch"  # a proposal's missing transactions: the deadline of the peer asked
 
 
 # --- inputs -----------------------------------------------------------------------------------------------
@@ -61,11 +62,26 @@ class BlocksFetched:
 
 
 @dataclass(frozen=True, slots=True)
+class TxsFetched:
+    peer: int  # the validator that answered a FetchTxs
+    txs: tuple[SignedTx, ...]  # what it served; the shell verified their signatures
+
+
+@dataclass(frozen=True, slots=True)
 class PeerConnected:
     peer: int  # a validator whose link to us (re)opened; what it sent while the link was down is lost
 
 
-Input = Tick | MessageReceived | TxReceived | TimerFired | BlockExecuted | BlocksFetched | PeerConnected
+Input = (
+    Tick
+    | MessageReceived
+    | TxReceived
+    | TimerFired
+    | BlockExecuted
+    | BlocksFetched
+    | TxsFetched
+    | PeerConnected
+)
 
 
 # --- outputs ----------------------------------------------------------------------------------------------
@@ -115,6 +131,12 @@ class FetchBlocks:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchTxs:
+    peer: int  # validator index to ask (the proposer first); answer with TxsFetched (what it has)
+    tx_ids: tuple[bytes, ...]  # transactions of a proposal we do not hold
+
+
+@dataclass(frozen=True, slots=True)
 class ReportMisbehaviour:
     peer: int  # validator index at fault (the signer for equivocation, the sender for bad frames)
     reason: str  # short human-readable diagnosis
@@ -145,6 +167,7 @@ Output = (
     | SetTimer
     | CancelTimer
     | FetchBlocks
+    | FetchTxs
     | ReportMisbehaviour
     | TxRefused
     | Halt

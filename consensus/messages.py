@@ -10,7 +10,7 @@ COMMIT signatures assemble into a core.block.CommitCertificate. docs/protocol/co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core import codec
@@ -27,15 +27,25 @@ _ENVELOPE_BYTES = 64 * 1024  # room for headers, certificates and field names ar
 
 @dataclass(frozen=True, slots=True)
 class PrePrepare:
+    """A proposal by header and transaction ids: validators already hold the transactions (gossip), and
+    fetch the ones they lack (FetchTxs). merkle_root(tx_ids) must be header.tx_root."""
+
     view: int  # the view the primary proposes in
     height: int  # the sequence number, equal to the block height
-    block: Block  # the full proposed block
+    header: BlockHeader  # the proposed block's header
+    tx_ids: tuple[bytes, ...]  # its transaction ids, in block order
     sender: int  # validator index of the primary of `view`
     signature: bytes  # over compute_pre_prepare_digest(chain_id, view, height, block_hash)
+    block_hash: bytes = field(init=False, repr=False, compare=False)  # the header's hash
 
-    @property
-    def block_hash(self) -> bytes:
-        return self.block.block_hash
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "block_hash", self.header.block_hash)
+
+    @classmethod
+    def of_block(cls, view: int, block: Block, sender: int, signature: bytes = b"") -> PrePrepare:
+        return cls(
+            view, block.header.height, block.header, tuple(tx.tx_id for tx in block.txs), sender, signature
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +176,12 @@ def compute_signing_digest(chain_id: str, message: Message) -> bytes:
 def message_to_wire(message: Message) -> dict[str, Any]:
     if isinstance(message, PrePrepare):
         return {
-            "block": message.block.to_wire(),
+            "header": message.header.to_wire(),
             "height": message.height,
             "kind": "pre_prepare",
             "sender": message.sender,
             "signature": message.signature,
+            "tx_ids": list(message.tx_ids),
             "view": message.view,
         }
     if isinstance(message, Prepare | Commit):
@@ -356,14 +367,16 @@ class _Reader:
             raise CodecError(f"malformed block header: {exc}") from None
 
     def pre_prepare(self, value: Any, *, with_kind: bool) -> PrePrepare:
-        keys = ("block", "height", "kind", "sender", "signature", "view")
+        keys = ("header", "height", "kind", "sender", "signature", "tx_ids", "view")
         _require_keys(value, keys, "pre_prepare")
         if value["kind"] != "pre_prepare":
             raise CodecError("expected a pre_prepare")
+        tx_ids = self.bounded_list(value["tx_ids"], self.params.block_txs_max, "tx_ids")
         return PrePrepare(
             view=self.uint(value["view"], "view"),
             height=self.uint(value["height"], "height"),
-            block=self.block(value["block"]),
+            header=self.header(value["header"]),
+            tx_ids=tuple(self.digest(tx_id, "tx_id") for tx_id in tx_ids),
             sender=self.index(value["sender"]),
             signature=self.signature(value["signature"]),
         )

@@ -11,15 +11,19 @@ certificate to the executor strictly in height order (rule 4).
 A slot (view, height) moves through: pre-prepared (a PRE-PREPARE held in the vote book) -> accepted
 (validated against our chain and roots; we sent PREPARE) -> prepared (2f+1 matching pre-prepare/prepare
 votes; we logged the prepared certificate and sent COMMIT) -> certified (2f+1 COMMITs) -> delivered.
-`NormalCase` owns only the accepted pre-prepares of the current view; everything else lives in the parts
-it is given.
+A PRE-PREPARE carries the header and the transaction ids; its block is assembled from the transactions we
+hold, the rest fetched (consensus/assembly.py), and it is accepted only once assembled. `NormalCase` owns
+the accepted proposals of the current view (and NEW-VIEW re-proposals still waiting for their block);
+everything else lives in the parts it is given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from consensus import log as clog
+from consensus.assembly import BlockAssembly
 from consensus.chain import Candidates, ChainWindow
 from consensus.config import HEADER_BYTES_MAX, VIEW_WINDOW, ReplicaConfig
 from consensus.events import TIMER_BATCH, ExecuteBlock
@@ -33,7 +37,16 @@ from consensus.transfer import FetchTracker
 from consensus.view_state import ViewState
 from consensus.votes import VoteBook
 from core.block import Block, BlockHeader, CommitCertificate, compute_tx_root
+from core.hashing import merkle_root
 from core.successor import SuccessorError, validate_certified_successor
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """An accepted PRE-PREPARE with its assembled block."""
+
+    pp: PrePrepare
+    block: Block
 
 
 class NormalCase:
@@ -56,6 +69,7 @@ class NormalCase:
         candidates: Candidates,
         safety: SafetyLog,
         pool: PendingPool,
+        assembly: BlockAssembly,
         fetch: FetchTracker,
         progress: ProgressTimer,
         on_delivered: Callable[[], None],
@@ -76,33 +90,66 @@ class NormalCase:
         self.candidates = candidates
         self.safety = safety
         self.pool = pool
+        self.assembly = assembly
         self.fetch = fetch
         self.progress = progress
         self._on_delivered = on_delivered  # the replica's clean-up after delivery
-        self._accepted: dict[int, PrePrepare] = {}  # validated pre-prepares of the current view
+        self._accepted: dict[int, Proposal] = {}  # validated proposals of the current view
+        self._reproposed: dict[int, PrePrepare] = {}  # NEW-VIEW re-proposals waiting for their block
 
-    # --- the accepted pre-prepares of the view --------------------------------------------------------
+    # --- the accepted proposals of the view -----------------------------------------------------------
 
     def clear_accepted(self) -> None:
         """A view change started: nothing of the old view is accepted any more."""
         self._accepted = {}
+        self._reproposed = {}
 
     def accept(self, pp: PrePrepare) -> None:
-        """Accept a re-proposal of a NEW-VIEW (already checked against its view changes)."""
-        self._accepted[pp.height] = pp
+        """Accept a re-proposal of a NEW-VIEW (already checked against its view changes), once its block is
+        assembled."""
+        self._reproposed[pp.height] = pp
+        self._promote_reproposals()
+
+    def ensure_block(self, pp: PrePrepare) -> None:
+        """Have the proposal's block at hand: held already, assembled from our transactions, or fetched."""
+        if self.candidates.get(pp.block_hash) is None:
+            block = self.assembly.assemble(pp)
+            if block is not None:
+                self.candidates.add(block)
+
+    def _promote_reproposals(self) -> None:
+        for height, pp in sorted(self._reproposed.items()):
+            block = self.candidates.get(pp.block_hash)
+            if block is not None:
+                del self._reproposed[height]
+                self._accepted[height] = Proposal(pp, block)
 
     def has_work(self) -> bool:
         """Something is in flight that should make progress within the view timeout."""
         delivered = self.chain.delivered_height
         return bool(
             any(h > delivered for h in self._accepted)
+            or self._reproposed
             or self.candidates.has_certified()
             or self.views.low_height > delivered
+            or self._is_waiting_for_transactions()
+        )
+
+    def _is_waiting_for_transactions(self) -> bool:
+        """The next proposal of this view is held up by transactions nobody has served yet (a primary that
+        cannot serve its own block must not stall the view forever)."""
+        view, height = self.views.view, self._next_free_height()
+        pp = self.votes.pre_prepare(view, height)
+        return (
+            pp is not None
+            and not self.votes.is_rejected(view, height)
+            and self.candidates.get(pp.block_hash) is None
         )
 
     def prune(self) -> None:
         low = self.chain.delivered_height
-        self._accepted = {h: pp for h, pp in self._accepted.items() if h > low}
+        self._accepted = {h: p for h, p in self._accepted.items() if h > low}
+        self._reproposed = {h: pp for h, pp in self._reproposed.items() if h > low}
 
     # --- messages -------------------------------------------------------------------------------------
 
@@ -137,11 +184,11 @@ class NormalCase:
             if existing.block_hash != pp.block_hash:
                 self.evidence.record(existing, pp)
             return
-        if pp.block.header.height != pp.height:
+        if pp.header.height != pp.height:
             self.out.report(pp.sender, "pre-prepare block height differs from its sequence number")
             return
         self.votes.put_pre_prepare(pp, received_ms=self.clock.now_ms)
-        self.candidates.add(pp.block)
+        self.ensure_block(pp)
         self.check_commit_quorum(pp.view, pp.height)
         self.advance()
 
@@ -176,6 +223,8 @@ class NormalCase:
         """Make every step of the normal case that has become possible. Idempotent."""
         if not self.views.is_normal:
             return
+        if self._reproposed:
+            self._promote_reproposals()
         if self.chain.delivered_height >= self.views.low_height:
             self._accept_pre_prepares()
             if self._is_primary():
@@ -199,11 +248,14 @@ class NormalCase:
         height = self._next_free_height()
         while True:
             pp = self.votes.pre_prepare(view, height)
-            if pp is None or self.votes.is_rejected(view, height):
+            if pp is None or self.votes.is_rejected(view, height) or height in self._reproposed:
                 return
+            block = self.candidates.get(pp.block_hash)
+            if block is None:
+                return  # its transactions are still being fetched
             if max(0, height - self.p.pipeline_depth) > self.chain.executed_height:
                 return  # the roots it must carry are not executed here yet
-            fault = self._find_fault(pp)
+            fault = self._find_fault(pp, block)
             if fault or self._find_mismatch(pp):
                 self.votes.reject(view, height)
                 if fault:
@@ -214,48 +266,48 @@ class NormalCase:
             if not self.safety.may_vote(view, height, pp.block_hash):
                 self.votes.reject(view, height)
                 return
-            self._accepted[height] = pp
+            self._accepted[height] = Proposal(pp, block)
             height += 1
 
     def _previous_header(self, height: int) -> tuple[bytes, int]:
         """(hash, time_ms) of the block before `height` on the chain being extended in this view."""
         if height - 1 in self._accepted:
-            header = self._accepted[height - 1].block.header
+            header = self._accepted[height - 1].pp.header
             return header.block_hash, header.time_ms
         return self.chain.prev_header(height)
 
     def _in_flight_tx_ids(self, below: int) -> set[bytes]:
-        return {tx.tx_id for h, pp in self._accepted.items() if h < below for tx in pp.block.txs}
+        return {tx_id for h, p in self._accepted.items() if h < below for tx_id in p.pp.tx_ids}
 
     def _is_includable(self, tx_valid_until: int, tx_id: bytes, height: int, in_flight: set[bytes]) -> bool:
         if tx_valid_until < height or tx_valid_until > height + self.p.tx_validity_blocks_max:
             return False
         return not self.chain.committed.contains(tx_id) and tx_id not in in_flight
 
-    def _find_fault(self, pp: PrePrepare) -> str:
+    def _find_fault(self, pp: PrePrepare, block: Block) -> str:
         """What makes the proposal invalid whatever chain it extends: the primary's fault ('' if none)."""
-        header, height = pp.block.header, pp.height
+        header, height = pp.header, pp.height
         checks = (
             (header.chain_id == self.cfg.chain_id, "wrong chain id"),
             (header.proposer == self.membership.at(height).primary(pp.view), "proposer is not the primary"),
-            (header.tx_count == len(pp.block.txs), "tx_count is wrong"),
+            (header.tx_count == len(pp.tx_ids), "tx_count is wrong"),
             (
                 header.state_height == max(0, height - self.p.pipeline_depth),
                 f"state_height must be {max(0, height - self.p.pipeline_depth)}",
             ),
-            (len(pp.block.txs) <= self.p.block_txs_max, "too many transactions"),
+            (len(block.txs) <= self.p.block_txs_max, "too many transactions"),
             (
-                sum(len(tx.raw) for tx in pp.block.txs) <= self.p.block_bytes_max - HEADER_BYTES_MAX,
+                sum(len(tx.raw) for tx in block.txs) <= self.p.block_bytes_max - HEADER_BYTES_MAX,
                 "too large",
             ),
         )
         for ok, reason in checks:
             if not ok:
                 return reason
-        if header.tx_root != compute_tx_root(pp.block.txs):
+        if header.tx_root != merkle_root(list(pp.tx_ids)):
             return "tx_root does not match the transactions"
         seen: set[bytes] = set()
-        for tx in pp.block.txs:
+        for tx in block.txs:
             if tx.body.chain_id != self.cfg.chain_id or tx.tx_id in seen:
                 return f"transaction {tx.tx_id.hex()} is duplicated or for another chain"
             if not height <= tx.body.valid_until <= height + self.p.tx_validity_blocks_max:
@@ -267,7 +319,7 @@ class NormalCase:
         """Why the proposal does not fit our chain, roots or clock ('' if it does). Not an accusation: a
         primary still in an older view, a replica resumed after a pause (its clock jumped, the message
         waited in a socket buffer) or our own state can be what differs."""
-        header, height = pp.block.header, pp.height
+        header, height = pp.header, pp.height
         prev_hash, prev_time = self._previous_header(height)
         roots = self.chain.roots(header.state_height)
         received_ms = self.votes.received_ms(pp.view, height, self.clock.now_ms)
@@ -288,9 +340,9 @@ class NormalCase:
             if not ok:
                 return reason
         in_flight = self._in_flight_tx_ids(height)
-        for tx in pp.block.txs:
-            if not self._is_includable(tx.body.valid_until, tx.tx_id, height, in_flight):
-                return f"transaction {tx.tx_id.hex()} is committed or in flight"
+        for tx_id in pp.tx_ids:
+            if self.chain.committed.contains(tx_id) or tx_id in in_flight:
+                return f"transaction {tx_id.hex()} is committed or in flight"
         return ""
 
     def _needs_certifying_block(self, height: int) -> bool:
@@ -375,17 +427,18 @@ class NormalCase:
                 results_root=roots.results_root,
             )
             block = Block(header, block_txs)
-            pp = self.signer.sign(PrePrepare(view, height, block, self.index, b""))
+            pp = self.signer.sign(PrePrepare.of_block(view, block, self.index))
             self.out.persist(self.safety.log_vote(view, height, block.block_hash, clog.PHASE_PRE_PREPARE))
             self.out.broadcast(pp)
             self.votes.put_pre_prepare(pp)
             self.candidates.add(block)
-            self._accepted[height] = pp
+            self._accepted[height] = Proposal(pp, block)
 
     def _is_prepared(self, height: int) -> bool:
-        pp = self._accepted.get(height)
-        if pp is None:
+        proposal = self._accepted.get(height)
+        if proposal is None:
             return False
+        pp = proposal.pp
         matching = self.votes.prepares.signatures_for(self.views.view, height, pp.block_hash, pp.sender)
         return len(matching) + 1 >= self.membership.at(height).quorum
 
@@ -400,13 +453,14 @@ class NormalCase:
             height in self._accepted
             and slot is not None
             and slot.certificate.view == self.views.view
-            and slot.certificate.block_hash == self._accepted[height].block_hash
+            and slot.certificate.block_hash == self._accepted[height].pp.block_hash
         )
 
     def _vote_on(self, height: int) -> None:
         """Send PREPARE and then COMMIT for an accepted pre-prepare when due (again after a restart: the
         same vote re-signed is the same deterministic signature, and it re-enters our own tally)."""
-        pp = self._accepted[height]
+        proposal = self._accepted[height]
+        pp = proposal.pp
         view = self.views.view
         digest = pp.block_hash
         if pp.sender != self.index and not self.votes.prepares.has_voted(view, height, self.index):
@@ -423,8 +477,8 @@ class NormalCase:
         if not self.safety.has_voted(view, height, clog.PHASE_COMMIT):
             cert_votes = [(pp.sender, pp.signature)]
             cert_votes += self.votes.prepares.signatures_for(view, height, digest, pp.sender)
-            cert = PreparedCertificate(view, pp.block.header, tuple(sorted(cert_votes)))
-            slot = clog.PreparedSlot(cert, pp.block)
+            cert = PreparedCertificate(view, pp.header, tuple(sorted(cert_votes)))
+            slot = clog.PreparedSlot(cert, proposal.block)
             self.out.persist(
                 self.safety.put_prepared(slot), self.safety.log_vote(view, height, digest, clog.PHASE_COMMIT)
             )
@@ -486,9 +540,9 @@ class NormalCase:
                 )
                 return
             accepted = self._accepted.get(height)
-            if accepted is not None and accepted.block_hash != block.block_hash:
+            if accepted is not None and accepted.pp.block_hash != block.block_hash:
                 # an equivocating primary made us accept another block; what we built on it is dead
-                self._accepted = {h: pp for h, pp in self._accepted.items() if h < height}
+                self._accepted = {h: p for h, p in self._accepted.items() if h < height}
             self.chain.append(block, cert)
             for tx in block.txs:
                 self.pool.remove(tx.tx_id)

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from consensus import log as clog
+from consensus.assembly import BlockAssembly
 from consensus.catch_up import StateTransfer
 from consensus.certificate import Verify
 from consensus.chain import Candidates, ChainWindow
@@ -41,6 +42,7 @@ from consensus.events import (
     TIMER_FETCH,
     TIMER_PROGRESS,
     TIMER_RETRANSMIT,
+    TIMER_TX_FETCH,
     TIMER_VIEW_CHANGE,
     BlockExecuted,
     BlocksFetched,
@@ -52,6 +54,7 @@ from consensus.events import (
     TimerFired,
     TxReceived,
     TxRefused,
+    TxsFetched,
 )
 from consensus.membership import Membership, ValidatorSet
 from consensus.messages import Checkpoint, Commit, Message, Prepare, PrePrepare, ViewChange
@@ -131,6 +134,15 @@ class Replica:
         self._pool = PendingPool(pool_limits or PoolLimits.for_chain(p.block_txs_max))
         self._fetch = FetchTracker(config.index, len(config.validator_keys))
         self._progress = ProgressTimer(self._clock, self._timers, p.view_timeout_ms)
+        self._assembly = BlockAssembly(
+            index=config.index,
+            membership=self.membership,
+            clock=self._clock,
+            outbox=self._out,
+            timers=self._timers,
+            timeout_ms=max(1, p.view_timeout_ms // 4),
+            lookup=self._pool.get,
+        )
 
         self._normal = NormalCase(
             config=config,
@@ -147,6 +159,7 @@ class Replica:
             candidates=self._candidates,
             safety=self._safety,
             pool=self._pool,
+            assembly=self._assembly,
             fetch=self._fetch,
             progress=self._progress,
             on_delivered=self._collect_garbage,
@@ -208,6 +221,7 @@ class Replica:
         self._out.take()
         self._clock.advance(now_ms)
         self._progress.restart()
+        self._assembly.start()
         self._view_changer.resume()
         self._transfer.probe()
         self._after_step()
@@ -230,6 +244,8 @@ class Replica:
             self._on_executed(event)
         elif isinstance(event, BlocksFetched):
             self._transfer.on_blocks_fetched(event)
+        elif isinstance(event, TxsFetched):
+            self._on_txs_arrived(event.txs)
         elif isinstance(event, PeerConnected):
             self._on_peer_connected(event.peer)
         if not self._views.is_halted:
@@ -276,6 +292,19 @@ class Replica:
         """The transaction while it waits in this replica's pool, the node's one pool of pending ones."""
         return self._pool.get(tx_id)
 
+    def get_known_txs(self, tx_ids: Sequence[bytes]) -> list[SignedTx]:
+        """Those of `tx_ids` we hold (pending, in a block we may vote on, or just delivered), in the order
+        asked: what a peer assembling a proposal fetches from us (FetchTxs)."""
+        wanted = set(tx_ids)
+        found = {tx_id: tx for tx_id in wanted if (tx := self._pool.get(tx_id)) is not None}
+        if len(found) < len(wanted):
+            rest = wanted - found.keys()
+            found.update(self._candidates.find_txs(rest))
+            rest -= found.keys()
+            if rest:
+                found.update(self._chain.find_txs(rest, self.cfg.height_window))
+        return [found[tx_id] for tx_id in dict.fromkeys(tx_ids) if tx_id in found]
+
     def get_pending_before(self, arrival_ms: int, limit: int) -> list[SignedTx]:
         """Pending transactions that arrived before `arrival_ms` (Tick time), oldest first: for re-gossip."""
         return self._pool.arrived_before(arrival_ms, limit)
@@ -304,14 +333,25 @@ class Replica:
         self._votes.prune(low, self._views.view - VIEW_WINDOW)
         live = self._votes.block_hashes() | {s.block.block_hash for s in self._safety.prepared_slots()}
         self._candidates.prune(low, low + self.cfg.height_window + p.checkpoint_interval, live)
+        self._assembly.prune(self._votes.block_hashes())
         self._chain.prune(checkpoint_interval=p.checkpoint_interval, pipeline_depth=p.pipeline_depth)
         self._fetch.prune_far_claims(low)
         self._view_changer.prune()
 
     # --- inputs ---------------------------------------------------------------------------------------
 
+    def _on_txs_arrived(self, txs: tuple[SignedTx, ...]) -> None:
+        """Transactions a waiting proposal lacked: the blocks they complete can now be voted on."""
+        completed = self._assembly.on_txs(txs)
+        for block in completed:
+            self._candidates.add(block)
+        if completed:
+            self._normal.advance()
+
     def _on_tx(self, event: TxReceived) -> None:
         tx = event.tx
+        if self._assembly.wants(tx.tx_id):
+            self._on_txs_arrived((tx,))
         refusal = self._refusal(tx)
         if refusal is not None:
             self._out.emit(TxRefused(tx.tx_id, refusal))
@@ -346,6 +386,8 @@ class Replica:
             self._view_changer.on_retransmit()
         elif timer_id == TIMER_FETCH:
             self._transfer.on_fetch_timer()
+        elif timer_id == TIMER_TX_FETCH:
+            self._assembly.on_timer()
 
     def _on_message(self, peer: int, message: Message) -> None:
         if not self.membership.at(self._chain.delivered_height + 1).contains(message.sender):

@@ -268,9 +268,9 @@ class ViewChanger:
         records = []
         for offset, header in enumerate(plan.reproposals):
             height = plan.low_height + 1 + offset
-            pre_prepares.append(
-                self.signer.sign(PrePrepare(view, height, by_hash[header.block_hash], self.index, b""))
-            )
+            block = by_hash[header.block_hash]
+            self.candidates.add_if_new(block)  # re-proposed by ids: we serve its transactions
+            pre_prepares.append(self.signer.sign(PrePrepare.of_block(view, block, self.index)))
             records.append(self.safety.log_vote(view, height, header.block_hash, clog.PHASE_PRE_PREPARE))
         stripped = tuple(replace(vc, blocks=()) for vc in chosen)
         new_view = self.signer.sign(NewView(view, self.index, stripped, tuple(pre_prepares), b""))
@@ -356,7 +356,7 @@ class ViewChanger:
             if existing is not None and existing.block_hash != pp.block_hash:
                 self.evidence.record(existing, pp)
             self.votes.put_pre_prepare(pp)
-            self.candidates.add(pp.block)
+            self.normal.ensure_block(pp)
             if pp.height > self.chain.delivered_height and self.safety.may_vote(
                 nv.view, pp.height, pp.block_hash
             ):

@@ -120,6 +120,12 @@ class ObserverFollower:
     def offer(self, tx: SignedTx) -> str | None:
         return self.pool.offer(tx)  # relayed to the validators, which propose it
 
+    def on_txs_answer(self, peer: PeerId, request_id: int, txs: tuple[SignedTx, ...]) -> None:
+        return  # an observer assembles no proposals, so it asks for no transactions
+
+    def get_known_txs(self, tx_ids: tuple[bytes, ...]) -> list[SignedTx]:
+        return []  # only validators are asked
+
     def get_pending(self, tx_id: bytes) -> SignedTx | None:
         return self.pool.get(tx_id)
 

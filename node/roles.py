@@ -64,6 +64,14 @@ class Role(Protocol):
         """An answer on the sync channel (node/sync.py) to a range this role may have asked for."""
         ...
 
+    def on_txs_answer(self, peer: PeerId, request_id: int, txs: tuple[SignedTx, ...]) -> None:
+        """An answer on the sync channel to transactions this role may have asked for."""
+        ...
+
+    def get_known_txs(self, tx_ids: tuple[bytes, ...]) -> list[SignedTx]:
+        """Those of `tx_ids` this role can serve to a validator assembling a proposal."""
+        ...
+
     def offer(self, tx: SignedTx) -> str | None:
         """A transaction passed admission: take it into the node's one pending pool (the replica's, or the
         observer's relay pool). None when taken, else the refusal code (consensus.events.REFUSED_*)."""

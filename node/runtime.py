@@ -39,7 +39,15 @@ from node.logs import configure_logging
 from node.metrics import NodeMetrics
 from node.observer import ObserverFollower
 from node.roles import Role
-from node.sync import BlocksAnswer, decode_sync, encode_blocks_answer, serve_block_range
+from node.sync import (
+    BlocksAnswer,
+    GetTxs,
+    TxsAnswer,
+    decode_sync,
+    encode_blocks_answer,
+    encode_txs_answer,
+    serve_block_range,
+)
 from node.validator import ValidatorRole, ValidatorShell
 from node.verified import VerifiedCache
 from p2p import PeerId, PeerLimits, PeerNetwork, TlsConfig
@@ -242,12 +250,18 @@ class Node:
     # --- sync -------------------------------------------------------------------------------------------
 
     def _on_sync(self, peer: PeerId, payload: bytes) -> None:
-        message = decode_sync(payload, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
+        consensus = self.genesis.consensus
+        message = decode_sync(payload, tx_bytes_max=consensus.tx_bytes_max, txs_max=consensus.block_txs_max)
         if isinstance(message, BlocksAnswer):
             self.role.on_blocks_answer(peer, message.request_id, message.blocks)
-            return
-        blocks = serve_block_range(self.store, message)
-        self.network.send(peer, CHANNEL_SYNC, encode_blocks_answer(message.request_id, blocks))
+        elif isinstance(message, TxsAnswer):
+            self.role.on_txs_answer(peer, message.request_id, message.txs)
+        elif isinstance(message, GetTxs):
+            txs = self.role.get_known_txs(message.tx_ids)
+            self.network.send(peer, CHANNEL_SYNC, encode_txs_answer(message.request_id, txs))
+        else:
+            blocks = serve_block_range(self.store, message)
+            self.network.send(peer, CHANNEL_SYNC, encode_blocks_answer(message.request_id, blocks))
 
     # --- lifecycle --------------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from consensus.events import (
     CancelTimer,
     ExecuteBlock,
     FetchBlocks,
+    FetchTxs,
     Halt,
     Input,
     MessageReceived,
@@ -36,8 +37,9 @@ from consensus.events import (
     TimerFired,
     TxReceived,
     TxRefused,
+    TxsFetched,
 )
-from consensus.messages import NewView, PrePrepare, decode_message, encode_message
+from consensus.messages import ViewChange, decode_message, encode_message
 from consensus.pool import PoolLimits
 from consensus.replica import ExecutionRoots, RecoveredState, Replica, ReplicaConfig
 from core.block import Block, CertifiedBlock, encode_certified_block
@@ -87,9 +89,12 @@ class ValidatorShell:
         self.on_committed = on_committed
         config = ReplicaConfig.from_genesis(genesis, key.public_key)
         self.replica = Replica(config, key, self._recover(), pool_limits=pool_limits)
-        self.driver = Driver(self.replica, self, prestart_inputs_max=PRESTART_INPUTS_MAX)
+        # group commit: the votes of every batch of inputs share one synced write (docs/PERFORMANCE.md)
+        self.driver = Driver(self.replica, self, prestart_inputs_max=PRESTART_INPUTS_MAX, group_commit=True)
+        self._drain_handle: asyncio.Handle | None = None  # a drain of queued peer frames is due
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._fetches = BlockRequests(network)  # block ranges asked of validators (state transfer)
+        self._tx_fetches = BlockRequests(network)  # transactions of proposals we assemble
         self._deferred_fetch: FetchBlocks | None = None  # asked of a peer that was not connected yet
         self._loop: asyncio.AbstractEventLoop | None = None
         # tx id -> why the replica did not take it, until offer() reads it
@@ -131,6 +136,9 @@ class ValidatorShell:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        if self._drain_handle is not None:
+            self._drain_handle.cancel()
+            self._drain_handle = None
 
     @property
     def halted_reason(self) -> str | None:
@@ -164,12 +172,29 @@ class ValidatorShell:
             bad = self._first_unverifiable(block)
             if bad is not None:
                 raise InvalidInput(f"block proposed with an invalid transaction signature: {bad.tx_id.hex()}")
-        self.submit(MessageReceived(peer.index, message))
+        # peer frames that arrive in one turn of the event loop are drained together: one batch, one write
+        self.driver.enqueue(MessageReceived(peer.index, message))
+        if self._loop is not None and self._drain_handle is None:
+            self._drain_handle = self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_handle = None
+        self.driver.drain()
+        self._note_view()
 
     def on_blocks_answer(self, peer: PeerId, request_id: int, blocks: tuple[CertifiedBlock, ...]) -> None:
         if not self._fetches.accept_answer(peer, request_id):
             return  # an answer we did not ask for (late, or for the observer follower)
         self.submit(BlocksFetched(peer.index, tuple((b.block, b.certificate) for b in blocks)))
+
+    def on_txs_answer(self, peer: PeerId, request_id: int, txs: tuple[SignedTx, ...]) -> None:
+        """Transactions of a proposal we assemble; a bad signature is the server's fault (InvalidInput)."""
+        if not self._tx_fetches.accept_answer(peer, request_id):
+            return
+        for tx in txs:
+            if not self.verified.check(tx):
+                raise InvalidInput(f"served a transaction whose signature does not verify: {tx.tx_id.hex()}")
+        self.submit(TxsFetched(peer.index, txs))
 
     def _first_unverifiable(self, block: Block) -> SignedTx | None:
         for tx in block.txs:
@@ -250,6 +275,10 @@ class ValidatorShell:
             # connects. An empty answer instead would claim that the peer has no blocks after ours.
             self._deferred_fetch = output
 
+    def fetch_txs(self, output: FetchTxs) -> None:
+        # not connected: the replica asks the next validator when this request's deadline passes
+        self._tx_fetches.request_txs(PeerId.validator(output.peer), output.tx_ids)
+
     def on_peer_connected(self, peer: PeerId) -> None:
         deferred = self._deferred_fetch
         if deferred is not None and peer == PeerId.validator(deferred.peer):
@@ -274,13 +303,12 @@ class ValidatorShell:
         return self.replica.primary
 
 
-def _blocks_in(message: object) -> list[Block]:
-    """Proposed blocks a message carries, whose transactions have not been through consensus yet."""
-    if isinstance(message, PrePrepare):
-        return [message.block]
-    if isinstance(message, NewView):
-        return [pp.block for pp in message.pre_prepares]
-    return []
+def _blocks_in(message: object) -> tuple[Block, ...]:
+    """Blocks a message carries whose transactions have not been through consensus yet: the prepared
+    blocks of a VIEW-CHANGE (a proposal names its transactions by id, fetched and checked apart)."""
+    if isinstance(message, ViewChange):
+        return message.blocks
+    return ()
 
 
 class ValidatorRole:
@@ -337,6 +365,12 @@ class ValidatorRole:
 
     def offer(self, tx: SignedTx) -> str | None:
         return self.shell.offer(tx)
+
+    def on_txs_answer(self, peer: PeerId, request_id: int, txs: tuple[SignedTx, ...]) -> None:
+        self.shell.on_txs_answer(peer, request_id, txs)
+
+    def get_known_txs(self, tx_ids: tuple[bytes, ...]) -> list[SignedTx]:
+        return self.shell.replica.get_known_txs(tx_ids)
 
     def get_pending(self, tx_id: bytes) -> SignedTx | None:
         return self.shell.replica.get_pending(tx_id)

@@ -2,7 +2,8 @@
 
 Fault mix (drawn from the seed): cluster size (n=7 for one seed in five, else 4); at most f Byzantine nodes
 (equivocating primary, double-voting replica, garbage / far-future sender, silent primary, lying block
-server); message drops, duplicates and long delays; partitions; crash/restart and pause of nodes. After
+server, a primary that withholds its proposals' transactions); message drops, duplicates and long delays;
+partitions; crash/restart and pause of nodes; transactions that reach only some nodes. After
 CHAOS_MS everything heals (crashed nodes restart from their durable store) and the run must commit every
 submitted transaction on every honest node within LIVENESS_MS of virtual time.
 """
@@ -17,7 +18,7 @@ from core.quorum import compute_max_faulty
 
 CHAOS_MS = 3000
 LIVENESS_MS = 60_000
-BEHAVIOURS = ("equivocate", "double_vote", "garbage", "silent", "bad_server")
+BEHAVIOURS = ("equivocate", "double_vote", "garbage", "silent", "bad_server", "withhold")
 
 
 @dataclass
@@ -81,7 +82,10 @@ def run_seed(seed: int) -> RunResult:
 
     tx_count = 10 if n == 4 else 8
     for number in range(tx_count):
-        sim.at(rng.randint(0, CHAOS_MS), lambda k=number: sim.submit(make_tx(seed * 1000 + k)))
+        # most transactions reach every node (as gossip does); some reach only a few, so the others must
+        # fetch them when a proposal names them
+        targets = None if rng.random() < 0.7 else rng.sample(range(n), rng.randint(1, n - 1))
+        sim.at(rng.randint(0, CHAOS_MS), lambda k=number, t=targets: sim.submit(make_tx(seed * 1000 + k), t))
 
     sim.at(CHAOS_MS, sim.heal)
     for k in range(1, LIVENESS_MS // 1000):

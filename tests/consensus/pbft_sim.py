@@ -29,6 +29,7 @@ from consensus.events import (
     CancelTimer,
     ExecuteBlock,
     FetchBlocks,
+    FetchTxs,
     Halt,
     Input,
     MessageReceived,
@@ -40,6 +41,7 @@ from consensus.events import (
     TimerFired,
     TxReceived,
     TxRefused,
+    TxsFetched,
 )
 from consensus.messages import (
     Commit,
@@ -134,11 +136,13 @@ class Node:
     durable: Durable = field(default_factory=Durable)
     replica: Replica | None = None
     driver: Driver | None = None  # the production driver loop, over SimEffects
+    drain_scheduled: bool = False  # inputs are queued and a "drain" event is due
     up: bool = True
     paused_until: int = 0
     epoch: int = 0  # bumps at each crash; events of an older epoch are dropped
     timer_gen: dict[str, int] = field(default_factory=dict)
-    byzantine: str | None = None  # None | "equivocate" | "double_vote" | "garbage" | "silent"
+    byzantine: str | None = None  # None | "equivocate" | "double_vote" | "garbage" | "silent" | "bad_server"
+    # | "withhold" (proposes by ids, serves no transaction)
     skewed: bool = False  # non-deterministic executor
     halted: str | None = None
     exec_ready_ms: int = 0  # keeps executions of one node in order
@@ -187,6 +191,9 @@ class SimEffects:
 
     def fetch(self, output: FetchBlocks) -> None:
         self.sim.transmit(self.node.index, output.peer, "fetch_req", (output.from_height, output.to_height))
+
+    def fetch_txs(self, output: FetchTxs) -> None:
+        self.sim.transmit(self.node.index, output.peer, "txs_req", output.tx_ids)
 
     def report(self, output: ReportMisbehaviour) -> None:
         self.sim.reports.append((self.node.index, output))
@@ -266,15 +273,20 @@ class Simulation:
             log=dict(durable.log),
         )
         node.replica = Replica(self.config(node.index), node.key, recovered, verify=self.verify)
-        node.driver = Driver(node.replica, SimEffects(self, node))
+        node.driver = Driver(node.replica, SimEffects(self, node), group_commit=True)
         node.up = True
         node.exec_ready_ms = self.now
         node.driver.start()
 
     def _feed(self, node: Node, event: Input) -> None:
+        """Hand an input to the node's driver. Batched like the node's shell does with peer frames: inputs
+        that arrive at the same virtual time are drained together, in one group commit."""
         if not node.up or node.driver is None or node.halted:
             return
-        node.driver.submit(event)
+        node.driver.enqueue(event)
+        if not node.drain_scheduled:
+            node.drain_scheduled = True
+            self.schedule(self.now, "drain", node.index, node.epoch)
 
     def store_block(self, node: Node, output: ExecuteBlock) -> None:
         height = output.block.header.height
@@ -317,8 +329,7 @@ class Simulation:
         return replace(message, signature=node.key.sign(compute_signing_digest(CHAIN_ID, message)))
 
     def _forge_block(self, node: Node, pp: PrePrepare) -> PrePrepare:
-        header = replace(pp.block.header, time_ms=pp.block.header.time_ms + 1)
-        return self._sign(node, replace(pp, block=Block(header, pp.block.txs)))
+        return self._sign(node, replace(pp, header=replace(pp.header, time_ms=pp.header.time_ms + 1)))
 
     def _forge_vote(self, node: Node, vote: Prepare | Commit) -> Prepare | Commit:
         return self._sign(node, replace(vote, block_hash=tagged_hash(Domain.BLOCK_HEADER, vote.block_hash)))
@@ -359,6 +370,13 @@ class Simulation:
     def _dispatch(self, kind: str, payload: tuple[Any, ...]) -> None:
         if kind == "action":
             payload[0]()
+            return
+        if kind == "drain":
+            index, epoch = payload
+            node = self.nodes[index]
+            if node.epoch == epoch and node.driver is not None:
+                node.drain_scheduled = False
+                node.driver.drain()
             return
         if kind == "timer":
             index, epoch, timer_id, gen = payload
@@ -403,6 +421,11 @@ class Simulation:
             self.transmit(dst, src, "fetch_resp", served)
         elif kind == "fetch_resp":
             self._feed(node, BlocksFetched(src, data))
+        elif kind == "txs_req":
+            if node.replica is not None and node.byzantine not in ("silent", "withhold"):
+                self.transmit(dst, src, "txs_resp", tuple(node.replica.get_known_txs(data)))
+        elif kind == "txs_resp":
+            self._feed(node, TxsFetched(src, data))
 
     def _postpone_if_paused(self, node: Node, kind: str, payload: tuple[Any, ...]) -> bool:
         if node.paused_until > self.now:
@@ -439,6 +462,7 @@ class Simulation:
         node.up = False
         node.replica = None
         node.driver = None
+        node.drain_scheduled = False
         node.epoch += 1
         node.timer_gen = {}
 

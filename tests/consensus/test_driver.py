@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pbft_sim import CHAIN_ID, GENESIS_HASH, GENESIS_ROOT, GENESIS_TIME_MS, SIM_PARAMS, make_tx
@@ -16,6 +16,7 @@ from consensus.events import (
     FetchBlocks,
     Halt,
     Input,
+    MessageReceived,
     Output,
     Persist,
     ReportMisbehaviour,
@@ -26,7 +27,9 @@ from consensus.events import (
     TxReceived,
     TxRefused,
 )
+from consensus.messages import Message, Prepare, PrePrepare, compute_signing_digest
 from consensus.replica import RecoveredState, Replica, ReplicaConfig
+from core.block import EMPTY_ROOT, Block, BlockHeader, compute_tx_root
 from core.devkeys import dev_node_key
 
 KEYS = [dev_node_key("validator", i) for i in range(4)]
@@ -161,3 +164,54 @@ def test_after_a_halt_nothing_more_is_fed() -> None:
     fed = len(replica.fed)
     driver.submit(TxReceived(make_tx(5)))
     assert driver.halted_reason == "diverged" and effects.done[-1] == "halt" and len(replica.fed) == fed
+
+
+def test_group_commit_writes_a_batch_once_before_any_of_its_sends() -> None:
+    # a backup receives a PRE-PREPARE and two PREPAREs in one batch: it would persist twice (its PREPARE
+    # vote, then the prepared certificate and COMMIT vote) and send twice; grouped, it writes once
+    config = ReplicaConfig(
+        CHAIN_ID, GENESIS_HASH, GENESIS_TIME_MS, tuple(k.public_key for k in KEYS), SIM_PARAMS, 1
+    )
+    replica = RecordingReplica(config, KEYS[1], RecoveredState.genesis(GENESIS_ROOT))
+    effects = FakeEffects()
+    driver = Driver(replica, effects, group_commit=True)
+    driver.start()
+    effects.done.clear()
+    block = make_block()
+    driver.enqueue(MessageReceived(0, signed(PrePrepare.of_block(0, block, 0))))
+    for sender in (2, 3):
+        driver.enqueue(MessageReceived(sender, signed(Prepare(0, 1, block.block_hash, sender, b""))))
+    driver.drain()
+    sends = [d for d in effects.done if d.startswith("send:")]
+    assert effects.done.count("persist") == 1 and effects.done[0] == "persist"
+    assert sends[:2] == ["send:Prepare", "send:Commit"]
+    # without grouping the same inputs write twice, each before its own send
+    replica, effects = RecordingReplica(config, KEYS[1], RecoveredState.genesis(GENESIS_ROOT)), FakeEffects()
+    driver = Driver(replica, effects)
+    driver.start()
+    effects.done.clear()
+    driver.submit(MessageReceived(0, signed(PrePrepare.of_block(0, block, 0))))
+    for sender in (2, 3):
+        driver.submit(MessageReceived(sender, signed(Prepare(0, 1, block.block_hash, sender, b""))))
+    assert effects.done.count("persist") == 2
+    assert effects.done.index("persist") < effects.done.index("send:Prepare")
+
+
+def signed(message: Message) -> Message:
+    return replace(message, signature=KEYS[message.sender].sign(compute_signing_digest(CHAIN_ID, message)))
+
+
+def make_block() -> Block:
+    header = BlockHeader(
+        chain_id=CHAIN_ID,
+        height=1,
+        prev_hash=GENESIS_HASH,
+        time_ms=NOW,
+        proposer=0,
+        tx_count=0,
+        tx_root=compute_tx_root(()),
+        state_height=0,
+        state_root=GENESIS_ROOT,
+        results_root=EMPTY_ROOT,
+    )
+    return Block(header, ())

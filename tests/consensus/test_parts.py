@@ -82,8 +82,8 @@ def test_vote_book_groups_commits_by_block_in_hash_order() -> None:
 
 def test_vote_book_prunes_delivered_heights_and_old_views() -> None:
     votes = VoteBook()
-    pp_low = PrePrepare(0, 1, block_at(1), 0, b"")
-    pp_high = PrePrepare(5, 2, block_at(2), 1, b"")
+    pp_low = PrePrepare.of_block(0, block_at(1), 0)
+    pp_high = PrePrepare.of_block(5, block_at(2), 1)
     votes.put_pre_prepare(pp_low, received_ms=10)
     votes.put_pre_prepare(pp_high, received_ms=20)
     votes.reject(0, 1)

@@ -13,9 +13,12 @@ from consensus.events import (
     REFUSED_EXPIRED,
     REFUSED_FULL,
     TIMER_PROGRESS,
+    TIMER_TX_FETCH,
     BlockExecuted,
     BlocksFetched,
+    CancelTimer,
     ExecuteBlock,
+    FetchTxs,
     Halt,
     MessageReceived,
     Output,
@@ -26,6 +29,7 @@ from consensus.events import (
     TimerFired,
     TxReceived,
     TxRefused,
+    TxsFetched,
 )
 from consensus.messages import (
     Checkpoint,
@@ -49,6 +53,7 @@ from core.block import (
 )
 from core.devkeys import dev_node_key
 from core.hashing import Domain, tagged_hash
+from core.tx import SignedTx
 
 N = 4
 KEYS = [dev_node_key("validator", i) for i in range(N)]
@@ -84,11 +89,19 @@ def make_block(height: int = 1, txs: tuple = (), time_ms: int = NOW) -> Block:
     return Block(header, txs)
 
 
+BLOCKS: dict[bytes, tuple[SignedTx, ...]] = {}  # transactions of the blocks proposed in these tests
+
+
 def pre_prepare(block: Block, view: int = 0) -> PrePrepare:
-    return sign(PrePrepare(view, block.header.height, block, view % N, b""))
+    BLOCKS[block.block_hash] = block.txs
+    return sign(PrePrepare.of_block(view, block, view % N))
 
 
 def deliver(replica: Replica, peer: int, message: Message) -> list[Output]:
+    """One message; a PRE-PREPARE's transactions reach the replica first, as gossip brings them."""
+    if isinstance(message, PrePrepare):
+        for tx in BLOCKS.get(message.block_hash, ()):
+            replica.step(TxReceived(tx))
     return replica.step(MessageReceived(peer, message))
 
 
@@ -140,7 +153,7 @@ def test_bad_signature_is_dropped_and_reported() -> None:
 def test_pre_prepare_from_non_primary_is_reported() -> None:
     replica = make_replica(1)
     block = make_block()
-    forged = sign(PrePrepare(0, 1, block, 2, b""))
+    forged = sign(PrePrepare.of_block(0, block, 2))
     outputs = deliver(replica, 2, forged)
     assert [type(o) for o in outputs] == [ReportMisbehaviour]
 
@@ -179,9 +192,33 @@ def test_invalid_block_is_not_prepared() -> None:
 
 def test_expired_transaction_makes_block_invalid() -> None:
     replica = make_replica(1)
-    block = make_block(txs=(make_tx(6, valid_until=0),))
+    expired = make_tx(6, valid_until=0)
+    block = make_block(txs=(expired,))
+    # the pool refused the expired transaction, so the replica fetches it from the proposer
     outputs = deliver(replica, 0, pre_prepare(block))
-    assert [type(o) for o in outputs] == [ReportMisbehaviour]
+    assert [o for o in outputs if isinstance(o, FetchTxs)] == [FetchTxs(0, (expired.tx_id,))]
+    outputs = replica.step(TxsFetched(0, (expired,)))
+    assert [type(o) for o in outputs if not isinstance(o, CancelTimer)] == [ReportMisbehaviour]
+
+
+def test_missing_transactions_are_fetched_from_the_proposer_then_from_others() -> None:
+    replica = make_replica(1)
+    held, missing = make_tx(20), make_tx(21)
+    block = make_block(txs=(held, missing))
+    pp = pre_prepare(block)
+    replica.step(TxReceived(held))
+    outputs = replica.step(MessageReceived(0, pp))
+    assert [o for o in outputs if isinstance(o, FetchTxs)] == [FetchTxs(0, (missing.tx_id,))]
+    assert "Send:Prepare" not in kinds(outputs)  # no vote on what we cannot check
+    # the proposer does not answer: after a quarter of the view timeout, the next validator is asked
+    replica.step(Tick(NOW + SIM_PARAMS.view_timeout_ms // 4))
+    outputs = replica.step(TimerFired(TIMER_TX_FETCH))
+    assert [o for o in outputs if isinstance(o, FetchTxs)] == [FetchTxs(2, (missing.tx_id,))]
+    # a transaction nobody asked for completes nothing; the missing one does, and the vote follows
+    assert "Send:Prepare" not in kinds(replica.step(TxsFetched(2, (make_tx(22),))))
+    outputs = replica.step(TxsFetched(2, (missing,)))
+    assert kinds(outputs)[:3] == ["CancelTimer", "Persist", "Send:Prepare"]  # nothing left to fetch
+    assert replica.get_known_txs([missing.tx_id, held.tx_id]) == [missing, held]
 
 
 def test_restarted_replica_never_prepares_a_conflicting_block() -> None:
@@ -212,8 +249,8 @@ def test_primary_batches_pending_transactions_into_a_block() -> None:
     pp = outputs[1].message  # type: ignore[union-attr]
     assert (
         isinstance(pp, PrePrepare)
-        and pp.block.txs == (make_tx(9),)
-        and pp.block.header.prev_hash == GENESIS_HASH
+        and pp.tx_ids == (make_tx(9).tx_id,)  # the proposal names its transactions by id
+        and pp.header.prev_hash == GENESIS_HASH
     )
 
 

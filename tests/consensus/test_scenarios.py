@@ -234,3 +234,17 @@ def test_block_only_a_lying_validator_can_prove_commits_again_in_the_next_view()
         block, certificate = sim.nodes[index].durable.blocks[1]
         assert block.block_hash == sim.nodes[0].durable.blocks[1][0].block_hash
         assert certificate.view == 1  # committed again in the first new view, with a certificate of its own
+
+
+def test_a_primary_that_cannot_serve_its_proposals_transactions_is_replaced() -> None:
+    # Proposals name their transactions by id; a primary that holds transactions nobody else has and
+    # serves none of them gets no vote, the view times out, and the next primary commits what clients
+    # send again (no honest validator accuses anyone of it: the primary may simply have restarted).
+    sim = Simulation(15)
+    sim.nodes[0].byzantine = "withhold"
+    for k in range(4):
+        sim.at(10 * k, lambda number=1500 + k: sim.submit(make_tx(number), targets=[0]))
+    assert sim.run_until(5_000, stop=lambda: min(views(sim)[1:]) >= 1)
+    assert all(node.durable.height == 0 for node in sim.honest_nodes())  # nothing was voted through
+    sim.resubmit_pending()  # the clients try the other validators
+    finish(sim, 20_000)

@@ -13,8 +13,8 @@ import pytest
 
 from chaincode import build_registry
 from consensus import log as clog
-from consensus.events import REFUSED_FULL, ExecuteBlock, FetchBlocks, Persist, Send
-from consensus.messages import Prepare, PrePrepare, compute_signing_digest, encode_message
+from consensus.events import REFUSED_FULL, ExecuteBlock, FetchBlocks, FetchTxs, Persist, Send
+from consensus.messages import Prepare, PreparedCertificate, ViewChange, encode_message
 from consensus.pool import PoolLimits
 from core import codec
 from core.block import decode_certified_block
@@ -24,6 +24,7 @@ from core.tx import decode_transaction
 from node.applier import BlockApplier
 from node.events import EventHub
 from node.metrics import NodeMetrics
+from node.sync import GetTxs, decode_sync
 from node.validator import ValidatorShell
 from node.verified import VerifiedCache
 from p2p import PeerId
@@ -122,18 +123,32 @@ def test_consensus_frames_are_checked_before_the_replica_sees_them(
         shell.on_consensus_frame(PeerId.observer(0), b"")
     with pytest.raises(InvalidInput, match="undecodable"):
         shell.on_consensus_frame(V0, b"\xc1")
-    # a proposal carrying a transaction whose signature does not verify: the sender is at fault
+    # a VIEW-CHANGE carrying a prepared block with a transaction whose signature does not verify: the
+    # sender is at fault (a proposal names its transactions by id; those are checked when fetched)
     certified = chain.extend((chain.deposit(),))
     tx = certified.block.txs[0]
     forged = decode_transaction(codec.encode({"body": tx.body_bytes, "signature": bytes(64)}))
     block = replace(certified.block, txs=(forged,))
-    unsigned = PrePrepare(0, 1, block, 0, b"")
-    pp = replace(
-        unsigned,
-        signature=dev_node_key("validator", 0).sign(compute_signing_digest(GENESIS.chain_id, unsigned)),
-    )
+    prepared = PreparedCertificate(0, block.header, ((0, bytes(64)), (1, bytes(64)), (2, bytes(64))))
+    vc = ViewChange(1, 0, None, (prepared,), bytes(64), (block,))
     with pytest.raises(InvalidInput, match="invalid transaction signature"):
-        shell.on_consensus_frame(V0, encode_message(pp))
+        shell.on_consensus_frame(V0, encode_message(vc))
+
+
+async def test_fetched_transactions_are_verified_and_only_answers_we_asked_for_count(
+    store: Store, chain: ReferenceChain
+) -> None:
+    network = BroadcastNetwork(connected=(V0, V2))
+    shell = make_shell(store, network)
+    tx = chain.deposit()
+    forged = decode_transaction(codec.encode({"body": tx.body_bytes, "signature": bytes(64)}))
+    shell.fetch_txs(FetchTxs(2, (tx.tx_id,)))
+    [(peer, channel, payload)] = network.sent
+    request = decode_sync(payload)
+    assert (peer, channel) == (V2, "sync") and isinstance(request, GetTxs) and request.tx_ids == (tx.tx_id,)
+    shell.on_txs_answer(V0, request.request_id, (forged,))  # not asked of V0: ignored, not even checked
+    with pytest.raises(InvalidInput, match="signature does not verify"):
+        shell.on_txs_answer(V2, request.request_id, (forged,))
 
 
 def test_a_fetch_of_an_unlinked_peer_waits_for_its_link(store: Store) -> None:
