@@ -7,6 +7,7 @@ from client.carbon_client import (
     CarbonClient,
     CommitTimeout,
     Signer,
+    Submission,
     TxRejected,
     TxStatus,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "CarbonClient",
     "CommitTimeout",
     "Signer",
+    "Submission",
     "TxRejected",
     "TxStatus",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from core import codec
 from core.errors import CarbonchainError
 from core.keys import SigningKey
 from core.tx import SignedTx, TxBody, sign_transaction
@@ -29,6 +31,7 @@ DEFAULT_VALIDITY_BLOCKS = 500
 CONNECTIONS_MAX = 256  # each event stream holds one; prefer wait_for_commits for many transactions
 EVENT_FILTER_IDS_MAX = 100  # transaction ids one event stream filters on (the API limit; URLs stay < 8 KiB)
 MSGPACK_TYPE = "application/msgpack"
+BATCH_MAX = 500  # transactions per request of submit_many (the node takes up to 1000)
 
 
 class ApiError(CarbonchainError):
@@ -43,6 +46,19 @@ class ApiError(CarbonchainError):
 
 class TxRejected(ApiError):
     """The node refused a transaction at admission (bad signature, replay, mempool full, ...)."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the node answered for one transaction of a batch."""
+
+    tx_id: str
+    error: str | None  # None: accepted (pending); else the rejection code, as a single submission's
+    message: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.error is None
 
 
 class CommitTimeout(CarbonchainError):
@@ -251,6 +267,28 @@ class CarbonClient:
                 return str(document["tx_id"])
         except aiohttp.ClientError as exc:
             raise ApiError(0, "unreachable", f"{self.base_url}: {exc}") from None
+
+    async def submit_many(self, txs: Sequence[SignedTx], *, batch_max: int = BATCH_MAX) -> list[Submission]:
+        """Submit signed transactions in batches (one request per `batch_max`); one Submission per
+        transaction, in order: accepted (pending) or the code and message of its rejection."""
+        results: list[Submission] = []
+        for start in range(0, len(txs), batch_max):
+            chunk = txs[start : start + batch_max]
+            body = codec.encode([tx.raw for tx in chunk])
+            try:
+                async with self.session.post(
+                    self.base_url + "/v1/txs", data=body, headers={"Content-Type": MSGPACK_TYPE}
+                ) as response:
+                    document = await _json_body(response)
+                    if response.status != 200:
+                        raise ApiError(
+                            response.status, document.get("error", "error"), document.get("message", "")
+                        )
+            except aiohttp.ClientError as exc:
+                raise ApiError(0, "unreachable", f"{self.base_url}: {exc}") from None
+            for tx, entry in zip(chunk, document["results"], strict=True):
+                results.append(Submission(tx.tx_id.hex(), entry.get("error"), entry.get("message", "")))
+        return results
 
     async def wait_for_commit(self, tx_id: str, *, timeout_s: float = 30.0) -> TxStatus:
         """Wait for a transaction's commit through the event stream (checking its status first)."""

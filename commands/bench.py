@@ -59,6 +59,14 @@ def _parse_consensus(items: tuple[str, ...]) -> dict[str, Any]:
     type=click.IntRange(1),
     help="catch-up: blocks committed while one validator is stopped.",
 )
+@click.option(
+    "--batch",
+    "batch_max",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Transactions per submission request (POST /v1/txs takes a batch); 1 = one request each.",
+)
 @click.option("--runs", default=3, show_default=True, type=click.IntRange(1, 20))
 @click.option("--consensus", multiple=True, help="Genesis consensus override name=value (repeatable).")
 @click.option(
@@ -89,6 +97,7 @@ def bench(
     txs: int,
     enterprises: int,
     blocks: int,
+    batch_max: int,
     runs: int,
     consensus: tuple[str, ...],
     profile_dir: Path | None,
@@ -111,6 +120,7 @@ def bench(
         txs=txs,
         enterprises=enterprises,
         blocks=blocks,
+        batch_max=batch_max,
         runs=runs,
         consensus=_parse_consensus(consensus),
         profile_dir=profile_dir,

@@ -36,6 +36,7 @@ and tests/consensus/pbft_sim.py provide the two Effects):
        Halt(reason): stop the node loudly with the reason (state divergence); do not restart automatically.
   4. Decode peer bytes with messages.decode_message (raises CodecError: drop the frame, penalise the
      peer), then feed MessageReceived(peer_index, message). Feed client/gossiped transactions that
-     admission accepted (signature and shape checked) as TxReceived(tx); gossip them to all validators.
+     admission accepted (signature and shape checked) as TxReceived(txs), a batch in one input;
+     gossip them to all validators.
      Feed PeerConnected(peer) whenever a link to a validator (re)opens.
 """

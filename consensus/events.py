@@ -40,7 +40,7 @@ class MessageReceived:
 
 @dataclass(frozen=True, slots=True)
 class TxReceived:
-    tx: SignedTx  # a transaction whose signature and shape the shell already checked (admission)
+    txs: tuple[SignedTx, ...]  # transactions whose signature and shape admission checked (a batch: one step)
 
 
 @dataclass(frozen=True, slots=True)

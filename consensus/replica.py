@@ -349,14 +349,17 @@ class Replica:
             self._normal.advance()
 
     def _on_tx(self, event: TxReceived) -> None:
-        tx = event.tx
-        if self._assembly.wants(tx.tx_id):
-            self._on_txs_arrived((tx,))
-        refusal = self._refusal(tx)
-        if refusal is not None:
-            self._out.emit(TxRefused(tx.tx_id, refusal))
-            return
-        if self._pool.add(tx, self._clock.now_ms) and self._views.is_normal and self._is_primary():
+        wanted = tuple(tx for tx in event.txs if self._assembly.wants(tx.tx_id))
+        if wanted:
+            self._on_txs_arrived(wanted)
+        added = False
+        for tx in event.txs:
+            refusal = self._refusal(tx)
+            if refusal is not None:
+                self._out.emit(TxRefused(tx.tx_id, refusal))
+            elif self._pool.add(tx, self._clock.now_ms):
+                added = True
+        if added and self._views.is_normal and self._is_primary():
             self._normal.advance()
 
     def _refusal(self, tx: SignedTx) -> str | None:

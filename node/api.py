@@ -11,12 +11,15 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from core.errors import CarbonchainError, InvalidInput, TransactionError
+from core import codec
+from core.errors import CarbonchainError, CodecError, InvalidInput, TransactionError
 from core.tx import SignedTx, decode_transaction, transaction_from_json
 from node.events import EventHub
 from node.metrics import NodeMetrics
@@ -25,6 +28,7 @@ from node.openapi import OPENAPI
 log = logging.getLogger(__name__)
 
 MSGPACK_TYPE = "application/msgpack"
+TXS_PER_REQUEST_MAX = 1000  # transactions in one batch submission
 PAGE_LIMIT_MAX = 1000
 EVENT_FILTER_IDS_MAX = 100  # ids in one /v1/events filter: keeps the request line under 8 KiB
 _HEX_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -43,7 +47,11 @@ class ApiBackend(Protocol):
     tx_bytes_max: int
 
     def submit_transaction(self, tx: SignedTx) -> None:
-        """Admit a decoded transaction: validate, add to the mempool, gossip. Raises TransactionError."""
+        """Admit a decoded transaction: validate, add to the pending pool, gossip. Raises TransactionError."""
+        ...
+
+    def submit_transactions(self, txs: Sequence[SignedTx]) -> list[TransactionError | None]:
+        """Admit a batch; per transaction None (pending) or the TransactionError that refused it."""
         ...
 
     def get_transaction_status(self, tx_id: bytes) -> dict[str, Any]: ...
@@ -133,18 +141,70 @@ async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamRe
 
 
 async def post_transaction(request: web.Request) -> web.Response:
+    """One transaction (a JSON document, or its raw msgpack bytes): 202, or the error that refused it.
+    A batch (a JSON array of documents, or a msgpack array of raw transactions, at most
+    TXS_PER_REQUEST_MAX): 200 with one result per transaction, in order."""
     backend = request.app[BACKEND]
     body = await request.read()
     if request.content_type == MSGPACK_TYPE:
+        if body[:1] and (body[0] & 0xF0 == 0x90 or body[0] in (0xDC, 0xDD)):  # a msgpack array: a batch
+            return _submit_batch(backend, _decode_raw_batch(body, backend.tx_bytes_max))
         tx = decode_transaction(body, tx_bytes_max=backend.tx_bytes_max)
     else:
         try:
             document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise TransactionError("malformed", f"body is not JSON: {exc}") from None
+        if type(document) is list:
+            if len(document) > TXS_PER_REQUEST_MAX:
+                raise TransactionError("too_large", f"at most {TXS_PER_REQUEST_MAX} transactions per request")
+            limit = backend.tx_bytes_max
+            items = [
+                _decode_item(partial(transaction_from_json, item, tx_bytes_max=limit)) for item in document
+            ]
+            return _submit_batch(backend, items)
         tx = transaction_from_json(document, tx_bytes_max=backend.tx_bytes_max)
     backend.submit_transaction(tx)
     return web.json_response({"tx_id": tx.tx_id.hex(), "status": "pending"}, status=202)
+
+
+def _decode_raw_batch(body: bytes, tx_bytes_max: int) -> list[SignedTx | TransactionError]:
+    try:
+        items = codec.decode(body, max_container_len=TXS_PER_REQUEST_MAX)
+    except CodecError as exc:
+        raise TransactionError(
+            "malformed", f"a batch is a msgpack array of raw transactions: {exc}"
+        ) from None
+    if type(items) is not list or any(type(item) is not bytes for item in items):
+        raise TransactionError("malformed", "a batch is a msgpack array of raw transactions (bin)")
+    return [_decode_item(partial(decode_transaction, item, tx_bytes_max=tx_bytes_max)) for item in items]
+
+
+def _decode_item(decode: Callable[[], SignedTx]) -> SignedTx | TransactionError:
+    """One transaction of a batch, or the error that makes it unusable (the others still count)."""
+    try:
+        return decode()
+    except TransactionError as exc:
+        return exc
+    except InvalidInput as exc:
+        return TransactionError("malformed", str(exc))
+
+
+def _submit_batch(backend: ApiBackend, items: list[SignedTx | TransactionError]) -> web.Response:
+    txs = [item for item in items if isinstance(item, SignedTx)]
+    outcomes = iter(backend.submit_transactions(txs))
+    results = []
+    for item in items:
+        outcome = item if isinstance(item, TransactionError) else next(outcomes)
+        if outcome is None:
+            assert isinstance(item, SignedTx)
+            results.append({"tx_id": item.tx_id.hex(), "status": "pending"})
+        else:
+            entry = {"status": "rejected", "error": outcome.code, "message": outcome.message}
+            if isinstance(item, SignedTx):
+                entry["tx_id"] = item.tx_id.hex()
+            results.append(entry)
+    return web.json_response({"results": results}, status=200)
 
 
 async def get_transaction(request: web.Request) -> web.Response:

@@ -9,11 +9,12 @@ sender-key checks against committed state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from chaincode import FUNCTIONS, QUERIES, NotFound, get_key_status, run_query
 from core.block import Block, CertifiedBlock, encode_certified_block
+from core.errors import TransactionError
 from core.genesis import Genesis
 from core.tx import SignedTx
 from node.api import QueryNotFound
@@ -34,7 +35,7 @@ class NodeBackend:
         store: Store,
         network: PeerNetwork,
         role: Role,
-        admit: Callable[[SignedTx], None],
+        admit: Callable[[Sequence[SignedTx]], list[TransactionError | None]],
         events: EventHub,
         metrics: NodeMetrics,
     ) -> None:
@@ -43,7 +44,7 @@ class NodeBackend:
         self._store = store
         self._network = network
         self._role = role
-        self._admit = admit  # validate, queue and gossip; raises TransactionError
+        self._admit = admit  # validate, queue and gossip; per transaction None or its TransactionError
         self.chain_id = genesis.chain_id
         self.tx_validity_blocks_max = genesis.consensus.tx_validity_blocks_max
         self.tx_bytes_max = genesis.consensus.tx_bytes_max
@@ -65,7 +66,12 @@ class NodeBackend:
     # --- ApiBackend -------------------------------------------------------------------------------------
 
     def submit_transaction(self, tx: SignedTx) -> None:
-        self._admit(tx)
+        [outcome] = self._admit([tx])
+        if outcome is not None:
+            raise outcome
+
+    def submit_transactions(self, txs: Sequence[SignedTx]) -> list[TransactionError | None]:
+        return self._admit(txs)
 
     def get_transaction_status(self, tx_id: bytes) -> dict[str, Any]:
         store = self._store

@@ -29,6 +29,9 @@ class NodeSection(_Section):
     key_file: str = "node_key.json"
     genesis_file: str = "genesis.json"
     data_dir: str = "data"
+    verify_threads: int = Field(
+        1, ge=1, le=64, description="threads that verify transaction signatures (1: the event loop's own)"
+    )
 
 
 class PeerSection(_Section):

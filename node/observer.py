@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from consensus.pool import PoolLimits
 from core.block import CertifiedBlock, CommitCertificate, decode_certified_block
@@ -117,8 +117,8 @@ class ObserverFollower:
         if peer.role.value == "validator":
             self._request_missing(peer)
 
-    def offer(self, tx: SignedTx) -> str | None:
-        return self.pool.offer(tx)  # relayed to the validators, which propose it
+    def offer(self, txs: Sequence[SignedTx]) -> list[str | None]:
+        return [self.pool.offer(tx) for tx in txs]  # relayed to the validators, which propose them
 
     def on_txs_answer(self, peer: PeerId, request_id: int, txs: tuple[SignedTx, ...]) -> None:
         return  # an observer assembles no proposals, so it asks for no transactions

@@ -8,7 +8,7 @@ node plays is decided once, when node/runtime.py builds it from the config and t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from core.block import CertifiedBlock
@@ -72,9 +72,10 @@ class Role(Protocol):
         """Those of `tx_ids` this role can serve to a validator assembling a proposal."""
         ...
 
-    def offer(self, tx: SignedTx) -> str | None:
-        """A transaction passed admission: take it into the node's one pending pool (the replica's, or the
-        observer's relay pool). None when taken, else the refusal code (consensus.events.REFUSED_*)."""
+    def offer(self, txs: Sequence[SignedTx]) -> list[str | None]:
+        """Transactions that passed admission: take them into the node's one pending pool (the replica's,
+        or the observer's relay pool). Per transaction, None when taken, else the refusal code
+        (consensus.events.REFUSED_*)."""
         ...
 
     def get_pending(self, tx_id: bytes) -> SignedTx | None:

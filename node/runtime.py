@@ -13,6 +13,8 @@ import logging
 import os
 import signal
 import ssl
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +123,8 @@ class Node:
             bytes_max=config.mempool.bytes_max,
         )
         self.verified = VerifiedCache()
+        threads = config.node.verify_threads
+        self._verifier = ThreadPoolExecutor(threads, thread_name_prefix="verify") if threads > 1 else None
         self.applier = BlockApplier(self.store, self.registry, self.events, self.metrics)
         self.network = PeerNetwork(
             genesis,
@@ -207,42 +211,59 @@ class Node:
     def admit_transaction(self, tx: SignedTx, *, gossip: bool) -> None:
         """Validate a transaction completely and hand it to the node's one pending pool (the role's);
         raises TransactionError naming the problem."""
-        pending = self.role.get_pending(tx.tx_id)
-        if pending is not None and pending.raw == tx.raw:
-            return  # the same transaction again: accepted again (idempotent)
-        # The id covers the body only: the same body with another signature is checked like a new one.
-        try:
-            validate_transaction(tx, self.backend, signature_checked=self.verified.is_known)
-        except TransactionError as exc:
-            self.metrics.rejected_txs.labels(reason=exc.code).inc()
-            raise
-        if pending is not None:
-            return  # a second valid signature of a pending body changes nothing
-        self.verified.add(tx)
-        refusal = self.role.offer(tx)
-        if refusal is not None:
-            self.metrics.rejected_txs.labels(reason=refusal).inc()
-            raise TransactionError(refusal, REFUSAL_MESSAGES.get(refusal, f"refused ({refusal})"))
+        [outcome] = self.admit_transactions([tx], gossip=gossip)
+        if outcome is not None:
+            raise outcome
+
+    def admit_transactions(self, txs: Sequence[SignedTx], *, gossip: bool) -> list[TransactionError | None]:
+        """Admit a batch: each validated, the valid ones offered to the pool in one go and gossiped in one
+        frame. Per transaction, None when it is pending, else the TransactionError naming the problem."""
+        outcomes: list[TransactionError | None] = [None] * len(txs)
+        offered: dict[bytes, int] = {}  # tx id -> index of its first occurrence in the batch
+        self.verified.verify_all(txs, self._verifier)
+        for index, tx in enumerate(txs):
+            pending = self.role.get_pending(tx.tx_id)
+            if (pending is not None and pending.raw == tx.raw) or tx.tx_id in offered:
+                continue  # the same transaction again: accepted again (idempotent)
+            # The id covers the body only: the same body with another signature is checked like a new one.
+            try:
+                validate_transaction(tx, self.backend, signature_checked=self.verified.is_known)
+            except TransactionError as exc:
+                self.metrics.rejected_txs.labels(reason=exc.code).inc()
+                outcomes[index] = exc
+                continue
+            if pending is None:  # a second valid signature of a pending body changes nothing
+                self.verified.add(tx)
+                offered[tx.tx_id] = index
+        candidates = [txs[index] for index in offered.values()]
+        accepted: list[bytes] = []
+        for tx, refusal in zip(candidates, self.role.offer(candidates), strict=True):
+            if refusal is None:
+                accepted.append(tx.raw)
+            else:
+                self.metrics.rejected_txs.labels(reason=refusal).inc()
+                outcomes[offered[tx.tx_id]] = TransactionError(
+                    refusal, REFUSAL_MESSAGES.get(refusal, f"refused ({refusal})")
+                )
         self._update_pool_metrics()
-        if gossip:
-            self.gossip.queue([tx.raw])
+        if gossip and accepted:
+            self.gossip.queue(accepted)
+        return outcomes
 
     def _update_pool_metrics(self) -> None:
         self.metrics.mempool_txs.set(self.role.pending_count)
         self.metrics.mempool_bytes.set(self.role.pending_bytes)
 
-    def _admit_submitted(self, tx: SignedTx) -> None:
-        self.admit_transaction(tx, gossip=True)
+    def _admit_submitted(self, txs: Sequence[SignedTx]) -> list[TransactionError | None]:
+        return self.admit_transactions(txs, gossip=True)
 
     def _on_gossiped_txs(self, peer: PeerId, payload: bytes) -> None:
-        for raw in decode_tx_batch(payload):
-            tx = decode_transaction(raw, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
-            try:
-                self.admit_transaction(tx, gossip=False)
-            except TransactionError as exc:
-                if exc.code in ("bad_signature", "malformed", "wrong_chain"):
-                    raise InvalidInput(f"gossiped an invalid transaction: {exc}") from None
-                # expired, replay, full: timing differences between honest nodes, not misbehaviour
+        tx_bytes_max = self.genesis.consensus.tx_bytes_max
+        txs = [decode_transaction(raw, tx_bytes_max=tx_bytes_max) for raw in decode_tx_batch(payload)]
+        for outcome in self.admit_transactions(txs, gossip=False):
+            if outcome is not None and outcome.code in ("bad_signature", "malformed", "wrong_chain"):
+                raise InvalidInput(f"gossiped an invalid transaction: {outcome}")
+            # expired, replay, full: timing differences between honest nodes, not misbehaviour
 
     def _on_committed(self, block: Block) -> None:
         self._update_pool_metrics()  # the replica dropped the block's transactions from its pool
@@ -292,6 +313,8 @@ class Node:
             await self.role.stop()
             await asyncio.wait_for(self.network.close(), SHUTDOWN_GRACE_S)
             height = self.store.last_height
+            if self._verifier is not None:
+                self._verifier.shutdown(wait=True)
             self.store.close()
             log.info("stopped cleanly at height %d", height, extra={"height": height})
 

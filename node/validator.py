@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from consensus.driver import Driver
 from consensus.events import (
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 STARTUP_LINK_WAIT_S = 5.0  # at start, wait this long at most for a quorum of validator links
 RECOVERY_BLOCKS_MAX = 1000  # recent blocks handed to the replica at start (replay window), at most
-REFUSALS_KEPT = 1000
+REFUSALS_KEPT = 10_000  # more than one request can offer (node/api.py TXS_PER_REQUEST_MAX)
 PRESTART_INPUTS_MAX = 10_000  # inputs queued while peers connect before start(); later ones are dropped
 
 
@@ -152,11 +152,13 @@ class ValidatorShell:
         self.driver.submit(event)
         self._note_view()
 
-    def offer(self, tx: SignedTx) -> str | None:
-        """Hand an admitted transaction to the replica's pool; the refusal code if it did not take it
-        (consensus.events.REFUSED_*), None if it is pending (or queued before start)."""
-        self.submit(TxReceived(tx))
-        return self._refusals.pop(tx.tx_id, None)
+    def offer(self, txs: Sequence[SignedTx]) -> list[str | None]:
+        """Hand admitted transactions to the replica's pool, in one drain; per transaction the refusal code
+        if it did not take it (consensus.events.REFUSED_*), None if it is pending (or queued before
+        start)."""
+        self.driver.submit(TxReceived(tuple(txs)))
+        self._note_view()
+        return [self._refusals.pop(tx.tx_id, None) for tx in txs]
 
     def on_consensus_frame(self, peer: PeerId, payload: bytes) -> None:
         """A consensus message from a validator; InvalidInput makes the peer layer drop and ban the peer."""
@@ -191,6 +193,7 @@ class ValidatorShell:
         """Transactions of a proposal we assemble; a bad signature is the server's fault (InvalidInput)."""
         if not self._tx_fetches.accept_answer(peer, request_id):
             return
+        log.debug("%s served %d transactions", peer, len(txs))
         for tx in txs:
             if not self.verified.check(tx):
                 raise InvalidInput(f"served a transaction whose signature does not verify: {tx.tx_id.hex()}")
@@ -277,7 +280,8 @@ class ValidatorShell:
 
     def fetch_txs(self, output: FetchTxs) -> None:
         # not connected: the replica asks the next validator when this request's deadline passes
-        self._tx_fetches.request_txs(PeerId.validator(output.peer), output.tx_ids)
+        sent = self._tx_fetches.request_txs(PeerId.validator(output.peer), output.tx_ids)
+        log.debug("asked validator-%d for %d transactions (sent: %s)", output.peer, len(output.tx_ids), sent)
 
     def on_peer_connected(self, peer: PeerId) -> None:
         deferred = self._deferred_fetch
@@ -363,8 +367,8 @@ class ValidatorRole:
     def on_blocks_answer(self, peer: PeerId, request_id: int, blocks: tuple[CertifiedBlock, ...]) -> None:
         self.shell.on_blocks_answer(peer, request_id, blocks)
 
-    def offer(self, tx: SignedTx) -> str | None:
-        return self.shell.offer(tx)
+    def offer(self, txs: Sequence[SignedTx]) -> list[str | None]:
+        return self.shell.offer(txs)
 
     def on_txs_answer(self, peer: PeerId, request_id: int, txs: tuple[SignedTx, ...]) -> None:
         self.shell.on_txs_answer(peer, request_id, txs)

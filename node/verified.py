@@ -8,8 +8,13 @@ key is the id together with the signature bytes, so a different signature over t
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import Executor
 
 from core.tx import SignedTx
+
+# Below this many unknown signatures a batch is verified inline: handing work to threads costs more.
+PARALLEL_BATCH_MIN = 16
 
 DEFAULT_CAPACITY = 200_000
 
@@ -30,6 +35,20 @@ class VerifiedCache:
     def is_known(self, tx: SignedTx) -> bool:
         return tx.tx_id + tx.signature in self._seen
 
+    def verify_all(self, txs: Sequence[SignedTx], executor: Executor | None = None) -> None:
+        """Verify the signatures of a batch not verified yet and remember the valid ones; with an executor,
+        in its threads (libsodium releases the GIL, so a node uses every core it has). Invalid ones are
+        left for the caller's check to reject."""
+        unknown = [tx for tx in txs if not self.is_known(tx)]
+        if executor is None or len(unknown) < PARALLEL_BATCH_MIN:
+            valid = [tx.is_signature_valid() for tx in unknown]
+        else:
+            valid = list(executor.map(_is_signature_valid, unknown, chunksize=max(1, len(unknown) // 8)))
+        self.verifications += len(unknown)
+        for tx, ok in zip(unknown, valid, strict=True):
+            if ok:
+                self.add(tx)
+
     def check(self, tx: SignedTx) -> bool:
         """True if the signature is valid, verifying it only when it is not cached."""
         if self.is_known(tx):
@@ -40,3 +59,7 @@ class VerifiedCache:
             return False
         self.add(tx)
         return True
+
+
+def _is_signature_valid(tx: SignedTx) -> bool:
+    return tx.is_signature_valid()

@@ -414,7 +414,7 @@ class Simulation:
                 return
             self._feed(node, MessageReceived(src, message))
         elif kind == "tx":
-            self._feed(node, TxReceived(data))
+            self._feed(node, TxReceived((data,)))
         elif kind == "fetch_req":
             first, last = data
             served = self._serve(node, first, last)

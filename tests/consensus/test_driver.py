@@ -109,23 +109,23 @@ def make_primary() -> RecordingReplica:
 def test_inputs_before_start_only_queue_then_run_in_order_each_after_a_tick() -> None:
     replica, effects = make_primary(), FakeEffects()
     driver = Driver(replica, effects)
-    driver.submit(TxReceived(make_tx(1)))
+    driver.submit(TxReceived((make_tx(1),)))
     assert replica.fed == [] and effects.done == []
     effects.now = NOW + 7
     driver.start()
     assert effects.done[0] == "fetch"  # start() probes a peer for blocks
-    assert replica.fed == [Tick(NOW + 7), TxReceived(make_tx(1))]
+    assert replica.fed == [Tick(NOW + 7), TxReceived((make_tx(1),))]
 
 
 def test_prestart_queue_is_bounded() -> None:
     replica, effects = make_primary(), FakeEffects()
     driver = Driver(replica, effects, prestart_inputs_max=2)
     for number in range(5):
-        driver.submit(TxReceived(make_tx(number)))
+        driver.submit(TxReceived((make_tx(number),)))
     driver.start()
     assert [e for e in replica.fed if isinstance(e, TxReceived)] == [
-        TxReceived(make_tx(0)),
-        TxReceived(make_tx(1)),
+        TxReceived((make_tx(0),)),
+        TxReceived((make_tx(1),)),
     ]
 
 
@@ -133,7 +133,7 @@ def test_persist_comes_before_the_send_of_the_same_step() -> None:
     replica, effects = make_primary(), FakeEffects()
     driver = Driver(replica, effects)
     driver.start()
-    driver.submit(TxReceived(make_tx(2)))
+    driver.submit(TxReceived((make_tx(2),)))
     effects.done.clear()
     effects.now = NOW + SIM_PARAMS.batch_wait_ms  # the batch wait is over: the primary proposes
     driver.submit(TimerFired(TIMER_BATCH))
@@ -145,15 +145,15 @@ def test_an_input_submitted_by_an_effect_waits_for_the_current_step() -> None:
     driver = Driver(replica, effects)
     effects.driver = driver
     driver.start()
-    driver.submit(TxReceived(make_tx(3)))
+    driver.submit(TxReceived((make_tx(3),)))
     effects.now = NOW + SIM_PARAMS.batch_wait_ms
-    effects.submit_on_send = TxReceived(make_tx(4))
+    effects.submit_on_send = TxReceived((make_tx(4),))
     driver.submit(TimerFired(TIMER_BATCH))
     # the PRE-PREPARE's send queued tx 4 (RecordingReplica asserts it was not fed inside that step); it
     # was fed, after its own Tick, once the step that sent was over
     assert "submitted" in effects.done
     tick = Tick(NOW + SIM_PARAMS.batch_wait_ms)
-    assert replica.fed[-4:] == [tick, TimerFired(TIMER_BATCH), tick, TxReceived(make_tx(4))]
+    assert replica.fed[-4:] == [tick, TimerFired(TIMER_BATCH), tick, TxReceived((make_tx(4),))]
 
 
 def test_after_a_halt_nothing_more_is_fed() -> None:
@@ -162,7 +162,7 @@ def test_after_a_halt_nothing_more_is_fed() -> None:
     driver.start()
     driver._perform([Halt("diverged")])  # as if a step had returned it
     fed = len(replica.fed)
-    driver.submit(TxReceived(make_tx(5)))
+    driver.submit(TxReceived((make_tx(5),)))
     assert driver.halted_reason == "diverged" and effects.done[-1] == "halt" and len(replica.fed) == fed
 
 

@@ -101,7 +101,7 @@ def deliver(replica: Replica, peer: int, message: Message) -> list[Output]:
     """One message; a PRE-PREPARE's transactions reach the replica first, as gossip brings them."""
     if isinstance(message, PrePrepare):
         for tx in BLOCKS.get(message.block_hash, ()):
-            replica.step(TxReceived(tx))
+            replica.step(TxReceived((tx,)))
     return replica.step(MessageReceived(peer, message))
 
 
@@ -206,7 +206,7 @@ def test_missing_transactions_are_fetched_from_the_proposer_then_from_others() -
     held, missing = make_tx(20), make_tx(21)
     block = make_block(txs=(held, missing))
     pp = pre_prepare(block)
-    replica.step(TxReceived(held))
+    replica.step(TxReceived((held,)))
     outputs = replica.step(MessageReceived(0, pp))
     assert [o for o in outputs if isinstance(o, FetchTxs)] == [FetchTxs(0, (missing.tx_id,))]
     assert "Send:Prepare" not in kinds(outputs)  # no vote on what we cannot check
@@ -241,7 +241,7 @@ def test_restarted_replica_never_prepares_a_conflicting_block() -> None:
 
 def test_primary_batches_pending_transactions_into_a_block() -> None:
     primary = make_replica(0)
-    outputs = primary.step(TxReceived(make_tx(9)))
+    outputs = primary.step(TxReceived((make_tx(9),)))
     assert "SetTimer" in kinds(outputs)  # waits batch_wait_ms for more
     primary.step(Tick(NOW + SIM_PARAMS.batch_wait_ms))
     outputs = primary.step(TimerFired("batch"))
@@ -256,7 +256,7 @@ def test_primary_batches_pending_transactions_into_a_block() -> None:
 
 def test_progress_timeout_probes_then_changes_view() -> None:
     replica = make_replica(1)
-    replica.step(TxReceived(make_tx(10)))  # the primary never proposes it: censorship or a dead primary
+    replica.step(TxReceived((make_tx(10),)))  # the primary never proposes it: censorship or a dead primary
     now = NOW + SIM_PARAMS.view_timeout_ms
     replica.step(Tick(now))
     first = replica.step(TimerFired(TIMER_PROGRESS))
@@ -380,12 +380,12 @@ def test_pool_refusals_are_outputs_and_a_pending_transaction_is_no_refusal() -> 
     limits = PoolLimits(txs_max=1, bytes_max=len(one.raw))
     replica = Replica(config, KEYS[1], RecoveredState.genesis(GENESIS_ROOT), pool_limits=limits)
     replica.start(NOW)
-    outputs = replica.step(TxReceived(one))  # the progress timer starts for it, nothing is refused
+    outputs = replica.step(TxReceived((one,)))  # the progress timer starts for it, nothing is refused
     assert replica.get_pending(one.tx_id) == one and not [o for o in outputs if isinstance(o, TxRefused)]
-    assert replica.step(TxReceived(one)) == []  # already pending: nothing to refuse
-    assert replica.step(TxReceived(make_tx(11))) == [TxRefused(make_tx(11).tx_id, REFUSED_FULL)]
+    assert replica.step(TxReceived((one,))) == []  # already pending: nothing to refuse
+    assert replica.step(TxReceived((make_tx(11),))) == [TxRefused(make_tx(11).tx_id, REFUSED_FULL)]
     expired = make_tx(12, valid_until=0)
-    assert replica.step(TxReceived(expired)) == [TxRefused(expired.tx_id, REFUSED_EXPIRED)]
+    assert replica.step(TxReceived((expired,))) == [TxRefused(expired.tx_id, REFUSED_EXPIRED)]
     assert replica.pending_tx_count == 1 and replica.pending_bytes == len(one.raw)
 
 

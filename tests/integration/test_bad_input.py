@@ -65,7 +65,7 @@ async def test_api_rejects_bad_requests_clearly_and_commits_nothing(tmp_path: Pa
                     400,
                     "malformed",
                 ),
-                (json.dumps([1, 2, 3]).encode(), "application/json", 400, "malformed"),
+                (json.dumps(42).encode(), "application/json", 400, "malformed"),
                 (b"\xc1\xc1\xc1", "application/msgpack", 400, "malformed"),
                 (b"x" * (2 * 1024 * 1024), "application/json", 413, "too_large"),
                 (bytes(tampered), "application/msgpack", 400, "bad_signature"),
@@ -82,6 +82,19 @@ async def test_api_rejects_bad_requests_clearly_and_commits_nothing(tmp_path: Pa
                 got_status, document = await _post(session, url, data, content_type)
                 assert (got_status, document["error"]) == (status, code), (data[:40], document)
                 assert document["message"]
+            # a batch answers per transaction, in order; one bad item does not spoil the others
+            for data, content_type, codes in [
+                (json.dumps([1, 2, 3]).encode(), "application/json", ["malformed"] * 3),
+                (
+                    codec.encode([bytes(tampered), wrong_chain.raw, b"\xc1", unknown_sender.raw]),
+                    "application/msgpack",
+                    ["bad_signature", "wrong_chain", "malformed", "unknown_sender"],
+                ),
+            ]:
+                got_status, document = await _post(session, url, data, content_type)
+                assert got_status == 200, document
+                assert [r["error"] for r in document["results"]] == codes
+                assert all(r["status"] == "rejected" and r["message"] for r in document["results"])
             for path, status in [
                 ("/v1/txs/zz", 400),
                 ("/v1/blocks/-1", 400),
@@ -101,6 +114,20 @@ async def test_api_rejects_bad_requests_clearly_and_commits_nothing(tmp_path: Pa
             assert (replay_status, replay["error"]) == (409, "replay")
             holdings = await client.query("holdings", org="ent-a")
             assert holdings["cash_fen"]["available"] == 5
+            # and a batch of good ones (one repeated, which is idempotent) is accepted and commits whole
+            key = dev_admin_key("bank")
+            batch = [
+                sign_transaction(
+                    _body(cluster, args={"org": "ent-a", "amount_fen": 1, "bank_ref": f"B-{i}"}), key
+                )
+                for i in range(3)
+            ]
+            submissions = await client.submit_many([*batch, batch[0]])
+            assert [s.accepted for s in submissions] == [True] * 4
+            statuses = await client.wait_for_commits([tx.tx_id.hex() for tx in batch], timeout_s=30)
+            assert all(status.is_ok for status in statuses.values())
+            holdings = await client.query("holdings", org="ent-a")
+            assert holdings["cash_fen"]["available"] == 8
 
 
 async def test_peer_port_survives_garbage_and_refuses_impostors(tmp_path: Path) -> None:

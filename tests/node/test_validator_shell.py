@@ -108,8 +108,8 @@ async def test_offer_answers_the_replicas_refusal(store: Store, chain: Reference
     shell = make_shell(store, BroadcastNetwork(), PoolLimits(txs_max=1, bytes_max=1 << 20))
     shell.start()
     try:
-        assert shell.offer(first) is None and shell.replica.get_pending(first.tx_id) == first
-        assert shell.offer(second) == REFUSED_FULL
+        assert shell.offer([first]) == [None] and shell.replica.get_pending(first.tx_id) == first
+        assert shell.offer([second]) == [REFUSED_FULL]
         assert shell.replica.get_pending(second.tx_id) is None
     finally:
         shell.stop()

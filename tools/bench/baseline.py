@@ -47,7 +47,7 @@ from tools.bench.network import (
     find_free_port_base,
     read_process_sample,
 )
-from tools.bench.stats import compute_window, compute_window_stats, median
+from tools.bench.stats import compute_cpu_us_per_tx, compute_window, compute_window_stats, median
 from tools.bench.workloads import TxFactory, enterprise_id, transfers_load
 from tools.devnet import stop_processes
 
@@ -57,7 +57,7 @@ BALANCE_T = 10**9  # each enterprise's opening balance: what transfers_setup all
 READY_TIMEOUT_S = 60.0
 DRAIN_TIMEOUT_S = 120.0
 CONNECT_RETRY_S = 0.05
-NODE_METRICS = ("cpu_s", "cpu_share", "peak_rss_mb")
+NODE_METRICS = ("cpu_s", "cpu_share", "cpu_us_per_tx", "peak_rss_mb")
 Progress = Callable[[str], None]
 
 
@@ -494,6 +494,7 @@ def compute_baseline_metrics(
         ((seen.send_times[i], seen.commit_times[i]) for i in committed), window_start, window_end
     )
     load_s = max(1e-9, seen.stopped - seen.started)
+    span_commits = sum(1 for i in committed if seen.started <= seen.commit_times[i] <= seen.stopped)
     return {
         "txs": sent,
         "committed": len(committed),
@@ -509,6 +510,7 @@ def compute_baseline_metrics(
             f"pysyncobj-{i}": {
                 "cpu_s": cpu_after[i] - cpu_before[i],
                 "cpu_share": (cpu_after[i] - cpu_before[i]) / load_s,
+                "cpu_us_per_tx": compute_cpu_us_per_tx(cpu_after[i] - cpu_before[i], span_commits),
                 "peak_rss_mb": peak_rss_mb[i],
             }
             for i in range(len(cpu_after))

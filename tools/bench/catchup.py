@@ -73,6 +73,7 @@ class CatchUpRun(Run):
                 retry_full=True,
                 events_url=live_urls[0].replace("http://", "ws://", 1) + "/v1/events?blocks=0",
                 tx_ids=tuple(tx.tx_id.hex() for tx in load),
+                batch_max=options.batch_max,
             )
             assert self.worker is not None and self.listener is not None
             load_started = time.monotonic()

@@ -30,11 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import msgpack
 
 RETRY_PAUSE_S = 0.02
 ERROR_SAMPLES_MAX = 10
 CONNECT_TIMEOUT_S = 10.0
 HTTP_CONNECTIONS_MAX = 64  # closed loop: HTTP connections carrying the window of uncommitted transactions
+BATCH_CONNECTIONS_PER_NODE = 4  # batched load: requests in flight per node
+BATCH_TICK_S = 0.005  # batched open loop: what fell due in this long travels in one request
 
 
 async def _release_on_commit(events_url: str, tx_ids: set[str], window: asyncio.Semaphore) -> None:
@@ -64,6 +67,10 @@ class LoadJob:
     # `concurrency` clients waited for its transaction's commit (seen on this node's event stream)
     events_url: str = ""
     tx_ids: tuple[str, ...] = ()
+    # transactions per request: above 1, requests are batches (a msgpack array of raw transactions, one
+    # result each), built when they are sent; closed loop: a free connection (4 per node) takes the next
+    # transactions; open loop: batch k goes to node k mod len(urls)
+    batch_max: int = 1
 
 
 @dataclass
@@ -136,8 +143,32 @@ def _split_url(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _batch_request(host: str, port: int, bodies: list[bytes]) -> bytes:
+    """POST /v1/txs with a msgpack array of raw transactions (each a msgpack bin)."""
+    payload = msgpack.packb(bodies, use_bin_type=True)
+    head = (
+        f"POST /v1/txs HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/msgpack\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    )
+    return head.encode() + payload
+
+
+def _batch_statuses(status: int, body: bytes, count: int) -> list[tuple[int, str]]:
+    """(status, error code) per transaction of a batch answer: 202 accepted, 503 pool full, 400 refused."""
+    if status != 200:
+        return [(status, body[:200].decode(errors="replace"))] * count
+    results = json.loads(body)["results"]
+    out = []
+    for entry in results:
+        error = entry.get("error")
+        out.append((202, "") if error is None else (503 if error == "mempool_full" else 400, error))
+    return out
+
+
 async def run_job(job: LoadJob) -> LoadResult:
     """Submit a job's transactions; returns per-transaction send times and statuses."""
+    if job.batch_max > 1:
+        return await _run_batched_job(job)
     loop = asyncio.get_running_loop()
     count = len(job.bodies)
     send_times = [0.0] * count
@@ -225,6 +256,130 @@ async def run_job(job: LoadJob) -> LoadResult:
             connection = await idle[index % len(job.urls)].get()
             send_times[index] = scheduled
             task = asyncio.create_task(send_then_release(connection, index))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
+    finished = time.monotonic()
+    for _, protocol in connections:
+        protocol.close()
+    return LoadResult(started, finished, send_times, statuses, errors, time.process_time() - cpu_before)
+
+
+async def _run_batched_job(job: LoadJob) -> LoadResult:
+    """run_job with batch requests: closed loop fills each request with as many transactions as the
+    window allows (up to batch_max); open loop sends what is due every BATCH_TICK_S."""
+    loop = asyncio.get_running_loop()
+    count = len(job.bodies)
+    send_times = [0.0] * count
+    statuses = [0] * count
+    errors: list[str] = []
+    per_url_connections = max(1, BATCH_CONNECTIONS_PER_NODE)
+    connections: list[tuple[int, _HttpConnection]] = []
+    for i in range(per_url_connections * len(job.urls)):
+        url_index = i % len(job.urls)
+        host, port = _split_url(job.urls[url_index])
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(_HttpConnection, host, port), CONNECT_TIMEOUT_S
+        )
+        connections.append((url_index, protocol))
+    addresses = [_split_url(url) for url in job.urls]
+    window = asyncio.Semaphore(job.concurrency) if job.mode == "closed" and job.events_url else None
+
+    async def send_batch(connection: tuple[int, _HttpConnection], indexes: list[int]) -> None:
+        url_index, protocol = connection
+        host, port = addresses[url_index]
+        todo = indexes
+        while todo:
+            try:
+                status, body = await protocol.request(
+                    _batch_request(host, port, [job.bodies[i] for i in todo])
+                )
+            except ConnectionError:
+                status, body = 599, b"connection closed"
+            retry = []
+            for index, (tx_status, code) in zip(todo, _batch_statuses(status, body, len(todo)), strict=True):
+                if tx_status == 503 and job.retry_full:
+                    retry.append(index)
+                    continue
+                statuses[index] = tx_status
+                if tx_status != 202:
+                    if len(errors) < ERROR_SAMPLES_MAX:
+                        errors.append(f"{tx_status} {code}")
+                    if window is not None:
+                        window.release()  # rejected: it will never commit
+            todo = retry
+            if todo:
+                await asyncio.sleep(RETRY_PAUSE_S)
+
+    cpu_before = time.process_time()
+    started = time.monotonic()
+    deadline = started + job.duration_s if job.duration_s > 0 else float("inf")
+    if job.mode == "closed":
+        watcher = None
+        if window is not None:
+            watcher = asyncio.create_task(_release_on_commit(job.events_url, set(job.tx_ids), window))
+        pending = iter(range(count))  # shared: whichever node's connection is free takes the next ones
+
+        async def worker(connection: tuple[int, _HttpConnection]) -> None:
+            while True:
+                indexes: list[int] = []
+                if window is not None:
+                    await window.acquire()
+                index = next(pending, None)
+                now = time.monotonic()
+                if index is None or now > deadline:
+                    return
+                indexes.append(index)
+                while len(indexes) < job.batch_max and (window is None or not window.locked()):
+                    index = next(pending, None)
+                    if index is None:
+                        break
+                    if window is not None:
+                        await window.acquire()  # free slots: does not wait
+                    indexes.append(index)
+                for i in indexes:
+                    send_times[i] = now
+                await send_batch(connection, indexes)
+
+        await asyncio.gather(*(worker(c) for c in connections))
+        if watcher is not None:
+            watcher.cancel()
+    else:
+        tasks: set[asyncio.Task[None]] = set()
+        idle: list[asyncio.Queue[tuple[int, _HttpConnection]]] = [asyncio.Queue() for _ in job.urls]
+        for connection in connections:
+            idle[connection[0]].put_nowait(connection)
+        interval_s = 1.0 / job.rate_per_s
+        next_index, batch_number = 0, 0
+
+        async def send_then_release(connection: tuple[int, _HttpConnection], indexes: list[int]) -> None:
+            try:
+                await send_batch(connection, indexes)
+            finally:
+                idle[connection[0]].put_nowait(connection)
+
+        while next_index < count:
+            scheduled = started + next_index * interval_s
+            if scheduled > deadline:
+                break
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(max(delay, BATCH_TICK_S))
+            now = time.monotonic()
+            indexes: list[int] = []
+            while next_index < count and len(indexes) < job.batch_max:
+                due = started + next_index * interval_s
+                if due > now or due > deadline:
+                    break
+                send_times[next_index] = due
+                indexes.append(next_index)
+                next_index += 1
+            if not indexes:
+                continue
+            connection = await idle[batch_number % len(job.urls)].get()
+            batch_number += 1
+            task = asyncio.create_task(send_then_release(connection, indexes))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:

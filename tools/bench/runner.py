@@ -74,7 +74,7 @@ def summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     summary["nodes"] = {
         name: {
             metric: median([r["nodes"][name][metric] for r in runs if name in r.get("nodes", {})])
-            for metric in ("cpu_s", "cpu_share", "peak_rss_mb")
+            for metric in ("cpu_s", "cpu_share", "cpu_us_per_tx", "peak_rss_mb")
         }
         for name in names
     }
@@ -129,6 +129,7 @@ async def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]
     if options.workload != "compliance-year":
         report["enterprises"] = options.enterprise_count
         report["concurrency"] = options.concurrency
+        report["batch_max"] = options.batch_max
         report["duration_s"] = options.duration_s
     if len(modes) > 1:
         report["open_loop"] = summarise_runs(by_mode["open"])
@@ -136,6 +137,11 @@ async def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]
     if baseline_runs:
         report.update(summarise_baseline(baseline_runs, options.validators))
         report["ratio_to_baseline"] = compute_ratio(report["tx_per_s"], report["baseline_tx_per_s"])
+        ours = [n["cpu_us_per_tx"] for name, n in report["nodes"].items() if name.startswith("validator")]
+        theirs = [n["cpu_us_per_tx"] for n in report["baseline_nodes"].values()]
+        # the acceptance figure: CPU per committed transaction per validator against the baseline's per node
+        report["cpu_us_per_tx_validator_median"] = median(ours) if ours else float("nan")
+        report["baseline_cpu_us_per_tx_node_median"] = median(theirs) if theirs else float("nan")
     report["detail"] = {mode: runs for mode, runs in by_mode.items()}
     return report
 

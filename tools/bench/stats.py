@@ -20,6 +20,11 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
+def compute_cpu_us_per_tx(cpu_s: float, committed: int) -> float:
+    """CPU microseconds a node spent per transaction committed while its CPU was sampled."""
+    return cpu_s * 1e6 / committed if committed > 0 else float("nan")
+
+
 def median(values: list[float]) -> float:
     clean = [v for v in values if v == v]  # drop NaN
     return statistics.median(clean) if clean else float("nan")
