@@ -36,7 +36,7 @@ from tools.bench.baseline import (
 from tools.bench.stats import compute_window, compute_window_stats
 from tools.bench.workloads import TxFactory, enterprise_id, transfers_load
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BASELINE_KEYS = {
     "baseline_tx_per_s",
     "ratio_to_baseline",

@@ -13,7 +13,7 @@ import pytest
 
 from tools.bench.profile import summarise_raw_profile
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SMALL = ["--duration", "3", "--warmup", "1", "--runs", "1", "--enterprises", "4", "--txs", "600"]
 SMALL += ["--concurrency", "100"]
 BENCH = [sys.executable, "-m", "cli", "bench", "--json", "--validators", "1", "--observers", "0", *SMALL]
