@@ -206,7 +206,8 @@ class ChainAuditor:
                 certified.certificate,
                 tip,
                 chain_id=self.genesis.chain_id,
-                validator_keys=self.validator_keys,
+                validators=self.genesis.validator_set,
+                next_validators=self.genesis.validator_set,
                 params=self.params,
                 roots=self.store.get_roots,
             )
@@ -293,7 +294,7 @@ def verify_certifying_block(
     if header.chain_id != genesis.chain_id:
         raise AuditFailure(header.height, "chain id", f"block is for chain {header.chain_id!r}")
     try:
-        verify_commit_certificate(certified.certificate, header, genesis.validator_keys)
+        verify_commit_certificate(certified.certificate, header, genesis.validator_set)
     except CertificateError as exc:
         raise AuditFailure(header.height, "commit certificate", str(exc)) from None
     if header.state_height != state_height:

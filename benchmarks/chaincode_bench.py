@@ -92,7 +92,18 @@ class Bench:
         self.height += 1
         self.time_ms += 1000
         header = BlockHeader(
-            CHAIN_ID, self.height, bytes(32), self.time_ms, 0, len(txs), EMPTY_ROOT, 0, EMPTY_ROOT, EMPTY_ROOT
+            CHAIN_ID,
+            self.height,
+            bytes(32),
+            self.time_ms,
+            0,
+            len(txs),
+            EMPTY_ROOT,
+            0,
+            EMPTY_ROOT,
+            EMPTY_ROOT,
+            EMPTY_ROOT,
+            EMPTY_ROOT,
         )
         return Block(header, tuple(txs))
 

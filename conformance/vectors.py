@@ -113,6 +113,8 @@ def build_chain() -> tuple[Genesis, list[Height]]:
             tx_root=compute_tx_root(tuple(txs)),
             state_height=certified_heights.height,
             state_root=certified_heights.state_root,
+            validators_hash=genesis.validator_set.set_hash,
+            next_validators_hash=genesis.validator_set.set_hash,
             results_root=certified_heights.results_root,
         )
         block = Block(header, tuple(txs))

@@ -77,10 +77,11 @@ class BlockAssembly:
                 have[tx_id] = tx
         if len(have) == len(set(pp.tx_ids)):
             return Block(pp.header, tuple(have[tx_id] for tx_id in pp.tx_ids))
-        validators = self._membership.at(pp.height)
+        numbers = self._membership.at(pp.height).numbers
         proposer = pp.sender
-        others = [(proposer + k) % validators.n for k in range(1, validators.n)]
-        waiting = _Waiting(pp.header, pp.tx_ids, have, [proposer] + [p for p in others if p != self._index])
+        after = numbers.index(proposer) + 1 if proposer in numbers else 0
+        others = [p for p in numbers[after:] + numbers[:after] if p not in (proposer, self._index)]
+        waiting = _Waiting(pp.header, pp.tx_ids, have, [proposer, *others])
         waiting.missing = {tx_id for tx_id in pp.tx_ids if tx_id not in have}
         if len(self._waiting) >= WAITING_MAX:
             self._forget(next(iter(self._waiting)))

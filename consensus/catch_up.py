@@ -15,6 +15,7 @@ from consensus.normal_case import NormalCase
 from consensus.outbox import Clock, Outbox, Timers
 from consensus.transfer import FETCH_CHUNK, FetchTracker
 from consensus.view_state import ViewState
+from core.block import Block, CommitCertificate
 from core.successor import SuccessorError, validate_certified_successor
 
 
@@ -46,6 +47,53 @@ class StateTransfer:
         self.candidates = candidates
         self.fetch = fetch
         self.normal = normal
+        # served blocks beyond what we may deliver yet (the validator set above `executed + margin` is
+        # not certain): delivered as execution catches up, instead of being fetched again
+        self._served: list[tuple[Block, CommitCertificate]] = []
+        self._served_by = -1
+
+    def on_executed(self) -> None:
+        """Execution advanced, and with it how far delivery may go: continue with what was served."""
+        if self._served:
+            self._deliver_served()
+            if not self._served and not self.views.is_halted:
+                self._ask_again()
+
+    def _deliver_served(self) -> None:
+        """Check and deliver served blocks in order, up to `executed + margin`; keep the rest for later."""
+        peer = self._served_by
+        while self._served:
+            block, cert = self._served[0]
+            height = block.header.height
+            if height <= self.chain.delivered_height:
+                self._served.pop(0)
+                continue
+            if height != self.chain.delivered_height + 1:
+                self._served = []
+                return
+            if height > self.chain.executed_height + self.membership.margin:
+                return  # wait for execution: the sets of the next heights are not certain yet
+            try:
+                validate_certified_successor(
+                    block,
+                    cert,
+                    self.chain.tip(),
+                    chain_id=self.cfg.chain_id,
+                    validators=self.membership.at(height),
+                    next_validators=self.membership.at(height + 1),
+                    params=self.p,
+                )
+            except SuccessorError as exc:
+                self.out.report(peer, f"served a bad block: {exc}")
+                self.fetch.penalize(peer, self.clock.now_ms)
+                self._served = []
+                return
+            self._served.pop(0)
+            self.candidates.note_certificate(cert, self.chain.delivered_height)
+            self.candidates.certify(block, cert)
+            self.normal.deliver()
+            if self.views.is_halted:
+                return
 
     def on_peer_connected(self, peer: int) -> None:
         """A link came up: whatever the peer sent while it was down is lost, possibly the last blocks of a
@@ -67,7 +115,7 @@ class StateTransfer:
     def _issue_fetch(self, *, probe: bool = False, peer: int | None = None) -> None:
         now = self.clock.now_ms
         if peer is None or self.fetch.penalized_until_ms.get(peer, 0) > now:
-            peer = self.fetch.choose_peer(now)
+            peer = self.fetch.choose_peer(now, self.membership.at(self.chain.delivered_height + 1).numbers)
         if peer is None:
             return
         first = self.chain.delivered_height + 1
@@ -89,38 +137,22 @@ class StateTransfer:
 
     def on_blocks_fetched(self, event: BlocksFetched) -> None:
         peer = event.peer
-        if not self.membership.at(self.chain.delivered_height + 1).contains(peer) or peer == self.cfg.index:
+        if peer == self.cfg.index:
             return
         before = self.chain.delivered_height
-        for block, cert in event.blocks[:FETCH_CHUNK]:
-            height = block.header.height
-            if height <= self.chain.delivered_height:
-                continue
-            if height != self.chain.delivered_height + 1:
-                break
-            try:
-                validate_certified_successor(
-                    block,
-                    cert,
-                    self.chain.tip(),
-                    chain_id=self.cfg.chain_id,
-                    validator_keys=self.membership.at(height).keys,
-                    params=self.p,
-                )
-            except SuccessorError as exc:
-                self.out.report(peer, f"served a bad block: {exc}")
-                self.fetch.penalize(peer, self.clock.now_ms)
-                break
-            self.candidates.note_certificate(cert, self.chain.delivered_height)
-            self.candidates.certify(block, cert)
-            self.normal.deliver()
-            if self.views.is_halted:
-                return
+        self._served, self._served_by = list(event.blocks[:FETCH_CHUNK]), peer
+        self._deliver_served()
+        if self.views.is_halted:
+            return
         if self.fetch.outstanding_peer == peer:
             self.fetch.outstanding_peer = None
             self.timers.cancel(TIMER_FETCH)
-        if self.chain.delivered_height == before:
+        if self.chain.delivered_height == before or self._served:
             return
+        self._ask_again()
+
+    def _ask_again(self) -> None:
+        """An answer advanced us: ask for more."""
         if self.fetch.target_height > self.chain.delivered_height:
             self._issue_fetch()
         else:

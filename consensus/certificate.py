@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from consensus.messages import (
     PreparedCertificate,
@@ -32,7 +33,7 @@ from consensus.messages import (
 )
 from core.block import BlockHeader, CommitCertificate, compute_commit_digest
 from core.errors import InvalidInput
-from core.quorum import compute_quorum
+from core.validators import ValidatorSet
 
 Verify = Callable[[bytes, bytes, bytes], bool]  # (public key, 32-byte digest, signature) -> valid?
 
@@ -41,26 +42,34 @@ class ProofError(InvalidInput):
     """A certificate or VIEW-CHANGE a peer sent does not prove what it claims."""
 
 
-def get_primary(view: int, validator_count: int) -> int:
-    """The primary of a view: validators[view % n]."""
-    return view % validator_count
+class NotYetCheckable(ProofError):
+    """A proof names a height whose validator set we cannot know yet (we have not executed far enough):
+    not a fault of the sender, it will be checkable once we caught up."""
+
+
+class SetsByHeight(Protocol):
+    """The validator set in force at a height (consensus.membership.Membership)."""
+
+    def is_known(self, height: int) -> bool: ...
+
+    def at(self, height: int) -> ValidatorSet: ...
 
 
 def validate_commit_votes(
-    cert: CommitCertificate, chain_id: str, keys: Sequence[bytes], verify: Verify
+    cert: CommitCertificate, chain_id: str, validators: ValidatorSet, verify: Verify
 ) -> None:
-    """Raise ProofError unless 2f+1 distinct validators signed COMMIT for (view, height, block_hash)."""
+    """Raise ProofError unless a quorum of `validators` signed COMMIT for (view, height, block_hash)."""
     digest = compute_commit_digest(chain_id, cert.view, cert.height, cert.block_hash)
-    _validate_votes(cert.votes, keys, verify, lambda _index: digest, "commit certificate")
+    _validate_votes(cert.votes, validators, verify, lambda _index: digest, "commit certificate")
 
 
 def validate_prepared_certificate(
-    cert: PreparedCertificate, chain_id: str, keys: Sequence[bytes], verify: Verify
+    cert: PreparedCertificate, chain_id: str, validators: ValidatorSet, verify: Verify
 ) -> None:
-    """Raise ProofError unless the view's primary pre-prepared and 2f others prepared this header."""
+    """Raise ProofError unless the view's primary pre-prepared and a quorum in all prepared this header."""
     if cert.header.chain_id != chain_id:
         raise ProofError("prepared certificate for another chain")
-    primary = get_primary(cert.view, len(keys))
+    primary = validators.primary(cert.view)
     block_hash = cert.block_hash
     pp_digest = compute_pre_prepare_digest(chain_id, cert.view, cert.height, block_hash)
     prepare_digest = compute_prepare_digest(chain_id, cert.view, cert.height, block_hash)
@@ -70,27 +79,35 @@ def validate_prepared_certificate(
     def digest_for(index: int) -> bytes:
         return pp_digest if index == primary else prepare_digest
 
-    _validate_votes(cert.votes, keys, verify, digest_for, "prepared certificate")
+    _validate_votes(cert.votes, validators, verify, digest_for, "prepared certificate")
 
 
-def validate_view_change(vc: ViewChange, chain_id: str, keys: Sequence[bytes], verify: Verify) -> None:
-    """Raise ProofError unless a VIEW-CHANGE is signed by its sender and every proof in it holds."""
-    if not verify(keys[vc.sender], compute_view_change_digest(chain_id, vc), vc.signature):
+def validate_view_change(
+    vc: ViewChange, chain_id: str, epoch_set: ValidatorSet, sets: SetsByHeight, verify: Verify
+) -> None:
+    """Raise ProofError unless a VIEW-CHANGE is signed by a member of its epoch's set and every proof in it
+    holds against the set in force at the proof's height (NotYetCheckable when that set is not certain)."""
+    if not epoch_set.contains(vc.sender):
+        raise ProofError(f"view change from validator {vc.sender}, not a member of the epoch's set")
+    if not verify(epoch_set.key(vc.sender), compute_view_change_digest(chain_id, vc), vc.signature):
         raise ProofError(f"view change signature of validator {vc.sender} does not verify")
     low = 0 if vc.stable is None else vc.stable.height
+    heights = [low] + [cert.height for cert in vc.prepared]
+    if not all(sets.is_known(height) for height in heights):
+        raise NotYetCheckable(f"view change names heights up to {max(heights)}, beyond what we executed")
     if vc.stable is not None:
-        validate_commit_votes(vc.stable, chain_id, keys, verify)
+        validate_commit_votes(vc.stable, chain_id, sets.at(vc.stable.height), verify)
     for cert in vc.prepared:
         if cert.view >= vc.view:
             raise ProofError("a prepared certificate must be from a view before the one requested")
         if cert.height <= low:
             raise ProofError("prepared certificates must lie above the stable height")
-        validate_prepared_certificate(cert, chain_id, keys, verify)
+        validate_prepared_certificate(cert, chain_id, sets.at(cert.height), verify)
 
 
 def _validate_votes(
     votes: Sequence[tuple[int, bytes]],
-    keys: Sequence[bytes],
+    validators: ValidatorSet,
     verify: Verify,
     digest_for: Callable[[int], bytes],
     what: str,
@@ -98,11 +115,10 @@ def _validate_votes(
     indexes = [index for index, _ in votes]
     if indexes != sorted(set(indexes)):
         raise ProofError(f"{what}: votes must come from distinct validators in increasing order")
-    needed = compute_quorum(len(keys))
-    if len(indexes) < needed:
-        raise ProofError(f"{what}: {len(indexes)} votes, a quorum needs {needed}")
+    if len(indexes) < validators.quorum:
+        raise ProofError(f"{what}: {len(indexes)} votes, a quorum needs {validators.quorum}")
     for index, signature in votes:
-        if not 0 <= index < len(keys) or not verify(keys[index], digest_for(index), signature):
+        if not validators.contains(index) or not verify(validators.key(index), digest_for(index), signature):
             raise ProofError(f"{what}: vote of validator {index} does not verify")
 
 
@@ -118,8 +134,14 @@ class NewViewPlan:
 
 
 def compute_new_view_plan(
-    view_changes: Iterable[ViewChange], genesis_hash: bytes, pipeline_depth: int, max_faulty: int
+    view_changes: Iterable[ViewChange],
+    genesis_hash: bytes,
+    pipeline_depth: int,
+    max_faulty: int,
+    last_height: int | None = None,
 ) -> NewViewPlan:
+    """`last_height`: the last height of the epoch, when the change that ends it is approved: nothing above
+    it is re-proposed (no valid VIEW-CHANGE can hold a prepared certificate there: see the module doc)."""
     vcs = list(view_changes)
     reported = sorted(
         (vc.stable for vc in vcs), key=lambda cert: -1 if cert is None else cert.height, reverse=True
@@ -141,7 +163,7 @@ def compute_new_view_plan(
     forward: list[BlockHeader] = []
     prev_hash = _hash_of(top, genesis_hash)
     height = _height_of(top) + 1
-    while height in best and len(forward) < pipeline_depth:
+    while height in best and len(forward) < pipeline_depth and (last_height is None or height <= last_height):
         header = best[height].header
         if header.prev_hash != prev_hash:
             break

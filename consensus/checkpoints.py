@@ -54,6 +54,8 @@ class Checkpoints:
         """Sign a CHECKPOINT when execution reaches a checkpoint height."""
         if height % self.p.checkpoint_interval != 0 or height <= self.last_signed:
             return
+        if self.membership.at(height).key_of(self.index) != self.signer.public_key:
+            return  # not a validator of this height's set
         block = self.chain.block(height)
         assert block is not None  # executed heights are delivered, and recent blocks are kept
         checkpoint = self.signer.sign(Checkpoint(height, block.block_hash, state_root, self.index, b""))
@@ -67,7 +69,18 @@ class Checkpoints:
         height = checkpoint.height
         if height % self.p.checkpoint_interval != 0 or height <= self.stable_height:
             return
+        if not self.membership.is_known(height):
+            # beyond what we executed (its signers are not certain yet): f+1 links claiming it still
+            # prove an honest validator got that far
+            f = self.membership.at(self.chain.delivered_height + 1).f
+            self.fetch.note_far(peer, height + 1, self.chain.delivered_height, f)
+            return
         validators = self.membership.at(height)
+        if not validators.contains(checkpoint.sender):
+            self.out.report(
+                peer, f"checkpoint for height {height} from validator {checkpoint.sender}, not a member"
+            )
+            return
         key = validators.key(checkpoint.sender)
         if height > self.chain.executed_height + 2 * self.p.checkpoint_interval + self.cfg.height_window:
             if self.signatures.is_signed_by(checkpoint, key):

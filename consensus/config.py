@@ -19,9 +19,9 @@ class ReplicaConfig:
     chain_id: str
     genesis_hash: bytes  # prev_hash of block 1
     genesis_time_ms: int  # block 1's time must exceed it
-    validator_keys: tuple[bytes, ...]  # genesis validator node keys, by index
+    validator_keys: tuple[bytes, ...]  # genesis validator node keys: validators 0..n-1
     params: ConsensusParams
-    index: int  # our validator index
+    index: int  # our validator number (a genesis index, or the number a later change gave us)
 
     @classmethod
     def from_genesis(cls, genesis: Genesis, node_public_key: bytes) -> ReplicaConfig:

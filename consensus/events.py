@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from consensus.messages import Message
 from core.block import Block, CommitCertificate
 from core.tx import SignedTx
+from core.validators import ValidatorSet
 
 BROADCAST = -1  # Send.to value meaning "every other validator"
 
@@ -53,6 +54,7 @@ class BlockExecuted:
     height: int  # the block the shell finished executing (always the next one after the last)
     state_root: bytes  # world-state root after executing it
     results_root: bytes  # merkle root of its transaction results
+    validators: ValidatorSet | None = None  # the validator set the block approved (governance), if any
 
 
 @dataclass(frozen=True, slots=True)

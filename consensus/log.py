@@ -6,7 +6,7 @@ and hands all of them back to `Replica(...)` after a restart. They are what doub
 VIEW-CHANGE must report, and the last VIEW-CHANGE / NEW-VIEW for resending.
 
 Keys (all under the version prefix b"c1/"):
-    c1/view          {"changing": bool, "view": int}
+    c1/view          {"changing": bool, "epoch": int, "view": int}   (records without "epoch": epoch 0)
     c1/vote/<h:8BE>  {"block_hash": bin32, "phase": "pre_prepare"|"prepare"|"commit", "view": int}
     c1/prep/<h:8BE>  {"block": Block wire, "view": int, "votes": [[index, sig], ...]}
     c1/checkpoint    {"block_hash": bin32, "height": int, "state_root": bin32}: last CHECKPOINT signed
@@ -59,6 +59,7 @@ class PreparedSlot:
 class PersistedState:
     """Everything the log says, decoded. Empty for a fresh node."""
 
+    epoch: int = 0
     view: int = 0
     changing: bool = False
     votes: dict[int, VoteRecord] = field(default_factory=dict)
@@ -72,8 +73,8 @@ def height_key(prefix: bytes, height: int) -> bytes:
     return prefix + height.to_bytes(8, "big")
 
 
-def record_view(view: int, changing: bool) -> LogRecord:
-    return LogRecord(KEY_VIEW, codec.encode({"changing": changing, "view": view}))
+def record_view(epoch: int, view: int, changing: bool) -> LogRecord:
+    return LogRecord(KEY_VIEW, codec.encode({"changing": changing, "epoch": epoch, "view": view}))
 
 
 def record_vote(height: int, vote: VoteRecord) -> LogRecord:
@@ -108,16 +109,21 @@ def delete_height_records(height: int) -> tuple[LogRecord, ...]:
     return (LogRecord(height_key(_VOTE, height), None), LogRecord(height_key(_PREP, height), None))
 
 
-def load_persisted_state(
-    log: Mapping[bytes, bytes], *, params: ConsensusParams, validator_count: int
-) -> PersistedState:
+def load_persisted_state(log: Mapping[bytes, bytes], *, params: ConsensusParams) -> PersistedState:
     """Decode a log the shell read back; raises CodecError if a record is corrupt (the node must not start)."""
     state = PersistedState()
     for key in sorted(log):
         value = log[key]
         if key == KEY_VIEW:
-            record = _map(value, ("changing", "view"))
+            record = codec.decode(value)
+            keys = (
+                ("changing", "epoch", "view")
+                if type(record) is dict and "epoch" in record
+                else ("changing", "view")
+            )
+            record = _map(value, keys)
             state.view, state.changing = _uint(record["view"]), bool(record["changing"])
+            state.epoch = _uint(record.get("epoch", 0))
         elif key.startswith(_VOTE):
             record = _map(value, ("block_hash", "phase", "view"))
             if record["phase"] not in PHASE_RANK:
@@ -135,7 +141,7 @@ def load_persisted_state(
         elif key == KEY_CHECKPOINT:
             state.checkpoint_height = _uint(_map(value, ("block_hash", "height", "state_root"))["height"])
         elif key in (KEY_VIEW_CHANGE, KEY_NEW_VIEW):
-            message = decode_message(value, params=params, validator_count=validator_count)
+            message = decode_message(value, params=params)
             if isinstance(message, ViewChange):
                 state.view_change = message
             elif isinstance(message, NewView):

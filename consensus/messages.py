@@ -19,6 +19,7 @@ from core.errors import CodecError, TransactionError
 from core.genesis import ConsensusParams
 from core.hashing import HASH_BYTES, Domain, hash_value
 from core.keys import SIGNATURE_BYTES
+from core.validators import NUMBER_MAX
 
 Vote = tuple[int, bytes]  # (validator index, signature)
 
@@ -103,6 +104,7 @@ class ViewChange:
     blocks: tuple[
         Block, ...
     ] = ()  # the full blocks of `prepared`, unsigned (checked by hash); stripped in NEW-VIEW
+    epoch: int = 0  # the validator-set epoch whose view is changed (views count from 0 in every epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,7 @@ class NewView:
     ]  # 2f+1 VIEW-CHANGEs for `view` from distinct senders, blocks stripped
     pre_prepares: tuple[PrePrepare, ...]  # the re-proposals the view changes imply, in height order
     signature: bytes  # over compute_new_view_digest
+    epoch: int = 0  # the validator-set epoch of `view`
 
 
 Message = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView
@@ -144,6 +147,7 @@ def compute_view_change_digest(chain_id: str, message: ViewChange) -> bytes:
 def compute_new_view_digest(chain_id: str, message: NewView) -> bytes:
     fields = {
         "chain_id": chain_id,
+        "epoch": message.epoch,
         "pre_prepares": [
             {"block_hash": pp.block_hash, "height": pp.height, "signature": pp.signature}
             for pp in message.pre_prepares
@@ -205,6 +209,7 @@ def message_to_wire(message: Message) -> dict[str, Any]:
     if isinstance(message, ViewChange):
         return {"kind": "view_change", **_view_change_to_wire(message, with_blocks=True)}
     return {
+        "epoch": message.epoch,
         "kind": "new_view",
         "pre_prepares": [message_to_wire(pp) for pp in message.pre_prepares],
         "sender": message.sender,
@@ -228,6 +233,7 @@ def prepared_certificate_to_wire(cert: PreparedCertificate) -> dict[str, Any]:
 
 def _view_change_signed_fields(message: ViewChange) -> dict[str, Any]:
     return {
+        "epoch": message.epoch,
         "prepared": [prepared_certificate_to_wire(cert) for cert in message.prepared],
         "sender": message.sender,
         "stable": None if message.stable is None else message.stable.to_wire(),
@@ -251,7 +257,7 @@ def compute_message_bytes_max(params: ConsensusParams) -> int:
     return params.pipeline_depth * (params.block_bytes_max + _ENVELOPE_BYTES) + _ENVELOPE_BYTES
 
 
-def decode_message(data: bytes, *, params: ConsensusParams, validator_count: int) -> Message:
+def decode_message(data: bytes, *, params: ConsensusParams, validator_count: int = NUMBER_MAX + 1) -> Message:
     """Decode one peer message strictly; raises CodecError (an InvalidInput) for anything malformed."""
     value = codec.decode(
         data,
@@ -261,7 +267,9 @@ def decode_message(data: bytes, *, params: ConsensusParams, validator_count: int
     return message_from_wire(value, params=params, validator_count=validator_count)
 
 
-def message_from_wire(value: Any, *, params: ConsensusParams, validator_count: int) -> Message:
+def message_from_wire(
+    value: Any, *, params: ConsensusParams, validator_count: int = NUMBER_MAX + 1
+) -> Message:
     reader = _Reader(params, validator_count)
     if type(value) is not dict or type(value.get("kind")) is not str:
         raise CodecError("a consensus message is a map with a string 'kind'")
@@ -290,7 +298,9 @@ def message_from_wire(value: Any, *, params: ConsensusParams, validator_count: i
     if kind == "view_change":
         return reader.view_change(value, with_blocks=True)
     if kind == "new_view":
-        _require_keys(value, ("kind", "pre_prepares", "sender", "signature", "view", "view_changes"), kind)
+        _require_keys(
+            value, ("epoch", "kind", "pre_prepares", "sender", "signature", "view", "view_changes"), kind
+        )
         view_changes = reader.bounded_list(value["view_changes"], validator_count, "view_changes")
         pre_prepares = reader.bounded_list(value["pre_prepares"], params.pipeline_depth, "pre_prepares")
         return NewView(
@@ -299,6 +309,7 @@ def message_from_wire(value: Any, *, params: ConsensusParams, validator_count: i
             view_changes=tuple(reader.view_change(vc, with_blocks=False) for vc in view_changes),
             pre_prepares=tuple(reader.pre_prepare(pp, with_kind=True) for pp in pre_prepares),
             signature=reader.signature(value["signature"]),
+            epoch=reader.uint(value["epoch"], "epoch"),
         )
     raise CodecError(f"unknown consensus message kind {kind!r}")
 
@@ -398,7 +409,7 @@ class _Reader:
         )
 
     def view_change(self, value: Any, *, with_blocks: bool) -> ViewChange:
-        keys = ["prepared", "sender", "signature", "stable", "view"]
+        keys = ["epoch", "prepared", "sender", "signature", "stable", "view"]
         if with_blocks:
             keys += ["blocks", "kind"]
         _require_keys(value, keys, "view_change")
@@ -423,6 +434,7 @@ class _Reader:
             prepared=prepared,
             signature=self.signature(value["signature"]),
             blocks=blocks,
+            epoch=self.uint(value["epoch"], "epoch"),
         )
 
 

@@ -156,25 +156,41 @@ class NormalCase:
     def is_signed_by_sender(self, message: Message, height: int) -> bool:
         return self.signatures.is_signed_by(message, self.membership.at(height).key(message.sender))
 
-    def is_in_window(self, message: Prepare | Commit | PrePrepare) -> bool:
-        """Cheap bounds before any signature check; far-ahead heights count as evidence we are behind."""
+    def is_in_window(self, peer: int, message: Prepare | Commit | PrePrepare) -> bool:
+        """Cheap bounds before any signature check: a height above ours whose validator set is certain,
+        a view near the one of the height's epoch (views restart at 0 in an epoch), a member as sender
+        (a non-member is reported); far-ahead heights count as evidence we are behind."""
         delivered = self.chain.delivered_height
-        if message.height <= delivered:
+        height = message.height
+        if not self.membership.is_known(height):
+            # beyond what we executed: who may sign it is not certain yet, but f+1 links claiming such
+            # heights still prove that an honest validator is that far ahead
+            f = self.membership.at(delivered + 1).f
+            self.fetch.note_far(peer, height, delivered, f)
             return False
-        if not self.views.view - VIEW_WINDOW <= message.view <= self.views.view + VIEW_WINDOW:
+        epoch = self.membership.epoch_at(height)
+        if not epoch.validators.contains(message.sender):
+            # honest validators only sign for heights of their sets, however old the height
+            self.out.report(
+                peer, f"message for height {height} from validator {message.sender}, not a member"
+            )
             return False
-        if message.height > max(delivered, self.views.low_height) + self.cfg.height_window:
-            if self.is_signed_by_sender(message, message.height):
-                f = self.membership.at(message.height).f
-                self.fetch.note_far(message.sender, message.height, delivered, f)
+        if height <= delivered:
+            return False
+        view = self.views.view if epoch.number == self.views.epoch else 0
+        if not view - VIEW_WINDOW <= message.view <= view + VIEW_WINDOW:
+            return False
+        if height > max(delivered, self.views.low_height) + self.cfg.height_window:
+            if self.is_signed_by_sender(message, height):
+                self.fetch.note_far(message.sender, height, delivered, epoch.validators.f)
             return False
         return True
 
     def on_pre_prepare(self, peer: int, pp: PrePrepare) -> None:
+        if not self.is_in_window(peer, pp):
+            return
         if pp.sender != self.membership.at(pp.height).primary(pp.view):
             self.out.report(peer, f"pre-prepare for view {pp.view} from non-primary {pp.sender}")
-            return
-        if not self.is_in_window(pp):
             return
         if not self.is_signed_by_sender(pp, pp.height):
             self.out.report(peer, "pre-prepare signature does not verify")
@@ -203,7 +219,7 @@ class NormalCase:
     def _is_new_vote(self, peer: int, vote: Prepare | Commit, kind: str) -> bool:
         """Tally a PREPARE or COMMIT; False when it is out of window, forged, or not new (a conflicting
         second vote from the same sender is kept as evidence)."""
-        if not self.is_in_window(vote):
+        if not self.is_in_window(peer, vote):
             return False
         if not self.is_signed_by_sender(vote, vote.height):
             self.out.report(peer, f"{kind} signature does not verify")
@@ -234,8 +250,10 @@ class NormalCase:
                 self._vote_on(height)
 
     def _is_primary(self) -> bool:
+        """We are the primary of the view for the next height, with the key the set names for us (a
+        validator whose key is being replaced is not, with the other key, until the new one is in force)."""
         height = self.chain.delivered_height + 1
-        return self.membership.at(height).primary(self.views.view) == self.index
+        return self.membership.at(height).primary(self.views.view) == self.index and self._is_member(height)
 
     def _next_free_height(self) -> int:
         height = max(self.chain.delivered_height, self.views.low_height) + 1
@@ -243,10 +261,19 @@ class NormalCase:
             height += 1
         return height
 
+    def _epoch_end(self) -> int | None:
+        """The last height of the current epoch, once the change that ends it is approved."""
+        return self.membership.last_height(self.views.epoch)
+
+    def _is_member(self, height: int) -> bool:
+        """We are a validator of the set certifying `height` (with the key we sign with)."""
+        return self.membership.at(height).key_of(self.index) == self.signer.public_key
+
     def _accept_pre_prepares(self) -> None:
         view = self.views.view
         height = self._next_free_height()
-        while True:
+        last = self._epoch_end()
+        while last is None or height <= last:  # the next epoch's heights belong to its views
             pp = self.votes.pre_prepare(view, height)
             if pp is None or self.votes.is_rejected(view, height) or height in self._reproposed:
                 return
@@ -335,6 +362,11 @@ class NormalCase:
                 abs(header.time_ms - received_ms) <= self.p.clock_drift_max_ms,
                 "time_ms is too far from our clock",
             ),
+            (
+                header.validators_hash == self.membership.at(height).set_hash
+                and header.next_validators_hash == self.membership.at(height + 1).set_hash,
+                "the validator sets it names differ from ours",
+            ),
         )
         for ok, reason in checks:
             if not ok:
@@ -390,12 +422,15 @@ class NormalCase:
 
     def _propose(self) -> None:
         view = self.views.view
+        last = self._epoch_end()
         while True:
             height = self._next_free_height()
             if height - self.p.pipeline_depth > self.chain.executed_height or self.votes.pre_prepare(
                 view, height
             ):
                 return
+            if last is not None and height > last:
+                return  # the next epoch's primary proposes it
             if self.safety.last_vote_view(height) >= view:
                 return  # proposed here before a restart; let a view change resolve it
             if self._is_batch_still_filling():
@@ -425,6 +460,8 @@ class NormalCase:
                 state_height=state_height,
                 state_root=roots.state_root,
                 results_root=roots.results_root,
+                validators_hash=self.membership.at(height).set_hash,
+                next_validators_hash=self.membership.at(height + 1).set_hash,
             )
             block = Block(header, block_txs)
             pp = self.signer.sign(PrePrepare.of_block(view, block, self.index))
@@ -459,6 +496,8 @@ class NormalCase:
     def _vote_on(self, height: int) -> None:
         """Send PREPARE and then COMMIT for an accepted pre-prepare when due (again after a restart: the
         same vote re-signed is the same deterministic signature, and it re-enters our own tally)."""
+        if not self._is_member(height):
+            return  # a validator not in this height's set follows the votes of those who are
         proposal = self._accepted[height]
         pp = proposal.pp
         view = self.views.view
@@ -517,7 +556,8 @@ class NormalCase:
     def deliver(self) -> None:
         """Hand certified blocks to the executor strictly in height order."""
         delivered_any = False
-        while True:
+        while self.chain.delivered_height < self.chain.executed_height + self.membership.margin:
+            # (never further ahead of execution: the next height's validator set must stay certain)
             height = self.chain.delivered_height + 1
             certified = self.candidates.pop_certified(height)
             if certified is None:
@@ -530,7 +570,8 @@ class NormalCase:
                     None,
                     self.chain.tip(),
                     chain_id=self.cfg.chain_id,
-                    validator_keys=self.membership.at(height).keys,
+                    validators=self.membership.at(height),
+                    next_validators=self.membership.at(height + 1),
                     params=self.p,
                 )
             except SuccessorError as exc:

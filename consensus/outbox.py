@@ -105,6 +105,10 @@ class Signer:
         self._chain_id = chain_id
         self._key = key
 
+    @property
+    def public_key(self) -> bytes:
+        return self._key.public_key
+
     def sign(self, unsigned: M) -> M:
         return replace(unsigned, signature=self._key.sign(compute_signing_digest(self._chain_id, unsigned)))
 

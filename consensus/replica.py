@@ -56,7 +56,7 @@ from consensus.events import (
     TxRefused,
     TxsFetched,
 )
-from consensus.membership import Membership, ValidatorSet
+from consensus.membership import Membership
 from consensus.messages import Checkpoint, Commit, Message, Prepare, PrePrepare, ViewChange
 from consensus.normal_case import NormalCase
 from consensus.outbox import Clock, Evidence, EvidenceLog, Outbox, SignatureCheck, Signer, Timers
@@ -68,9 +68,9 @@ from consensus.view_change import ViewChanger
 from consensus.view_state import Status, ViewState
 from consensus.votes import VoteBook
 from core.block import EMPTY_ROOT, Block, CommitCertificate
-from core.errors import InvariantBroken
 from core.keys import SigningKey, is_valid_signature
 from core.tx import SignedTx
+from core.validators import ValidatorSet
 
 # the names the shell and the tests import from here
 __all__ = ["Evidence", "ExecutionRoots", "RecoveredState", "Replica", "ReplicaConfig", "Status"]
@@ -85,6 +85,8 @@ class RecoveredState:
     recent_blocks: Sequence[tuple[Block, CommitCertificate]] = ()  # ascending, ending at executed_height;
     # the last tx_validity_blocks_max of them (fewer near genesis), for replay protection and chaining
     log: Mapping[bytes, bytes] = field(default_factory=dict)  # every record Persist wrote and did not delete
+    # every validator-set change the executed chain approved: (height approved at, the new set), ascending
+    validator_changes: Sequence[tuple[int, ValidatorSet]] = ()
 
     @classmethod
     def genesis(cls, state_root: bytes, results_root: bytes = EMPTY_ROOT) -> RecoveredState:
@@ -103,23 +105,29 @@ class Replica:
         verify: Verify = is_valid_signature,
         pool_limits: PoolLimits | None = None,
     ) -> None:
-        if config.validator_keys[config.index] != key.public_key:
-            raise InvariantBroken("the signing key is not the configured validator's key")
+        genesis_keys = config.validator_keys
+        # (the key is not checked against genesis: a validator added later, or whose key was replaced, is a
+        # member only where the chain's sets name its number with this key; elsewhere it votes for nothing)
         self.cfg = config
         p = config.params
-        self.membership = Membership(ValidatorSet(config.validator_keys))
-        persisted = clog.load_persisted_state(
-            recovered.log, params=p, validator_count=len(config.validator_keys)
+        self.membership = Membership(
+            ValidatorSet.of_keys(genesis_keys),
+            checkpoint_interval=p.checkpoint_interval,
+            pipeline_depth=p.pipeline_depth,
+            executed_height=recovered.executed_height,
+            approvals=recovered.validator_changes,
         )
+        persisted = clog.load_persisted_state(recovered.log, params=p)
 
         self._clock = Clock()
         self._out = Outbox()
         self._timers = Timers(self._clock, self._out, TIMER_SLACK_MS)
         self._evidence = EvidenceLog(self._out, EVIDENCE_MAX)
         signer = Signer(config.chain_id, key)
+        self._signer_key = key.public_key
         signatures = SignatureCheck(config.chain_id, verify)
         status = Status.VIEW_CHANGE if persisted.changing else Status.NORMAL
-        self._views = ViewState(self._out, persisted.view, status)
+        self._views = ViewState(self._out, persisted.view, status, persisted.epoch)
         self._votes = VoteBook()
         self._chain = ChainWindow(
             genesis_hash=config.genesis_hash,
@@ -132,7 +140,7 @@ class Replica:
         self._candidates = Candidates()
         self._safety = SafetyLog(persisted.votes, persisted.prepared)
         self._pool = PendingPool(pool_limits or PoolLimits.for_chain(p.block_txs_max))
-        self._fetch = FetchTracker(config.index, len(config.validator_keys))
+        self._fetch = FetchTracker(config.index)
         self._progress = ProgressTimer(self._clock, self._timers, p.view_timeout_ms)
         self._assembly = BlockAssembly(
             index=config.index,
@@ -162,7 +170,7 @@ class Replica:
             assembly=self._assembly,
             fetch=self._fetch,
             progress=self._progress,
-            on_delivered=self._collect_garbage,
+            on_delivered=self._after_delivery,
         )
         self._transfer = StateTransfer(
             config=config,
@@ -222,6 +230,7 @@ class Replica:
         self._clock.advance(now_ms)
         self._progress.restart()
         self._assembly.start()
+        self._maybe_start_epoch()  # we may have crashed between delivering an epoch's end and saying so
         self._view_changer.resume()
         self._transfer.probe()
         self._after_step()
@@ -259,6 +268,10 @@ class Replica:
     @property
     def view(self) -> int:
         return self._views.view
+
+    @property
+    def epoch(self) -> int:
+        return self._views.epoch
 
     @property
     def status(self) -> Status:
@@ -325,6 +338,21 @@ class Replica:
         )
         self._transfer.after_step()
 
+    def _after_delivery(self) -> None:
+        self._maybe_start_epoch()
+        self._collect_garbage()
+
+    def _maybe_start_epoch(self) -> None:
+        """Delivering the last height of an epoch starts the next one: its set, from view 0 (a replica
+        that delivered several epochs at once, by state transfer, starts the latest)."""
+        epoch = self.membership.epoch_at(self._chain.delivered_height + 1)
+        if epoch.number <= self._views.epoch or self._views.is_halted:
+            return
+        self._views.become_epoch(epoch.number, low_height=epoch.first_height - 1)
+        self._normal.clear_accepted()
+        self._view_changer.start_epoch()
+        self._progress.restart()
+
     def _collect_garbage(self) -> None:
         """Forget what delivery or a view change made obsolete, in every part."""
         p = self.cfg.params
@@ -374,7 +402,8 @@ class Replica:
         return None
 
     def _is_primary(self) -> bool:
-        return self.primary == self.cfg.index
+        validators = self.membership.at(self._chain.delivered_height + 1)
+        return self.primary == self.cfg.index and validators.key_of(self.cfg.index) == self._signer_key
 
     def _on_timer(self, timer_id: str) -> None:
         if not self._timers.take_fired(timer_id):
@@ -393,9 +422,7 @@ class Replica:
             self._assembly.on_timer()
 
     def _on_message(self, peer: int, message: Message) -> None:
-        if not self.membership.at(self._chain.delivered_height + 1).contains(message.sender):
-            self._out.report(peer, f"message from non-validator index {message.sender}")
-            return
+        # (each part checks the sender against the set in force at the message's height or epoch)
         if message.sender == self.cfg.index:
             return
         if isinstance(message, PrePrepare):
@@ -412,7 +439,7 @@ class Replica:
             self._view_changer.on_new_view(peer, message)
 
     def _on_peer_connected(self, peer: int) -> None:
-        if not self.membership.at(self._chain.delivered_height + 1).contains(peer) or peer == self.cfg.index:
+        if peer == self.cfg.index:
             return
         self._transfer.on_peer_connected(peer)
         self._view_changer.on_peer_connected(peer)
@@ -420,6 +447,7 @@ class Replica:
     def _on_executed(self, event: BlockExecuted) -> None:
         height = event.height
         self._chain.record_execution(height, ExecutionRoots(event.state_root, event.results_root))
+        self.membership.note_executed(height, event.validators)
         # a committed header that carries roots for this height must agree with our execution
         p = self.cfg.params
         for later in range(height + 1, min(self._chain.delivered_height, height + p.pipeline_depth) + 1):
@@ -433,4 +461,8 @@ class Replica:
                 )
                 return
         self._checkpoints.on_executed(height, event.state_root)
+        # delivery may go further now that more heights' validator sets are certain
+        self._transfer.on_executed()
+        if self._candidates.is_certified(self._chain.delivered_height + 1):
+            self._normal.deliver()
         self._normal.advance()

@@ -10,7 +10,7 @@ asked again for PENALTY_MS. Peer choice rotates deterministically, so no randomn
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 FETCH_CHUNK = 100  # blocks asked for per request
@@ -22,7 +22,6 @@ class FetchTracker:
     """Which fetch is outstanding, how far we know the chain goes, and which peers to avoid."""
 
     me: int
-    validator_count: int
     target_height: int = 0  # highest height we have evidence the network committed
     hint_peers: list[int] = field(default_factory=list)  # peers that showed they have target_height
     outstanding_peer: int | None = None
@@ -63,9 +62,9 @@ class FetchTracker:
     def penalize(self, peer: int, now_ms: int) -> None:
         self.penalized_until_ms[peer] = now_ms + PENALTY_MS
 
-    def choose_peer(self, now_ms: int) -> int | None:
-        """Next peer to ask: hinted peers first, then the others, skipping penalized ones."""
-        others = [p for p in range(self.validator_count) if p != self.me and p not in self.hint_peers]
+    def choose_peer(self, now_ms: int, validators: Sequence[int]) -> int | None:
+        """Next peer to ask: hinted peers first, then the other `validators`, skipping penalized ones."""
+        others = [p for p in validators if p != self.me and p not in self.hint_peers]
         order = [p for p in self.hint_peers + others if self.penalized_until_ms.get(p, 0) <= now_ms]
         if not order:
             return None

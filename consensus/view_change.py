@@ -13,11 +13,17 @@ from dataclasses import replace
 
 from consensus import log as clog
 from consensus.catch_up import StateTransfer
-from consensus.certificate import NewViewPlan, ProofError, compute_new_view_plan, validate_view_change
+from consensus.certificate import (
+    NewViewPlan,
+    NotYetCheckable,
+    ProofError,
+    compute_new_view_plan,
+    validate_view_change,
+)
 from consensus.chain import Candidates, ChainWindow
 from consensus.config import VIEW_WINDOW, ReplicaConfig
 from consensus.events import TIMER_BATCH, TIMER_PROGRESS, TIMER_RETRANSMIT, TIMER_VIEW_CHANGE
-from consensus.membership import Membership, ValidatorSet
+from consensus.membership import Membership
 from consensus.messages import NewView, PrePrepare, ViewChange
 from consensus.normal_case import NormalCase
 from consensus.outbox import Clock, EvidenceLog, Outbox, SignatureCheck, Signer, Timers
@@ -26,6 +32,7 @@ from consensus.safety import SafetyLog
 from consensus.transfer import FetchTracker
 from consensus.view_state import ViewState
 from consensus.votes import VoteBook
+from core.validators import ValidatorSet
 
 
 class ViewChanger:
@@ -79,8 +86,21 @@ class ViewChanger:
         self._new_view_shown_ms: dict[int, int] = {}  # peer -> when we last showed it our NEW-VIEW
 
     def _validators(self) -> ValidatorSet:
-        """The set that runs the view change: the one in force above our delivered height."""
+        """The set that runs the view change: the current epoch's, in force above our delivered height."""
         return self.membership.at(self.chain.delivered_height + 1)
+
+    def _is_member(self) -> bool:
+        return self._validators().key_of(self.index) == self.signer.public_key
+
+    def start_epoch(self) -> None:
+        """The previous epoch ended: its view changes, and what we said in them, are moot."""
+        for timer_id in (TIMER_VIEW_CHANGE, TIMER_RETRANSMIT):
+            self.timers.cancel(timer_id)
+        self._view_changes = {}
+        self._mine = None
+        self._new_view = None
+        self._new_view_shown_ms = {}
+        self.out.persist(clog.record_view(self.views.epoch, self.views.view, False))
 
     # --- restart --------------------------------------------------------------------------------------
 
@@ -107,6 +127,11 @@ class ViewChanger:
     def on_progress_timeout(self) -> None:
         if not self.views.is_normal:
             return
+        if not self._is_member():
+            # a validator not (or not yet, or no longer) in the set does not depose anyone: it follows
+            self.progress.on_probe()
+            self.transfer.probe()
+            return
         if not self.progress.probed:
             # first ask whether we are merely behind: a lagging replica should fetch, not depose the primary
             self.progress.on_probe()
@@ -128,7 +153,7 @@ class ViewChanger:
     # --- asking for a new view ------------------------------------------------------------------------
 
     def _become_view_change(self, new_view: int) -> None:
-        if new_view <= self.views.view and self.views.is_changing:
+        if (new_view <= self.views.view and self.views.is_changing) or not self._is_member():
             return
         self.progress.on_view_change()
         self.views.become_view_change(new_view)
@@ -152,7 +177,11 @@ class ViewChanger:
         """Report the certificate of our last delivered block (not a higher one we merely learned: the
         NEW-VIEW's low mark must be a height honest replicas can serve) and what we prepared above it."""
         low = self.chain.delivered_height
-        slots = self.safety.prepared_between(low, low + self.p.pipeline_depth)
+        high = low + self.p.pipeline_depth
+        last = self.membership.last_height(self.views.epoch)
+        if last is not None:
+            high = min(high, last)  # nothing of the next epoch belongs in this one's view change
+        slots = self.safety.prepared_between(low, high)
         return self.signer.sign(
             ViewChange(
                 view=self.views.view,
@@ -161,13 +190,16 @@ class ViewChanger:
                 prepared=tuple(s.certificate for s in slots),
                 signature=b"",
                 blocks=tuple(s.block for s in slots),
+                epoch=self.views.epoch,
             )
         )
 
     def _send_view_change(self, *, refresh: bool) -> None:
         if refresh or self._mine is None:
             self._mine = self._make_view_change()
-            self.out.persist(clog.record_view(self.views.view, True), clog.record_view_change(self._mine))
+            self.out.persist(
+                clog.record_view(self.views.epoch, self.views.view, True), clog.record_view_change(self._mine)
+            )
         self._view_changes.setdefault(self.views.view, {})[self.index] = self._mine
         self.out.broadcast(self._mine)
         self.timers.set(TIMER_RETRANSMIT, self.p.view_timeout_ms)
@@ -175,6 +207,8 @@ class ViewChanger:
     # --- VIEW-CHANGE messages ---------------------------------------------------------------------------
 
     def on_view_change(self, peer: int, vc: ViewChange) -> None:
+        if vc.epoch != self.views.epoch:
+            return  # of an epoch we left (the sender catches up) or have not reached (so shall we)
         view = self.views.view
         if vc.view < view or (vc.view == view and self.views.is_normal):
             self._help_lagging_peer(peer, vc)
@@ -186,6 +220,8 @@ class ViewChanger:
             return
         try:
             self._validate_view_change(vc)
+        except NotYetCheckable:
+            return
         except ProofError as exc:
             self.out.report(peer, f"invalid view change: {exc}")
             return
@@ -199,8 +235,9 @@ class ViewChanger:
         self._check_view_change_quorum()
 
     def _validate_view_change(self, vc: ViewChange) -> None:
-        keys = self._validators().keys
-        validate_view_change(vc, self.cfg.chain_id, keys, self.signatures.verify)
+        validate_view_change(
+            vc, self.cfg.chain_id, self._validators(), self.membership, self.signatures.verify
+        )
 
     def _help_lagging_peer(self, peer: int, vc: ViewChange) -> None:
         """A peer still asks for a view we already run: show it the NEW-VIEW."""
@@ -251,7 +288,7 @@ class ViewChanger:
         at_or_above = {s for v, senders in self._view_changes.items() if v >= view for s in senders}
         if len(at_or_above) >= validators.quorum and TIMER_VIEW_CHANGE not in self.timers:
             self.timers.set(TIMER_VIEW_CHANGE, self.progress.timeout_ms())
-        is_primary = validators.primary(view) == self.index
+        is_primary = validators.primary(view) == self.index and self._is_member()
         if is_primary and len(self._view_changes.get(view, {})) >= validators.quorum:
             self._send_new_view()
 
@@ -273,7 +310,9 @@ class ViewChanger:
             pre_prepares.append(self.signer.sign(PrePrepare.of_block(view, block, self.index)))
             records.append(self.safety.log_vote(view, height, header.block_hash, clog.PHASE_PRE_PREPARE))
         stripped = tuple(replace(vc, blocks=()) for vc in chosen)
-        new_view = self.signer.sign(NewView(view, self.index, stripped, tuple(pre_prepares), b""))
+        new_view = self.signer.sign(
+            NewView(view, self.index, stripped, tuple(pre_prepares), b"", epoch=self.views.epoch)
+        )
         self.out.persist(*records)
         self.out.broadcast(new_view)
         self._enter_view(new_view, plan)
@@ -281,6 +320,8 @@ class ViewChanger:
     def on_new_view(self, peer: int, nv: NewView) -> None:
         # no upper bound on the view: a NEW-VIEW proves itself (2f+1 VIEW-CHANGEs), and a replica that
         # slept through several views catches up with it
+        if nv.epoch != self.views.epoch:
+            return
         if nv.view < self.views.view or (nv.view == self.views.view and self.views.is_normal):
             return
         validators = self._validators()
@@ -289,26 +330,32 @@ class ViewChanger:
         ):
             self.out.report(peer, "new-view not signed by the view's primary")
             return
-        problem = self._check_new_view(nv)
+        try:
+            problem = self._check_new_view(nv)
+        except NotYetCheckable:
+            return  # it names heights whose validator set we do not know yet: we are behind
         if problem:
             self.out.report(nv.sender, f"invalid new-view for view {nv.view}: {problem}")
             return
         self._enter_view(nv, self._plan(nv.view_changes))
 
     def _check_new_view(self, nv: NewView) -> str:
+        """'' if valid, else why not; NotYetCheckable if it names heights whose set is not certain yet."""
         validators = self._validators()
         senders = [vc.sender for vc in nv.view_changes]
         if len(set(senders)) != len(senders) or len(senders) < validators.quorum:
             return "needs view changes from a quorum of distinct validators"
         known = self._view_changes.get(nv.view, {})
         for vc in nv.view_changes:
-            if vc.view != nv.view:
+            if vc.view != nv.view or vc.epoch != nv.epoch:
                 return "contains a view change for another view"
             mine = known.get(vc.sender)
             if mine is not None and mine.signature == vc.signature:
                 continue  # verified when it arrived
             try:
                 self._validate_view_change(vc)
+            except NotYetCheckable:
+                raise
             except ProofError as exc:
                 return str(exc)
         plan = self._plan(nv.view_changes)
@@ -323,10 +370,11 @@ class ViewChanger:
 
     def _plan(self, view_changes: Sequence[ViewChange]) -> NewViewPlan:
         f = self._validators().f
-        return compute_new_view_plan(view_changes, self.cfg.genesis_hash, self.p.pipeline_depth, f)
+        last = self.membership.last_height(self.views.epoch)
+        return compute_new_view_plan(view_changes, self.cfg.genesis_hash, self.p.pipeline_depth, f, last)
 
     def _enter_view(self, nv: NewView, plan: NewViewPlan) -> None:
-        self.out.persist(clog.record_view(nv.view, False), clog.record_new_view(nv))
+        self.out.persist(clog.record_view(nv.epoch, nv.view, False), clog.record_new_view(nv))
         self._restore_new_view(nv)
         for timer_id in (TIMER_VIEW_CHANGE, TIMER_RETRANSMIT):
             self.timers.cancel(timer_id)

@@ -1,9 +1,11 @@
-"""Where the replica stands: its view, whether it orders blocks in it, and the view's low mark.
+"""Where the replica stands: its epoch and view, whether it orders blocks in it, and the view's low mark.
 
 The replica's phase changes only through the `become_*` functions, checked against one transition table:
 NORMAL (ordering blocks in `view`) -> VIEW_CHANGE (asked for a higher view, waiting for its NEW-VIEW) ->
-NORMAL (entered a NEW-VIEW); NORMAL -> NORMAL (a NEW-VIEW for a later view); any phase -> HALTED (state
-divergence: every later input is ignored).
+NORMAL (entered a NEW-VIEW); NORMAL -> NORMAL (a NEW-VIEW for a later view, or the next epoch, which
+starts at view 0 above the last height of the previous one); any phase -> HALTED (state divergence:
+every later input is ignored). Views count from 0 in every epoch (the validator set of an epoch is
+consensus.membership's); the epoch of a height is a function of the chain.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ _TRANSITIONS: dict[Status, frozenset[Status]] = {
 
 
 class ViewState:
-    def __init__(self, outbox: Outbox, view: int, status: Status) -> None:
+    def __init__(self, outbox: Outbox, view: int, status: Status, epoch: int = 0) -> None:
         self._outbox = outbox
+        self.epoch = epoch
         self.view = view
         self.status = status
         self.low_height = 0  # min_s of the current view: every height up to it is proven committed
@@ -55,6 +58,13 @@ class ViewState:
         """Enter a NEW-VIEW: order blocks in `view` above `low_height`."""
         self._move(Status.NORMAL)
         self.view = view
+        self.low_height = low_height
+
+    def become_epoch(self, epoch: int, low_height: int) -> None:
+        """The previous epoch ended at `low_height` (delivered): order the next one from view 0."""
+        self._move(Status.NORMAL)
+        self.epoch = epoch
+        self.view = 0
         self.low_height = low_height
 
     def halt(self, reason: str) -> None:

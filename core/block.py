@@ -15,8 +15,8 @@ from core import codec
 from core.errors import CodecError, InvalidInput
 from core.hashing import HASH_BYTES, Domain, hash_value, merkle_root
 from core.keys import SIGNATURE_BYTES, is_valid_signature
-from core.quorum import compute_quorum
 from core.tx import DEFAULT_TX_BYTES_MAX, SignedTx, decode_transaction
+from core.validators import ValidatorSet
 
 RESULT_OK = "ok"
 
@@ -33,11 +33,14 @@ class BlockHeader:
     state_height: int  # the height whose post-execution roots follow
     state_root: bytes  # world-state root after executing block state_height
     results_root: bytes  # merkle_root of result hashes of block state_height
+    validators_hash: bytes  # hash of the validator set certifying this height (core/validators.py)
+    next_validators_hash: bytes  # hash of the set certifying the next height (differs at an epoch's end)
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "chain_id": self.chain_id,
             "height": self.height,
+            "next_validators_hash": self.next_validators_hash,
             "prev_hash": self.prev_hash,
             "proposer": self.proposer,
             "results_root": self.results_root,
@@ -46,6 +49,7 @@ class BlockHeader:
             "time_ms": self.time_ms,
             "tx_count": self.tx_count,
             "tx_root": self.tx_root,
+            "validators_hash": self.validators_hash,
         }
 
     @classmethod
@@ -54,7 +58,14 @@ class BlockHeader:
         header = cls(**value)
         for name in ("height", "time_ms", "proposer", "tx_count", "state_height"):
             _require_uint(getattr(header, name), name)
-        for name in ("prev_hash", "tx_root", "state_root", "results_root"):
+        for name in (
+            "prev_hash",
+            "tx_root",
+            "state_root",
+            "results_root",
+            "validators_hash",
+            "next_validators_hash",
+        ):
             _require_digest(getattr(header, name), name)
         if type(header.chain_id) is not str:
             raise CodecError("chain_id must be a string")
@@ -196,9 +207,10 @@ class CertificateError(InvalidInput):
 
 
 def verify_commit_certificate(
-    certificate: CommitCertificate, header: BlockHeader, validator_keys: Sequence[bytes]
+    certificate: CommitCertificate, header: BlockHeader, validators: ValidatorSet
 ) -> None:
-    """Raise CertificateError unless 2f+1 distinct validators signed COMMIT for exactly this header."""
+    """Raise CertificateError unless a quorum of `validators` (the set in force at the header's height)
+    signed COMMIT for exactly this header, each once."""
     if certificate.height != header.height:
         raise CertificateError(f"certificate is for height {certificate.height}, block is {header.height}")
     if certificate.block_hash != header.block_hash:
@@ -206,15 +218,14 @@ def verify_commit_certificate(
     indexes = [index for index, _ in certificate.votes]
     if indexes != sorted(set(indexes)):
         raise CertificateError("votes must come from distinct validators in increasing index order")
-    needed = compute_quorum(len(validator_keys))
-    if len(indexes) < needed:
-        raise CertificateError(f"{len(indexes)} votes, a quorum needs {needed}")
+    if len(indexes) < validators.quorum:
+        raise CertificateError(f"{len(indexes)} votes, a quorum needs {validators.quorum}")
     digest = compute_commit_digest(header.chain_id, certificate.view, header.height, header.block_hash)
     for index, signature in certificate.votes:
-        if not 0 <= index < len(validator_keys):
-            raise CertificateError(f"vote from unknown validator index {index}")
+        if not validators.contains(index):
+            raise CertificateError(f"vote from validator {index}, not a member of the set in force")
         if len(signature) != SIGNATURE_BYTES or not is_valid_signature(
-            validator_keys[index], digest, signature
+            validators.key(index), digest, signature
         ):
             raise CertificateError(f"signature of validator {index} does not verify")
 

@@ -23,6 +23,7 @@ from core.errors import CodecError, GenesisError
 from core.hashing import Domain, hash_value
 from core.quorum import compute_max_faulty
 from core.tx import CHAIN_ID_PATTERN, ORG_ID_PATTERN
+from core.validators import ValidatorSet
 
 MAX_GENESIS_BYTES = 4 * 1024 * 1024
 _HEX_KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -186,6 +187,11 @@ class Genesis(_Strict):
     @cached_property
     def validator_keys(self) -> tuple[bytes, ...]:
         return tuple(v.node_key_bytes for v in self.validators)
+
+    @cached_property
+    def validator_set(self) -> ValidatorSet:
+        """The genesis validator set: numbers 0..n-1 in genesis order (core/validators.py)."""
+        return ValidatorSet.of_keys(self.validator_keys)
 
     @property
     def max_faulty(self) -> int:

@@ -40,6 +40,7 @@ class Domain(Enum):
     NEW_VIEW = "new-view"
     PEER_HANDSHAKE = "peer-handshake"
     KEY_ID = "key-id"
+    VALIDATOR_SET = "validator-set"  # a validator set, as block headers name it (core/validators.py)
 
     @property
     def prefix(self) -> bytes:

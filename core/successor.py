@@ -6,11 +6,13 @@ order (the first failure raises SuccessorError naming its check):
   2. chain id      the header's chain id is the chain's;
   3. hash link     prev_hash is the tip's hash;
   4. block time    time_ms exceeds the tip's time_ms;
-  5. proposer      the proposer index names a validator of the set in force at h;
+  5. proposer      the proposer number names a member of the set in force at h;
+  5b. validator sets  validators_hash is the hash of the set in force at h, next_validators_hash that of
+                 the set in force at h + 1 (they differ only at the last height of an epoch);
   6. tx count      tx_count equals the number of transactions, which is at most block_txs_max;
   7. tx root       tx_root is the merkle root of the transaction ids in order;
   8. state height  state_height = max(0, h - pipeline_depth);
-  9. certificate   2f+1 distinct validators of the set in force at h signed COMMIT for this header
+  9. certificate   a quorum of distinct members of the set in force at h signed COMMIT for this header
                    (core.block.verify_commit_certificate);
  10. state root, results root   they equal our own roots of state_height, where we have them.
 Checks 1, 3 and 4 need the tip (skipped while it is unknown, e.g. for a block buffered ahead); check 9
@@ -21,18 +23,20 @@ needs a certificate (skipped for one a replica assembled itself from votes it ve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.block import Block, CertificateError, CommitCertificate, compute_tx_root, verify_commit_certificate
 from core.errors import InvalidInput
 from core.genesis import ConsensusParams
+from core.validators import ValidatorSet
 
 CHECK_HEIGHT = "height"
 CHECK_CHAIN_ID = "chain id"
 CHECK_HASH_LINK = "hash link"
 CHECK_BLOCK_TIME = "block time"
 CHECK_PROPOSER = "proposer"
+CHECK_VALIDATORS = "validator sets"
 CHECK_TX_COUNT = "transaction count"
 CHECK_TX_ROOT = "transaction root"
 CHECK_STATE_HEIGHT = "state height"
@@ -70,7 +74,8 @@ def validate_certified_successor(
     tip: ChainTip | None,
     *,
     chain_id: str,
-    validator_keys: Sequence[bytes],
+    validators: ValidatorSet,
+    next_validators: ValidatorSet,
     params: ConsensusParams,
     roots: RootsLookup | None = None,
 ) -> None:
@@ -91,8 +96,22 @@ def validate_certified_successor(
         raise SuccessorError(
             height, CHECK_BLOCK_TIME, f"time_ms {header.time_ms} does not exceed {tip.time_ms}"
         )
-    if header.proposer >= len(validator_keys):
-        raise SuccessorError(height, CHECK_PROPOSER, f"no validator with index {header.proposer}")
+    if not validators.contains(header.proposer):
+        raise SuccessorError(
+            height, CHECK_PROPOSER, f"validator {header.proposer} is not a member of the set"
+        )
+    if header.validators_hash != validators.set_hash:
+        raise SuccessorError(
+            height,
+            CHECK_VALIDATORS,
+            f"validators_hash {header.validators_hash.hex()} is not the set in force",
+        )
+    if header.next_validators_hash != next_validators.set_hash:
+        raise SuccessorError(
+            height,
+            CHECK_VALIDATORS,
+            f"next_validators_hash {header.next_validators_hash.hex()} is not the set in force at {height + 1}",
+        )
     if header.tx_count != len(block.txs):
         raise SuccessorError(
             height,
@@ -119,7 +138,7 @@ def validate_certified_successor(
         )
     if certificate is not None:
         try:
-            verify_commit_certificate(certificate, header, validator_keys)
+            verify_commit_certificate(certificate, header, validators)
         except CertificateError as exc:
             raise SuccessorError(height, CHECK_CERTIFICATE, str(exc)) from None
     ours = None if roots is None else roots(state_height)

@@ -189,7 +189,8 @@ class ObserverFollower:
             certificate,
             tip,
             chain_id=self.genesis.chain_id,
-            validator_keys=self.genesis.validator_keys,
+            validators=self.genesis.validator_set,
+            next_validators=self.genesis.validator_set,
             params=self.genesis.consensus,
             roots=self.store.get_roots if check_roots else None,
         )

@@ -124,6 +124,8 @@ class Chain:
             state_height=0,
             state_root=EMPTY_ROOT,
             results_root=EMPTY_ROOT,
+            validators_hash=EMPTY_ROOT,
+            next_validators_hash=EMPTY_ROOT,
         )
         execution = execute_block(
             self.state, Block(header, tuple(txs)), self.registry, is_committed=self.committed.__contains__

@@ -115,7 +115,18 @@ def test_block_execution_reports_per_tx_writes() -> None:
         chain.make_tx("ent1", "transfer_allowances", {"to": "ent2", "amount_t": 1}),
     )
     header = BlockHeader(
-        CHAIN_ID, 1, bytes(32), chain.time_ms + 1, 0, 2, EMPTY_ROOT, 0, EMPTY_ROOT, EMPTY_ROOT
+        CHAIN_ID,
+        1,
+        bytes(32),
+        chain.time_ms + 1,
+        0,
+        2,
+        EMPTY_ROOT,
+        0,
+        EMPTY_ROOT,
+        EMPTY_ROOT,
+        EMPTY_ROOT,
+        EMPTY_ROOT,
     )
     execution = execute_block(chain.state, Block(header, txs), chain.registry, is_committed=lambda _: False)
     assert execution.tx_writes[1] == {}

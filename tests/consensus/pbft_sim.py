@@ -43,6 +43,7 @@ from consensus.events import (
     TxRefused,
     TxsFetched,
 )
+from consensus.membership import Membership
 from consensus.messages import (
     Commit,
     Message,
@@ -55,13 +56,21 @@ from consensus.messages import (
 )
 from consensus.replica import ExecutionRoots, RecoveredState, Replica, ReplicaConfig
 from consensus.transfer import FETCH_CHUNK
-from core.block import EMPTY_ROOT, Block, BlockHeader, CommitCertificate
+from core.block import (
+    EMPTY_ROOT,
+    Block,
+    BlockHeader,
+    CertificateError,
+    CommitCertificate,
+    verify_commit_certificate,
+)
 from core.devkeys import dev_node_key
 from core.errors import CodecError
 from core.genesis import ConsensusParams
 from core.hashing import Domain, merkle_root, tagged_hash
 from core.keys import SigningKey, is_valid_signature
 from core.tx import SignedTx, TxBody, sign_transaction
+from core.validators import ValidatorSet, compute_activation_height
 
 CHAIN_ID = "sim-devnet"
 GENESIS_HASH = tagged_hash(Domain.GENESIS, b"simulation")
@@ -96,30 +105,82 @@ def make_tx(number: int, valid_until: int = 1000) -> SignedTx:
     return _TX_CACHE[key]
 
 
+_CHANGE_CACHE: dict[tuple[int, tuple[tuple[int, bytes], ...], int], SignedTx] = {}
+
+
+def make_change_tx(number: int, members: list[tuple[int, bytes]], valid_until: int = 1000) -> SignedTx:
+    """The simulated governance: a transaction that, once committed, approves this validator set."""
+    key = (number, tuple(members), valid_until)
+    if key not in _CHANGE_CACHE:
+        args = {"members": [[n, k.hex()] for n, k in members], "n": number}
+        body = TxBody(
+            CHAIN_ID,
+            "carbon",
+            "set_validators",
+            args,
+            "sim",
+            CLIENT_KEY.public_key,
+            10**9 + number,
+            valid_until,
+        )
+        _CHANGE_CACHE[key] = sign_transaction(body, CLIENT_KEY)
+    return _CHANGE_CACHE[key]
+
+
 def compute_next_root(prev_root: bytes, block: Block) -> bytes:
     return tagged_hash(Domain.STATE_NODE, prev_root + block.block_hash)
 
 
 @dataclass
 class Durable:
-    """What survives a crash: the consensus log, committed blocks and execution roots."""
+    """What survives a crash: the consensus log, committed blocks, execution roots and the validator-set
+    changes execution approved (the chain state a real node reads them from)."""
 
     log: dict[bytes, bytes] = field(default_factory=dict)
     blocks: dict[int, tuple[Block, CommitCertificate]] = field(default_factory=dict)
     roots: dict[int, ExecutionRoots] = field(
         default_factory=lambda: {0: ExecutionRoots(GENESIS_ROOT, EMPTY_ROOT)}
     )
+    changes: list[tuple[int, ValidatorSet]] = field(default_factory=list)  # (approved at, new set)
 
     @property
     def height(self) -> int:
         return len(self.blocks)
 
-    def execute_stored(self, *, skew: bool = False) -> None:
+    def execute(self, height: int, params: ConsensusParams, *, skew: bool = False) -> ValidatorSet | None:
+        """Execute a stored block: its roots, and the validator set it approves, if any. A change is
+        approved only while none is pending (the rule the chaincode enforces), the first in its block."""
+        block = self.blocks[height][0]
+        self.roots[height] = compute_roots(self.roots[height - 1].state_root, block, skew)
+        if self.changes:
+            approved_at = self.changes[-1][0]
+            last = compute_activation_height(
+                approved_at,
+                checkpoint_interval=params.checkpoint_interval,
+                pipeline_depth=params.pipeline_depth,
+            )
+            if height <= last:
+                return None
+        for tx in block.txs:
+            if tx.body.function == "set_validators":
+                change = ValidatorSet(tuple((n, bytes.fromhex(k)) for n, k in tx.body.args["members"]))
+                self.changes.append((height, change))
+                return change
+        return None
+
+    def execute_stored(self, params: ConsensusParams, *, skew: bool = False) -> None:
         """Execute every stored block not yet executed (what a restarting shell does first)."""
         for height in range(len(self.roots), len(self.blocks) + 1):
-            self.roots[height] = compute_roots(
-                self.roots[height - 1].state_root, self.blocks[height][0], skew
-            )
+            self.execute(height, params, skew=skew)
+
+    def membership(self, genesis: ValidatorSet, params: ConsensusParams) -> Membership:
+        return Membership(
+            genesis,
+            checkpoint_interval=params.checkpoint_interval,
+            pipeline_depth=params.pipeline_depth,
+            executed_height=len(self.roots) - 1,
+            approvals=self.changes,
+        )
 
 
 def compute_roots(prev_root: bytes, block: Block, skew: bool) -> ExecutionRoots:
@@ -139,7 +200,7 @@ class Node:
     drain_scheduled: bool = False  # inputs are queued and a "drain" event is due
     up: bool = True
     paused_until: int = 0
-    epoch: int = 0  # bumps at each crash; events of an older epoch are dropped
+    incarnation: int = 0  # bumps at each crash; events of an older incarnation are dropped
     timer_gen: dict[str, int] = field(default_factory=dict)
     byzantine: str | None = None  # None | "equivocate" | "double_vote" | "garbage" | "silent" | "bad_server"
     # | "withhold" (proposes by ids, serves no transaction)
@@ -183,7 +244,7 @@ class SimEffects:
         gen = node.timer_gen.get(output.timer_id, 0) + 1
         node.timer_gen[output.timer_id] = gen
         self.sim.schedule(
-            self.sim.now + output.delay_ms, "timer", node.index, node.epoch, output.timer_id, gen
+            self.sim.now + output.delay_ms, "timer", node.index, node.incarnation, output.timer_id, gen
         )
 
     def cancel_timer(self, output: CancelTimer) -> None:
@@ -211,6 +272,7 @@ class Simulation:
         seed: int,
         n: int = 4,
         *,
+        spare: int = 0,
         params: ConsensusParams = SIM_PARAMS,
         delay_ms: tuple[int, int] = (1, 10),
         drop_rate: float = 0.0,
@@ -231,8 +293,12 @@ class Simulation:
         self._verify_cache: dict[tuple[bytes, bytes, bytes], bool] = {}
         self._decode_cache: dict[bytes, Message | None] = {}
         self.keys = tuple(_NODE_KEYS[i].public_key for i in range(n))
-        self.nodes = [Node(i, _NODE_KEYS[i]) for i in range(n)]
+        self.genesis_set = ValidatorSet.of_keys(self.keys)
+        # spare nodes (numbers n .. n+spare-1) run from genesis without being validators: governance can add
+        # them (join_as_validator); until then they follow the chain as a joining validator does
+        self.nodes = [Node(i, _NODE_KEYS[i]) for i in range(n + spare)]
         self.reports: list[tuple[int, ReportMisbehaviour]] = []
+        self.change_requests: list[ValidatorSet] = []
         self.submitted: dict[bytes, SignedTx] = {}
         self.trace: list[str] = []
         self.tracing = False
@@ -261,7 +327,7 @@ class Simulation:
 
     def _boot(self, node: Node) -> None:
         durable = node.durable
-        durable.execute_stored(skew=node.skewed)
+        durable.execute_stored(self.params, skew=node.skewed)
         height = durable.height
         first = max(1, height - self.params.tx_validity_blocks_max + 1)
         recovered = RecoveredState(
@@ -271,6 +337,7 @@ class Simulation:
             },
             recent_blocks=[durable.blocks[h] for h in range(first, height + 1)],
             log=dict(durable.log),
+            validator_changes=tuple(durable.changes),
         )
         node.replica = Replica(self.config(node.index), node.key, recovered, verify=self.verify)
         node.driver = Driver(node.replica, SimEffects(self, node), group_commit=True)
@@ -286,7 +353,7 @@ class Simulation:
         node.driver.enqueue(event)
         if not node.drain_scheduled:
             node.drain_scheduled = True
-            self.schedule(self.now, "drain", node.index, node.epoch)
+            self.schedule(self.now, "drain", node.index, node.incarnation)
 
     def store_block(self, node: Node, output: ExecuteBlock) -> None:
         height = output.block.header.height
@@ -294,12 +361,14 @@ class Simulation:
             raise AssertionError(f"node {node.index}: ExecuteBlock {height} after {node.durable.height}")
         node.durable.blocks[height] = (output.block, output.certificate)
         node.exec_ready_ms = max(node.exec_ready_ms, self.now) + self.rng.randint(0, 3)
-        self.schedule(node.exec_ready_ms, "exec", node.index, node.epoch, height)
+        self.schedule(node.exec_ready_ms, "exec", node.index, node.incarnation, height)
 
     # --- network ----------------------------------------------------------------------------------------
 
     def send_from(self, node: Node, output: Send) -> None:
-        targets = [i for i in range(self.n) if i != node.index] if output.to == BROADCAST else [output.to]
+        targets = (
+            [i for i in range(len(self.nodes)) if i != node.index] if output.to == BROADCAST else [output.to]
+        )
         behaviour = node.byzantine
         if behaviour == "silent":
             return
@@ -344,7 +413,7 @@ class Simulation:
     def _decode(self, data: bytes) -> Message | None:
         if data not in self._decode_cache:
             try:
-                message: Message | None = decode_message(data, params=self.params, validator_count=self.n)
+                message: Message | None = decode_message(data, params=self.params)
             except CodecError:
                 message = None
             self._decode_cache[data] = message
@@ -372,36 +441,34 @@ class Simulation:
             payload[0]()
             return
         if kind == "drain":
-            index, epoch = payload
+            index, incarnation = payload
             node = self.nodes[index]
-            if node.epoch == epoch and node.driver is not None:
+            if node.incarnation == incarnation and node.driver is not None:
                 node.drain_scheduled = False
                 node.driver.drain()
             return
         if kind == "timer":
-            index, epoch, timer_id, gen = payload
+            index, incarnation, timer_id, gen = payload
             node = self.nodes[index]
-            if node.epoch != epoch or node.timer_gen.get(timer_id) != gen:
+            if node.incarnation != incarnation or node.timer_gen.get(timer_id) != gen:
                 return
             if self._postpone_if_paused(node, kind, payload):
                 return
             self._feed(node, TimerFired(timer_id))
             return
         if kind == "exec":
-            index, epoch, height = payload
+            index, incarnation, height = payload
             node = self.nodes[index]
-            if node.epoch != epoch or not node.up:
+            if node.incarnation != incarnation or not node.up:
                 return
             if self._postpone_if_paused(node, kind, payload):
                 return
             durable = node.durable
             if height != len(durable.roots):
                 return
-            durable.roots[height] = compute_roots(
-                durable.roots[height - 1].state_root, durable.blocks[height][0], node.skewed
-            )
+            change = durable.execute(height, self.params, skew=node.skewed)
             roots = durable.roots[height]
-            self._feed(node, BlockExecuted(height, roots.state_root, roots.results_root))
+            self._feed(node, BlockExecuted(height, roots.state_root, roots.results_root, change))
             return
         src, dst, data = payload
         node = self.nodes[dst]
@@ -442,12 +509,51 @@ class Simulation:
             served = ((block, replace(cert, votes=bad_votes)), *served[1:])
         return served
 
+    # --- validator-set changes -------------------------------------------------------------------------
+
+    def current_members(self) -> list[tuple[int, bytes]]:
+        """The members of the newest set an honest node approved (the genesis set at first)."""
+        furthest = max(self.honest_nodes(), key=lambda node: len(node.durable.changes))
+        latest = furthest.durable.changes[-1][1] if furthest.durable.changes else self.genesis_set
+        return list(latest.members)
+
+    def is_approved(self, validators: ValidatorSet) -> bool:
+        return any(change == validators for node in self.honest_nodes() for _, change in node.durable.changes)
+
+    def request_change(
+        self, members: list[tuple[int, bytes]], *, after: ValidatorSet | None = None, every_ms: int = 400
+    ) -> ValidatorSet:
+        """Governance asks for this validator set (once `after` is approved): submitted again, as a new
+        transaction, every `every_ms` until an honest node approved it (while another change is pending
+        a request changes nothing)."""
+        target = ValidatorSet(tuple(sorted(members)))
+        attempt = len(self.change_requests)
+        self.change_requests.append(target)
+
+        def again(round_: int) -> None:
+            if self.is_approved(target):
+                return
+            if after is None or self.is_approved(after):
+                tip = max(node.durable.height for node in self.nodes)
+                valid_until = max(1000, tip + self.params.tx_validity_blocks_max // 2)
+                self.submit(make_change_tx(attempt * 1000 + round_, list(target.members), valid_until))
+            self.schedule(self.now + every_ms, "action", lambda: again(round_ + 1))
+
+        again(0)
+        return target
+
+    def rotate_key(self, index: int, key: SigningKey) -> None:
+        """The validator's node now runs with a new key (its old one leaked): crash, new key, restart."""
+        self.crash(index)
+        self.nodes[index].key = key
+        self.restart(index)
+
     # --- faults -----------------------------------------------------------------------------------------
 
     def submit(self, tx: SignedTx, targets: list[int] | None = None) -> None:
         """The client sends a transaction to these nodes (all by default), e.g. via gossip."""
         self.submitted[tx.tx_id] = tx
-        for target in range(self.n) if targets is None else targets:
+        for target in range(len(self.nodes)) if targets is None else targets:
             if self.rng.random() >= self.drop_rate:
                 self.schedule(self.now + self.rng.randint(*self.delay_ms), "tx", -1, target, tx)
 
@@ -463,7 +569,7 @@ class Simulation:
         node.replica = None
         node.driver = None
         node.drain_scheduled = False
-        node.epoch += 1
+        node.incarnation += 1
         node.timer_gen = {}
 
     def restart(self, index: int) -> None:
@@ -487,7 +593,10 @@ class Simulation:
         """Cut every link between the groups; links that were cut before and are not now come up again."""
         was_blocked = self.blocked
         self.blocked = {
-            (a, b) for a in range(self.n) for b in range(self.n) if not any(a in g and b in g for g in groups)
+            (a, b)
+            for a in range(len(self.nodes))
+            for b in range(len(self.nodes))
+            if not any(a in g and b in g for g in groups)
         }
         for a, b in sorted(was_blocked - self.blocked):
             if a < b:
@@ -499,7 +608,7 @@ class Simulation:
         self._connect(a, b)
 
     def heal(self) -> None:
-        self.partition(list(range(self.n)))
+        self.partition(list(range(len(self.nodes))))
         self.drop_rate = 0.0
         for node in self.nodes:
             node.paused_until = min(node.paused_until, self.now)
@@ -571,6 +680,7 @@ class Simulation:
                     seen.add(tx.tx_id)
             if node.halted:
                 violations.append(Violation("halt", f"honest node {node.index} halted: {node.halted}"))
+            violations += self._check_certified_by_the_set_in_force(node)
         honest_indexes = {node.index for node in honest}
         for reporter, report in self.reports:
             if reporter in honest_indexes and report.peer in honest_indexes:
@@ -582,11 +692,30 @@ class Simulation:
         return violations
 
     def check_certificates(self, node: Node) -> None:
-        """Verify every stored certificate of one node with the real core function."""
-        from core.block import verify_commit_certificate
+        """Verify every stored certificate of one node with the real core function (raises)."""
+        membership = node.durable.membership(self.genesis_set, self.params)
+        for height, (block, cert) in node.durable.blocks.items():
+            if membership.is_known(height):
+                verify_commit_certificate(cert, block.header, membership.at(height))
 
-        for block, cert in node.durable.blocks.values():
-            verify_commit_certificate(cert, block.header, self.keys)
+    def _check_certified_by_the_set_in_force(self, node: Node) -> list[Violation]:
+        """Every stored block is certified by a quorum of the set in force at its height, which its header
+        names: no height is certified by another set, and a removed validator helps certify nothing."""
+        membership = node.durable.membership(self.genesis_set, self.params)
+        violations = []
+        for height, (block, cert) in sorted(node.durable.blocks.items()):
+            if not membership.is_known(height):
+                break  # stored but not executed yet: the set of the next heights may still change
+            validators = membership.at(height)
+            try:
+                verify_commit_certificate(cert, block.header, validators)
+            except CertificateError as exc:
+                violations.append(Violation("certificate", f"node {node.index} height {height}: {exc}"))
+            if block.header.validators_hash != validators.set_hash:
+                violations.append(
+                    Violation("certificate", f"node {node.index} height {height}: validators_hash")
+                )
+        return violations
 
     def header(self, index: int, height: int) -> BlockHeader:
         return self.nodes[index].durable.blocks[height][0].header

@@ -31,6 +31,7 @@ from consensus.messages import Message, Prepare, PrePrepare, compute_signing_dig
 from consensus.replica import RecoveredState, Replica, ReplicaConfig
 from core.block import EMPTY_ROOT, Block, BlockHeader, compute_tx_root
 from core.devkeys import dev_node_key
+from core.validators import ValidatorSet
 
 KEYS = [dev_node_key("validator", i) for i in range(4)]
 NOW = GENESIS_TIME_MS + 100_000
@@ -213,5 +214,7 @@ def make_block() -> Block:
         state_height=0,
         state_root=GENESIS_ROOT,
         results_root=EMPTY_ROOT,
+        validators_hash=ValidatorSet.of_keys(k.public_key for k in KEYS).set_hash,
+        next_validators_hash=ValidatorSet.of_keys(k.public_key for k in KEYS).set_hash,
     )
     return Block(header, ())

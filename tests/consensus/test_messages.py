@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 from pbft_sim import CHAIN_ID, GENESIS_HASH, SIM_PARAMS, make_tx
-from test_replica import KEYS, PUBLIC, make_block, pre_prepare, sign
+from test_replica import KEYS, PUBLIC, VSET, make_block, pre_prepare, sign
 
 from consensus import log as clog
 from consensus.certificate import (
@@ -32,6 +32,21 @@ from core import codec
 from core.block import Block, CommitCertificate, compute_commit_digest
 from core.errors import CodecError
 from core.keys import is_valid_signature
+from core.validators import ValidatorSet
+
+
+class AlwaysKnown:
+    """One validator set at every height, all of them certain (no reconfiguration)."""
+
+    def __init__(self, validators: ValidatorSet) -> None:
+        self.validators = validators
+
+    def is_known(self, height: int) -> bool:
+        return True
+
+    def at(self, height: int) -> ValidatorSet:
+        return self.validators
+
 
 N = 4
 F = 1
@@ -39,7 +54,7 @@ DIGEST = b"\x07" * 32
 
 
 def decode(data: bytes) -> Message:
-    return decode_message(data, params=SIM_PARAMS, validator_count=N)
+    return decode_message(data, params=SIM_PARAMS)
 
 
 def prepared_cert(block: Block, view: int = 0) -> PreparedCertificate:
@@ -85,7 +100,7 @@ def test_extra_or_missing_fields_are_rejected(message: Message) -> None:
 
 @pytest.mark.parametrize(
     "field, value",
-    [("view", -1), ("height", "1"), ("block_hash", b"short"), ("sender", N), ("signature", b"\x00" * 63)],
+    [("view", -1), ("height", "1"), ("block_hash", b"short"), ("sender", 1024), ("signature", b"\x00" * 63)],
 )
 def test_wrong_field_types_are_rejected(field: str, value: object) -> None:
     wire = message_to_wire(sign(Prepare(0, 1, DIGEST, 1, b"")))
@@ -126,13 +141,11 @@ def test_signing_digests_differ_across_kinds_and_chains() -> None:
 def test_prepared_certificate_needs_primary_and_quorum() -> None:
     block = make_block()
     cert = prepared_cert(block)
-    validate_prepared_certificate(cert, CHAIN_ID, PUBLIC, is_valid_signature)
+    validate_prepared_certificate(cert, CHAIN_ID, VSET, is_valid_signature)
     with pytest.raises(ProofError):
-        validate_prepared_certificate(
-            replace(cert, votes=cert.votes[:2]), CHAIN_ID, PUBLIC, is_valid_signature
-        )
+        validate_prepared_certificate(replace(cert, votes=cert.votes[:2]), CHAIN_ID, VSET, is_valid_signature)
     with pytest.raises(ProofError):
-        validate_prepared_certificate(replace(cert, view=1), CHAIN_ID, PUBLIC, is_valid_signature)
+        validate_prepared_certificate(replace(cert, view=1), CHAIN_ID, VSET, is_valid_signature)
 
 
 def test_view_change_with_forged_certificate_is_rejected() -> None:
@@ -141,7 +154,7 @@ def test_view_change_with_forged_certificate_is_rejected() -> None:
     forged = replace(cert, votes=tuple((i, b"\x00" * 64) for i, _ in cert.votes))
     vc = sign(ViewChange(1, 2, None, (forged,), b"", (block,)))
     with pytest.raises(ProofError):
-        validate_view_change(vc, CHAIN_ID, PUBLIC, is_valid_signature)
+        validate_view_change(vc, CHAIN_ID, VSET, AlwaysKnown(VSET), is_valid_signature)
 
 
 def _chain(count: int, tag: int) -> list[Block]:
@@ -238,17 +251,20 @@ def test_log_records_round_trip() -> None:
     vc = samples()[4]
     assert isinstance(vc, ViewChange)
     records = [
-        clog.record_view(3, True),
+        clog.record_view(2, 3, True),
         clog.record_vote(1, clog.VoteRecord(3, clog.PHASE_COMMIT, DIGEST)),
         clog.record_prepared(slot),
         clog.record_view_change(vc),
         clog.record_checkpoint(4, DIGEST, DIGEST),
     ]
     state = clog.load_persisted_state(
-        {r.key: r.value for r in records if r.value is not None}, params=SIM_PARAMS, validator_count=N
+        {r.key: r.value for r in records if r.value is not None}, params=SIM_PARAMS
     )
-    assert (state.view, state.changing, state.checkpoint_height) == (3, True, 4)
+    assert (state.epoch, state.view, state.changing, state.checkpoint_height) == (2, 3, True, 4)
     assert state.votes[1] == clog.VoteRecord(3, clog.PHASE_COMMIT, DIGEST)
     assert state.prepared[1] == slot and state.view_change == vc
     with pytest.raises(CodecError):
-        clog.load_persisted_state({b"c1/unknown": b"\x80"}, params=SIM_PARAMS, validator_count=N)
+        clog.load_persisted_state({b"c1/unknown": b"\x80"}, params=SIM_PARAMS)
+    # a view record written before epochs existed is epoch 0
+    legacy = clog.LogRecord(clog.KEY_VIEW, codec.encode({"changing": False, "view": 5}))
+    assert clog.load_persisted_state({legacy.key: legacy.value}, params=SIM_PARAMS).epoch == 0

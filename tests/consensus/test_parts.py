@@ -30,7 +30,7 @@ H2 = b"\x02" * 32
 
 def block_at(height: int, prev_hash: bytes = GENESIS_HASH, time_ms: int = GENESIS_TIME_MS + 1) -> Block:
     header = BlockHeader(
-        CHAIN_ID, height, prev_hash, time_ms, 0, 0, compute_tx_root(()), 0, GENESIS_ROOT, EMPTY_ROOT
+        CHAIN_ID, height, prev_hash, time_ms, 0, 0, compute_tx_root(()), 0, GENESIS_ROOT, EMPTY_ROOT, H1, H1
     )
     return Block(header, ())
 
@@ -46,16 +46,47 @@ def cert_for(block: Block) -> CommitCertificate:
     ("n", "f", "quorum", "weak"), [(1, 0, 1, 1), (4, 1, 3, 2), (5, 1, 4, 2), (7, 2, 5, 3)]
 )
 def test_validator_set_arithmetic(n: int, f: int, quorum: int, weak: int) -> None:
-    validators = ValidatorSet(tuple(k.public_key for k in KEYS[:n]))
+    validators = ValidatorSet.of_keys(k.public_key for k in KEYS[:n])
     assert (validators.n, validators.f, validators.quorum, validators.weak_quorum) == (n, f, quorum, weak)
     assert [validators.primary(view) for view in range(n + 1)] == [*range(n), 0]
     assert validators.contains(n - 1) and not validators.contains(n) and not validators.contains(-1)
 
 
-def test_membership_today_is_the_genesis_set_at_every_height() -> None:
-    genesis = ValidatorSet(tuple(k.public_key for k in KEYS[:4]))
-    membership = Membership(genesis)
-    assert membership.at(1) is genesis and membership.at(10**9) is genesis
+def test_a_set_names_validators_by_permanent_number() -> None:
+    # validator 1 removed, 7 added: the primary rotates over the members in number order
+    validators = ValidatorSet(((0, KEYS[0].public_key), (2, KEYS[2].public_key), (7, KEYS[1].public_key)))
+    assert [validators.primary(view) for view in range(4)] == [0, 2, 7, 0]
+    assert validators.key(7) == KEYS[1].public_key and validators.key_of(1) is None
+    assert validators.set_hash != ValidatorSet.of_keys(k.public_key for k in KEYS[:3]).set_hash
+    with pytest.raises(ValueError):
+        ValidatorSet(((2, KEYS[2].public_key), (0, KEYS[0].public_key)))  # not in number order
+
+
+def make_membership(executed: int = 0) -> Membership:
+    genesis = ValidatorSet.of_keys(k.public_key for k in KEYS[:4])
+    return Membership(genesis, checkpoint_interval=10, pipeline_depth=2, executed_height=executed)
+
+
+def test_membership_is_the_genesis_set_until_a_change_takes_effect_at_the_next_boundary() -> None:
+    membership = make_membership()
+    genesis = membership.at(1)
+    grown = ValidatorSet.of_keys(k.public_key for k in KEYS[:5])
+    # approved while executing 13: margin 2*2+2 = 6, so the old set certifies up to 20 (>= 19, a multiple of 10)
+    membership.note_executed(13, grown)
+    assert membership.last_height(0) == 20 and membership.at(20) is genesis
+    assert membership.known_through == 13 + 6 + 1  # a change executed at 14 could still start at 21
+    membership.note_executed(14, None)
+    assert membership.at(21) is grown and [e.number for e in membership.epochs()] == [0, 1]
+
+
+def test_membership_is_certain_only_up_to_the_executed_height_plus_the_margin() -> None:
+    membership = make_membership(executed=4)
+    assert membership.is_known(11) and not membership.is_known(12)
+    with pytest.raises(InvariantBroken):
+        membership.at(12)
+    membership.note_executed(5, ValidatorSet.of_keys(k.public_key for k in KEYS[:5]))
+    with pytest.raises(InvariantBroken):  # a second change may not start before the pending one
+        membership.note_executed(6, ValidatorSet.of_keys(k.public_key for k in KEYS[:6]))
 
 
 # --- vote book --------------------------------------------------------------------------------------------
@@ -231,7 +262,7 @@ def test_progress_timer_deadline_and_backoff() -> None:
 
 
 def test_far_claims_need_f_plus_one_senders() -> None:
-    fetch = FetchTracker(0, 4)
+    fetch = FetchTracker(0)
     fetch.note_far(1, 50, delivered_height=0, max_faulty=1)
     assert fetch.target_height == 0  # one sender may lie
     fetch.note_far(2, 40, delivered_height=0, max_faulty=1)

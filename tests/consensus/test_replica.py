@@ -54,10 +54,13 @@ from core.block import (
 from core.devkeys import dev_node_key
 from core.hashing import Domain, tagged_hash
 from core.tx import SignedTx
+from core.validators import ValidatorSet
 
 N = 4
 KEYS = [dev_node_key("validator", i) for i in range(N)]
 PUBLIC = tuple(k.public_key for k in KEYS)
+VSET = ValidatorSet.of_keys(PUBLIC)
+VSET_HASH = VSET.set_hash
 NOW = GENESIS_TIME_MS + 100_000
 
 
@@ -85,6 +88,8 @@ def make_block(height: int = 1, txs: tuple = (), time_ms: int = NOW) -> Block:
         state_height=0,
         state_root=GENESIS_ROOT,
         results_root=EMPTY_ROOT,
+        validators_hash=VSET_HASH,
+        next_validators_hash=VSET_HASH,
     )
     return Block(header, txs)
 
@@ -119,9 +124,7 @@ def test_pre_prepare_is_persisted_then_prepare_is_broadcast() -> None:
     persist, send = outputs[0], outputs[1]
     assert isinstance(persist, Persist) and isinstance(send, Send)
     assert send.to == BROADCAST and send.message.block_hash == block.block_hash
-    logged = clog.load_persisted_state(
-        dict((r.key, r.value) for r in persist.records), params=SIM_PARAMS, validator_count=N
-    )
+    logged = clog.load_persisted_state(dict((r.key, r.value) for r in persist.records), params=SIM_PARAMS)
     assert logged.votes[1] == clog.VoteRecord(0, clog.PHASE_PREPARE, block.block_hash)
 
 
@@ -139,7 +142,7 @@ def test_quorum_of_prepares_leads_to_commit_and_quorum_of_commits_to_execution()
     outputs = deliver(replica, 2, sign(Commit(0, 1, block.block_hash, 2, b"")))
     executes = [o for o in outputs if isinstance(o, ExecuteBlock)]
     assert len(executes) == 1 and executes[0].block == block
-    verify_commit_certificate(executes[0].certificate, block.header, PUBLIC)
+    verify_commit_certificate(executes[0].certificate, block.header, VSET)
     assert replica.delivered_height == 1
 
 

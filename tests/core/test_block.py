@@ -25,10 +25,11 @@ from core.devkeys import dev_admin_key, dev_node_key
 from core.errors import CodecError, InvalidInput, TransactionError
 from core.hashing import Domain, hash_value, merkle_root, tagged_hash
 from core.tx import TxBody, sign_transaction
+from core.validators import ValidatorSet
 
 CHAIN = "carbon-devnet"
 VALIDATORS = [dev_node_key("validator", i) for i in range(4)]
-VALIDATOR_KEYS = [key.public_key for key in VALIDATORS]
+VALIDATOR_KEYS = ValidatorSet.of_keys(key.public_key for key in VALIDATORS)
 
 
 def make_tx(nonce: int) -> Any:
@@ -50,6 +51,8 @@ def make_header(**changes: Any) -> BlockHeader:
         state_height=1,
         state_root=b"\x02" * 32,
         results_root=EMPTY_ROOT,
+        validators_hash=EMPTY_ROOT,
+        next_validators_hash=EMPTY_ROOT,
     )
     return dataclasses.replace(header, **changes)
 
@@ -263,15 +266,15 @@ def test_signature_for_another_view_does_not_count() -> None:
         verify_commit_certificate(certificate, header, VALIDATOR_KEYS)
 
 
-def test_unknown_index() -> None:
+def test_a_vote_from_a_non_member_is_refused() -> None:
     header = make_header()
     certificate = make_certificate(header, [0, 1, 2])
     digest = compute_commit_digest(CHAIN, 0, 3, header.block_hash)
     votes = [*certificate.votes[:2], (4, dev_node_key("validator", 4).sign(digest))]
-    with pytest.raises(CertificateError, match="unknown validator index 4"):
+    with pytest.raises(CertificateError, match="validator 4, not a member"):
         verify_commit_certificate(_replace_votes(certificate, votes), header, VALIDATOR_KEYS)
     votes = [(-1, b"\x00" * 64), *certificate.votes]
-    with pytest.raises(CertificateError, match="unknown validator index -1"):
+    with pytest.raises(CertificateError, match="validator -1, not a member"):
         verify_commit_certificate(_replace_votes(certificate, votes), header, VALIDATOR_KEYS)
 
 

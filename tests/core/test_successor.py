@@ -20,10 +20,12 @@ from core.hashing import Domain, tagged_hash
 from core.keys import SigningKey
 from core.successor import ChainTip, SuccessorError, validate_certified_successor
 from core.tx import SignedTx, TxBody, sign_transaction
+from core.validators import ValidatorSet
 
 CHAIN = "succ-devnet"
 KEYS = [dev_node_key("validator", i) for i in range(4)]
 PUBLIC = tuple(k.public_key for k in KEYS)
+VSET = ValidatorSet.of_keys(PUBLIC)
 PARAMS = ConsensusParams(block_txs_max=2, pipeline_depth=2)
 TIP = ChainTip(4, tagged_hash(Domain.BLOCK_HEADER, b"block 4"), 1_000)
 ROOTS = {3: (b"\x03" * 32, b"\x13" * 32)}
@@ -47,6 +49,8 @@ def successor(**changes: object) -> Block:
         state_height=3,
         state_root=ROOTS[3][0],
         results_root=ROOTS[3][1],
+        validators_hash=VSET.set_hash,
+        next_validators_hash=VSET.set_hash,
     )
     return Block(replace(header, **changes), txs)  # type: ignore[arg-type]
 
@@ -60,7 +64,14 @@ def certify(block: Block, signers: tuple[int, ...] = (0, 1, 2)) -> CommitCertifi
 
 def check(block: Block, cert: CommitCertificate | None, tip: ChainTip | None = TIP) -> None:
     validate_certified_successor(
-        block, cert, tip, chain_id=CHAIN, validator_keys=PUBLIC, params=PARAMS, roots=ROOTS.get
+        block,
+        cert,
+        tip,
+        chain_id=CHAIN,
+        validators=VSET,
+        next_validators=VSET,
+        params=PARAMS,
+        roots=ROOTS.get,
     )
 
 

@@ -15,6 +15,7 @@ from core.genesis import parse_genesis
 from core.hashing import merkle_root
 from core.keys import compute_key_id
 from core.tx import TxBody, sign_transaction, transaction_to_json
+from core.validators import ValidatorSet, compute_activation_height
 
 BODY_HEX = (
     "88a46172677382a6616d6f756e7405a2746fa5656e742d62a8636861696e5f6964ad636172626f6e2d6465766e6574"
@@ -80,6 +81,22 @@ def test_merkle_example() -> None:
     assert merkle_root([]).hex() == "1cf1914eefc960f3ea108ead55761bce3f3ffe6c97f0e6ac9ceaffe9567f3a04"
 
 
+DEV_SET = ValidatorSet.of_keys(dev_node_key("validator", i).public_key for i in range(4))
+
+
+def test_validator_set_example() -> None:
+    encoded = codec.encode({"members": [[number, key] for number, key in DEV_SET.members]})
+    assert len(encoded) == 154 and encoded.hex().startswith("81a76d656d62657273949200c4209a18fc93")
+    assert DEV_SET.set_hash.hex() == "8305b67da80aa51458d06b401f98484a52b7555145f46c4b841b0fc0bb8dbbed"
+    assert DEV_SET.set_hash == _h("validator-set", encoded)
+    assert [DEV_SET.primary(v) for v in range(6)] == [0, 1, 2, 3, 0, 1]
+    later = ValidatorSet(((1, DEV_SET.key(1)), (2, DEV_SET.key(2)), (3, DEV_SET.key(3)), (7, DEV_SET.key(0))))
+    assert [later.primary(v) for v in range(5)] == [1, 2, 3, 7, 1]  # by position, not by number
+    assert compute_activation_height(13, checkpoint_interval=100, pipeline_depth=2) == 100
+    assert compute_activation_height(94, checkpoint_interval=100, pipeline_depth=2) == 100
+    assert compute_activation_height(95, checkpoint_interval=100, pipeline_depth=2) == 200
+
+
 def test_header_commit_and_result_examples() -> None:
     header = BlockHeader(
         chain_id="carbon-devnet",
@@ -92,10 +109,13 @@ def test_header_commit_and_result_examples() -> None:
         state_height=0,
         state_root=b"\x00" * 32,
         results_root=EMPTY_ROOT,
+        validators_hash=DEV_SET.set_hash,
+        next_validators_hash=DEV_SET.set_hash,
     )
-    assert header.block_hash.hex() == "004fe68266b9f62e74251c3b8f6bcd745eb85aed6d712c7a2b21900800ef2032"
+    assert len(codec.encode(header.to_wire())) == 366
+    assert header.block_hash.hex() == "82f9141fe00075df2b6afd6c65a02c417169d8ccb9860eba3f4c11a9a02230ba"
     digest = compute_commit_digest("carbon-devnet", 0, 1, header.block_hash)
-    assert digest.hex() == "1dc63c63493bf7ef395605e7ff6a01b061ddc7f2645617c3f806b217f02235b5"
+    assert digest.hex() == "2843eed55f66354802325c27c6d51f2386489c8392fcd6da04777ad11894a852"
     result = TxResult("ok", "")
     assert codec.encode(result.to_wire()).hex() == "83a4636f6465a26f6ba66576656e747390a76d657373616765a0"
     assert codec.encode(result.to_hashed()).hex() == "82a4636f6465a26f6ba66576656e747390"

@@ -102,6 +102,8 @@ class ReferenceChain:
             state_height=state_height,
             state_root=roots[0],
             results_root=roots[1],
+            validators_hash=self.genesis.validator_set.set_hash,
+            next_validators_hash=self.genesis.validator_set.set_hash,
         )
         block = Block(header, txs)
         execution = execute_block(

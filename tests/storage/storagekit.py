@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 
 from core.block import (
+    EMPTY_ROOT,
     RESULT_OK,
     Block,
     BlockHeader,
@@ -70,6 +71,8 @@ def make_block(
         state_height=height - 1,
         state_root=roots[0],
         results_root=roots[1],
+        validators_hash=EMPTY_ROOT,
+        next_validators_hash=EMPTY_ROOT,
     )
     return Block(header, tuple(txs))
 

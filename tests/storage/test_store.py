@@ -21,6 +21,7 @@ from storagekit import (
 from core.block import EMPTY_ROOT, RESULT_OK, compute_results_root, verify_commit_certificate
 from core.errors import InvalidInput, InvariantBroken
 from core.hashing import Domain, tagged_hash
+from core.validators import ValidatorSet
 from storage.errors import CommitRefused, GenesisMismatch, StorageError
 from storage.proof import EMPTY_STATE_ROOT, verify_state_proof
 from storage.store import Store
@@ -41,7 +42,9 @@ def test_fresh_store_has_no_head(tmp_path: Path) -> None:
 def make_block_without_head():  # type: ignore[no-untyped-def]
     from core.block import Block, BlockHeader
 
-    header = BlockHeader(CHAIN_ID, 1, GENESIS_HASH, 1, 0, 0, EMPTY_ROOT, 0, EMPTY_ROOT, EMPTY_ROOT)
+    header = BlockHeader(
+        CHAIN_ID, 1, GENESIS_HASH, 1, 0, 0, EMPTY_ROOT, 0, EMPTY_ROOT, EMPTY_ROOT, EMPTY_ROOT, EMPTY_ROOT
+    )
     return Block(header, ())
 
 
@@ -72,7 +75,7 @@ def test_commit_and_read_block(store: Store) -> None:
     assert stored.results_root == compute_results_root(stored.results)
     assert stored.certificate is not None
     verify_commit_certificate(
-        stored.certificate, block.header, [validator_key(i).public_key for i in range(4)]
+        stored.certificate, block.header, ValidatorSet.of_keys(validator_key(i).public_key for i in range(4))
     )
     state = dict(GENESIS_WRITES)
     state.update({b"acct/1": b"11", b"acct/2": b"20"})
