@@ -21,12 +21,18 @@ MAX_DEPTH = 32
 INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1
 
-_packer_options: dict[str, Any] = {"use_bin_type": True, "strict_types": True, "datetime": False}
+# strict_types stays off so tuples pack as arrays: the checks above admit exact types only anyway
+_packer_options: dict[str, Any] = {"use_bin_type": True, "datetime": False}
 
 
 def encode(value: Any) -> bytes:
     """Encode a value canonically; raises CodecError for anything outside the allowed types."""
-    packed: bytes = msgpack.packb(_canonical(value, 0), **_packer_options)
+    # msgpack already writes the shortest form of every int and length; what it does not do is sort map
+    # keys or refuse floats. Values built by our own to_wire functions have their keys in order, so a
+    # check that builds nothing is enough for them; only a value with an unsorted map is rebuilt.
+    if not _is_canonical(value, 0):
+        value = _canonical(value, 0)
+    packed: bytes = msgpack.packb(value, **_packer_options)
     return packed
 
 
@@ -83,6 +89,64 @@ def _map_from_pairs(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
         result[key] = value
         previous = key
     return result
+
+
+def _is_canonical(value: Any, depth: int) -> bool:
+    """Whether `value` may be packed as it is: allowed types only, every map's keys sorted and unique.
+    False sends it through `_canonical`, which sorts what it can and raises for what is not allowed.
+    (The leaf checks are written out in both loops: a call per item would cost more than the check.)"""
+    kind = type(value)
+    if depth >= MAX_DEPTH:
+        return False  # near the nesting limit `_canonical` decides (its items would be too deep)
+    if kind is dict:
+        if len(value) > MAX_CONTAINER_LEN:
+            return False
+        previous = ""
+        for key, item in value.items():
+            if type(key) is not str or (key <= previous and previous):
+                return False
+            previous = key
+            kind = type(item)
+            if kind is bytes or kind is bool or item is None:
+                continue
+            if kind is int:
+                if INT_MIN <= item <= INT_MAX:
+                    continue
+                return False
+            if kind is str:
+                if item.isascii():
+                    continue
+                return False  # `_canonical` checks that it is encodable
+            if (kind is dict or kind is list or kind is tuple) and _is_canonical(item, depth + 1):
+                continue
+            return False
+        return True
+    if kind is list or kind is tuple:
+        if len(value) > MAX_CONTAINER_LEN:
+            return False
+        for item in value:
+            kind = type(item)
+            if kind is bytes or kind is bool or item is None:
+                continue
+            if kind is int:
+                if INT_MIN <= item <= INT_MAX:
+                    continue
+                return False
+            if kind is str:
+                if item.isascii():
+                    continue
+                return False
+            if (kind is dict or kind is list or kind is tuple) and _is_canonical(item, depth + 1):
+                continue
+            return False
+        return True
+    return (
+        kind is bytes
+        or kind is bool
+        or value is None
+        or (kind is int and INT_MIN <= value <= INT_MAX)
+        or (kind is str and value.isascii())
+    )
 
 
 def _canonical(value: Any, depth: int) -> Any:
