@@ -10,7 +10,6 @@ report retirement RECEIPT [--out FILE]        a retirement receipt with its stat
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from commands.common import echo_json
 from commands.query import format_csv, format_table, node_option, run_async
 from core.errors import CarbonchainError
 from core.genesis import Genesis, load_genesis
+from core.units import format_fen, format_time_ms
 
 COMPLIANCE_COLUMNS = (
     "org",
@@ -38,19 +38,6 @@ COMPLIANCE_COLUMNS = (
     "status",
 )
 _SUMMED = COMPLIANCE_COLUMNS[1:-1]
-
-
-def format_fen(amount_fen: int) -> str:
-    """Fen as CNY with two decimals and thousands separators, by integer arithmetic."""
-    sign = "-" if amount_fen < 0 else ""
-    yuan, fen = divmod(abs(amount_fen), 100)
-    return f"{sign}{yuan:,}.{fen:02d}"
-
-
-def format_time_ms(time_ms: int | None) -> str:
-    if time_ms is None:
-        return ""
-    return datetime.fromtimestamp(time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def compliance_text(document: dict[str, Any]) -> str:

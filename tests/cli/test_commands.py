@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from chaincode import FUNCTIONS, QUERIES
 from cli import main
 from commands.query import format_csv, format_table, main_table, render_text
-from commands.report import format_fen
 from commands.tx import TimeMs, compute_args
+from core.units import format_fen
 
 
 def group(name: str) -> click.Group:
