@@ -52,6 +52,7 @@ from node.sync import (
 )
 from node.validator import ValidatorRole, ValidatorShell
 from node.verified import VerifiedCache
+from node.web import add_dashboard
 from p2p import PeerId, PeerLimits, PeerNetwork, TlsConfig
 from p2p.framing import FRAME_OVERHEAD_BYTES_MAX
 from storage import Store
@@ -287,7 +288,9 @@ class Node:
     # --- lifecycle --------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        runner = web.AppRunner(build_api(self.backend, body_bytes_max=self.config.api.body_bytes_max))
+        app = build_api(self.backend, body_bytes_max=self.config.api.body_bytes_max)
+        add_dashboard(app, self.backend, self.genesis)
+        runner = web.AppRunner(app)
         await runner.setup()
         sweeper: asyncio.Task[None] | None = None
         try:
