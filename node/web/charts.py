@@ -160,9 +160,9 @@ def compute_depth_chart(book: dict[str, Any]) -> DepthChart | None:
     if not bids and not asks:
         return None
     prices = [price for price, _ in bids + asks]
-    low, high = min(prices), max(prices)
-    if low == high:
-        low, high = low - 1, high + 1
+    # A tenth of the range beyond the last orders, so the outermost step has a width of its own.
+    pad = max((max(prices) - min(prices)) // 10, 1)
+    low, high = min(prices) - pad, max(prices) + pad
     depth = max(sum(q for _, q in bids), sum(q for _, q in asks))
     width, height, margin = WIDTH, 200, 8
     plot_w, plot_h = width - 2 * margin, height - 2 * margin

@@ -43,24 +43,27 @@ SECURITY_HEADERS = {
 }
 
 
+NBSP = "\u00a0"  # an amount and its unit never part at a line break
+
+
 def format_tonnes(amount_t: int | None) -> str:
     """Whole tonnes of CO2e with thousands separators: `1,050 t`."""
     if amount_t is None:
         return "-"
-    return f"{amount_t:,} t"
+    return f"{amount_t:,}{NBSP}t"
 
 
 def format_cny(amount_fen: int | None) -> str:
     if amount_fen is None:
         return "-"
-    return f"CNY {format_fen(amount_fen)}"
+    return f"CNY{NBSP}{format_fen(amount_fen)}"
 
 
 def format_price(price_fen: int | None) -> str:
     """A price per tonne from fen: `CNY 50.50/t`."""
     if price_fen is None:
         return "-"
-    return f"CNY {format_fen(price_fen)}/t"
+    return f"CNY{NBSP}{format_fen(price_fen)}/t"
 
 
 def format_bps(bps: int | None) -> str:

@@ -164,7 +164,7 @@ async def test_compliance_page_has_the_table_and_one_chart_entry_per_enterprise(
             "offsets": row["surrendered_offsets_t"],
         }
     table = await page.evaluate(
-        "[...document.querySelectorAll('#compliance-table tbody tr')].map(r => [...r.cells].map(c => c.textContent.trim()))"
+        "[...document.querySelectorAll('#compliance-table tbody tr')].map(r => [...r.cells].map(c => c.textContent.replace(/\\s+/g, ' ').trim()))"
     )
     assert table == [
         [
@@ -201,14 +201,30 @@ async def test_offsets_registry_shows_supply_projects_and_serial_blocks(
     await page.screenshot(screenshots / "offsets.png")
 
 
-async def test_market_page_shows_prices_book_and_trades(
+async def test_market_page_shows_prices_book_depth_and_trades(
     page: Page, network: WebNetwork, screenshots: Path
 ) -> None:
     market = await get_json(f"{network.url}/v1/carbon/market")
+    book = await get_json(f"{network.url}/v1/carbon/order_book?depth=20")
     trades = (await get_json(f"{network.url}/v1/carbon/trades"))["items"]
+    assert book["buy"] and book["sell"]
     await open_page(page, network, "/market")
     assert await page.text("#reference-price") == f"CNY {format_fen(market['reference_price_fen'])}/t"
     assert await page.text("#last-price") == f"CNY {format_fen(market['last_price_fen'])}/t"
+    for side in ("buy", "sell"):
+        rows = await page.evaluate(
+            f"[...document.querySelectorAll('#book-{side} tbody tr')].map(r => [...r.cells].slice(0, 3).map(c => c.textContent.replace(/\\s+/g, ' ').trim()))"
+        )
+        assert rows == [
+            [f"CNY {format_fen(o['price_fen'])}/t", tonnes(o["remaining_t"]), o["org"]] for o in book[side]
+        ]
+    depth = await page.evaluate(
+        "[...document.querySelectorAll('#depth-chart polygon')].map(p => [p.getAttribute('class'), p.querySelector('title').textContent])"
+    )
+    assert depth == [
+        ["depth-bid", f"bids: {sum(o['remaining_t'] for o in book['buy'])} t"],
+        ["depth-ask", f"asks: {sum(o['remaining_t'] for o in book['sell'])} t"],
+    ]
     shown = await page.evaluate(
         "[...document.querySelectorAll('#trades tbody tr')].map(r => r.cells[0].textContent.trim())"
     )

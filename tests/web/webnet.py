@@ -53,7 +53,23 @@ async def add_hostile_data(url: str) -> str:
             )
         )
         assert retired.is_ok, retired
+        await place_resting_orders(client)
         return retired.tx_id
+
+
+async def place_resting_orders(client: CarbonClient) -> None:
+    """Bids and asks that do not cross, so the market page has a book to draw."""
+    orders = [("ent-c", "sell", 20, 5200), ("ent-c", "sell", 30, 5300), ("ent-b", "buy", 10, 4900)]
+    orders.append(("ent-b", "buy", 25, 4800))
+    txs = []
+    for org, side, quantity_t, price_fen in orders:
+        signer = await client.signer(org=org, key=dev_client_key(org))
+        txs.append(
+            signer.build("place_order", {"side": side, "quantity_t": quantity_t, "price_fen": price_fen})
+        )
+    ids = [await client.submit(tx) for tx in txs]
+    statuses = await client.wait_for_commits(ids)
+    assert all(status.is_ok for status in statuses.values()), statuses
 
 
 async def get_json(url: str) -> Any:
