@@ -31,6 +31,15 @@ async def open_page(page: Page, network: WebNetwork, path: str) -> None:
     assert await page.csp_violations() == [], f"{path} broke the Content-Security-Policy"
 
 
+async def verdict(page: Page) -> str:
+    """The verification panel's result once it has one other than waiting, with its reason if it failed."""
+    result = await page.wait_for(
+        "['verified', 'failed', 'unavailable'].includes(document.getElementById('verification').dataset.result)"
+        " && document.getElementById('verification').dataset.result"
+    )
+    return "verified" if result == "verified" else f"{result}: {await page.text('#verdict')}"
+
+
 async def test_every_page_serves_the_security_headers_and_obeys_them(page: Page, network: WebNetwork) -> None:
     async with aiohttp.ClientSession() as session:
         for path in (*MAIN_PAGES, "/blocks/1", "/static/js/dashboard.js", "/v1/status"):
@@ -111,7 +120,7 @@ async def test_block_page_shows_the_block_the_api_serves(
         "[...document.querySelectorAll('#signers tr[data-signer]')].map(r => +r.dataset.signer)"
     )
     assert signers == [vote["validator"] for vote in block["certificate"]["votes"]]
-    await page.wait_for("document.getElementById('verification').dataset.result === 'verified'")
+    assert await verdict(page) == "verified"
     await page.screenshot(screenshots / "block.png")
 
 
@@ -269,7 +278,7 @@ async def test_hostile_names_and_references_render_as_text(
     await open_page(page, network, f"/receipts/{network.hostile_receipt}")
     shown = await page.evaluate("document.querySelector('[data-field=beneficiary]').textContent")
     assert shown == HOSTILE_BENEFICIARY
-    await page.wait_for("document.getElementById('verification').dataset.result === 'verified'")
+    assert await verdict(page) == "verified"
     for path in ("/orgs", f"/orgs/{HOSTILE_ORG}", f"/receipts/{network.hostile_receipt}"):
         await open_page(page, network, path)
         injected = await page.evaluate(

@@ -161,10 +161,16 @@ export async function verifyResults(report, block, certifyingBytes, genesis) {
   });
   report.require(field(certifying.header, "state_height") === height, "results", `block ${certifyingHeight} certifies height ${field(certifying.header, "state_height")}`);
   const leaves = [];
-  for (const result of block.results) leaves.push(await hashValue("tx-result", result));
+  for (const result of block.results) leaves.push(await resultHash(result));
   const root = await merkleRoot(leaves);
   report.require(bytesEqual(root, field(certifying.header, "results_root")), "results", `the results shown do not hash to the results root block ${certifyingHeight} certifies`);
-  report.pass("results", `the ${leaves.length} results (codes, messages, events) hash to the results root that block ${certifyingHeight}'s certified header carries`);
+  report.pass("results", `the ${leaves.length} results' codes and events hash to the results root that block ${certifyingHeight}'s certified header carries (messages are explanations, not certified)`);
+}
+
+// docs/protocol/core.md section 6.3: the hash covers the code and the events, not the message.
+export async function resultHash(result) {
+  if (!sameKeys(result, ["code", "events", "message"])) throw new CodecError("a result is not {code, events, message}");
+  return hashValue("tx-result", new Map([["code", field(result, "code")], ["events", field(result, "events")]]));
 }
 
 // --- state proofs -----------------------------------------------------------------------------------------
