@@ -66,7 +66,9 @@ class ApiBackend(Protocol):
 
     def get_status(self) -> dict[str, Any]: ...
 
-    def is_ready(self) -> bool: ...
+    def get_unready_reason(self) -> str | None:
+        """Why the node is not ready (halted, catching up, too few links), or None."""
+        ...
 
     def run_query(self, name: str, params: dict[str, str]) -> Any:
         """Run a chaincode query; raises QueryNotFound or InvalidInput."""
@@ -145,25 +147,36 @@ async def post_transaction(request: web.Request) -> web.Response:
     A batch (a JSON array of documents, or a msgpack array of raw transactions, at most
     TXS_PER_REQUEST_MAX): 200 with one result per transaction, in order."""
     backend = request.app[BACKEND]
-    body = await request.read()
-    if request.content_type == MSGPACK_TYPE:
-        if body[:1] and (body[0] & 0xF0 == 0x90 or body[0] in (0xDC, 0xDD)):  # a msgpack array: a batch
-            return _submit_batch(backend, _decode_raw_batch(body, backend.tx_bytes_max))
-        tx = decode_transaction(body, tx_bytes_max=backend.tx_bytes_max)
-    else:
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise TransactionError("malformed", f"body is not JSON: {exc}") from None
-        if type(document) is list:
-            if len(document) > TXS_PER_REQUEST_MAX:
-                raise TransactionError("too_large", f"at most {TXS_PER_REQUEST_MAX} transactions per request")
-            limit = backend.tx_bytes_max
-            items = [
-                _decode_item(partial(transaction_from_json, item, tx_bytes_max=limit)) for item in document
-            ]
-            return _submit_batch(backend, items)
-        tx = transaction_from_json(document, tx_bytes_max=backend.tx_bytes_max)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        backend.metrics.rejected_txs.labels(reason="too_large").inc()
+        raise
+    try:
+        if request.content_type == MSGPACK_TYPE:
+            if body[:1] and (body[0] & 0xF0 == 0x90 or body[0] in (0xDC, 0xDD)):  # a msgpack array: a batch
+                return _submit_batch(backend, _decode_raw_batch(body, backend.tx_bytes_max))
+            tx = decode_transaction(body, tx_bytes_max=backend.tx_bytes_max)
+        else:
+            try:
+                document = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise TransactionError("malformed", f"body is not JSON: {exc}") from None
+            if type(document) is list:
+                if len(document) > TXS_PER_REQUEST_MAX:
+                    raise TransactionError(
+                        "too_large", f"at most {TXS_PER_REQUEST_MAX} transactions per request"
+                    )
+                limit = backend.tx_bytes_max
+                items = [
+                    _decode_item(partial(transaction_from_json, item, tx_bytes_max=limit))
+                    for item in document
+                ]
+                return _submit_batch(backend, items)
+            tx = transaction_from_json(document, tx_bytes_max=backend.tx_bytes_max)
+    except TransactionError as exc:  # refused before admission, which counts its own refusals
+        backend.metrics.rejected_txs.labels(reason=exc.code).inc()
+        raise
     backend.submit_transaction(tx)
     return web.json_response({"tx_id": tx.tx_id.hex(), "status": "pending"}, status=202)
 
@@ -191,6 +204,9 @@ def _decode_item(decode: Callable[[], SignedTx]) -> SignedTx | TransactionError:
 
 
 def _submit_batch(backend: ApiBackend, items: list[SignedTx | TransactionError]) -> web.Response:
+    for item in items:
+        if isinstance(item, TransactionError):  # not decodable: admission never sees it
+            backend.metrics.rejected_txs.labels(reason=item.code).inc()
     txs = [item for item in items if isinstance(item, SignedTx)]
     outcomes = iter(backend.submit_transactions(txs))
     results = []
@@ -245,8 +261,10 @@ async def get_healthz(request: web.Request) -> web.Response:
 
 
 async def get_readyz(request: web.Request) -> web.Response:
-    ready = request.app[BACKEND].is_ready()
-    return web.json_response({"ready": ready}, status=200 if ready else 503)
+    reason = request.app[BACKEND].get_unready_reason()
+    return web.json_response(
+        {"ready": reason is None, "reason": reason}, status=200 if reason is None else 503
+    )
 
 
 async def get_metrics(request: web.Request) -> web.Response:

@@ -18,6 +18,7 @@ from core.errors import TransactionError
 from core.genesis import Genesis
 from core.tx import SignedTx
 from node.api import QueryNotFound
+from node.checkpoints import CheckpointStatus
 from node.events import EventHub
 from node.metrics import NodeMetrics
 from node.roles import Role
@@ -124,11 +125,27 @@ class NodeBackend:
             "halted": self._role.halted_reason,
             "view": self._role.view,
             "primary": self._role.primary,
+            "checkpoint": _checkpoint_json(self._role.get_checkpoint()),
+            "unlinked_peers": {str(peer): why for peer, why in self._network.get_link_failures().items()},
         }
 
-    def is_ready(self) -> bool:
+    def get_unready_reason(self) -> str | None:
+        """Why the node is not ready (halted, catching up, too few links with why), or None when it is."""
         role = self._role
-        return role.halted_reason is None and not role.catching_up and role.is_linked()
+        if role.halted_reason is not None:
+            return f"halted: {role.halted_reason}"
+        if role.catching_up:
+            return f"catching up: fetching blocks after height {self._store.last_height} from peers"
+        if not role.is_linked():
+            linked = sum(1 for peer in self._network.connected_peers() if peer.is_validator)
+            reason = f"linked to {linked} validators, {role.validators_needed} needed"
+            failures = self._network.get_link_failures()
+            if failures:
+                reason += " (" + "; ".join(f"{peer}: {why}" for peer, why in failures.items()) + ")"
+            else:
+                reason += " (waiting for the others to connect)"
+            return reason
+        return None
 
     def run_query(self, name: str, params: dict[str, str]) -> Any:
         if name not in QUERIES:
@@ -200,6 +217,10 @@ class NodeBackend:
             "proof": proof.encode().hex(),
             "certified_by_height": height + depth,
         }
+
+
+def _checkpoint_json(status: CheckpointStatus | None) -> dict[str, object] | None:
+    return None if status is None else status.to_json()
 
 
 def _key_text(key: bytes) -> str:

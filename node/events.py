@@ -8,7 +8,7 @@ in an event) and by transaction id.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +32,9 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, *, queue_max: int) -> None:
+    def __init__(self, *, queue_max: int, on_drop: Callable[[], object] = lambda: None) -> None:
         self.queue_max = queue_max
+        self._on_drop = on_drop  # counts a dropped subscriber (metrics)
         self._subscriptions: set[Subscription] = set()
         self.dropped_total = 0
 
@@ -76,3 +77,4 @@ class EventHub:
         subscription.dropped_reason = f"slow consumer: more than {self.queue_max} undelivered events"
         self._subscriptions.discard(subscription)
         self.dropped_total += 1
+        self._on_drop()
