@@ -1,7 +1,7 @@
 """Prometheus metrics of one node, in a registry of its own (so tests can run several nodes per process).
 
 The names below are the names exported at GET /metrics (a counter gets prometheus_client's `_total` suffix;
-no `_created` series are written); docs/API.md lists them, and tests/node/test_metrics_docs.py compares that
+no `_created` series are written); docs/API.md lists them, and tests/integration/test_observability.py compares that
 list with a live node. Values a part of the node already holds (height, links, the pending pool, the
 consensus log) are read when scraped (`watch`), so they are never stale.
 """
