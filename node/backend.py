@@ -19,7 +19,7 @@ from core.genesis import Genesis
 from core.tx import SignedTx
 from node.api import QueryNotFound
 from node.checkpoints import CheckpointStatus
-from node.events import EventHub
+from node.events import EventHub, compute_block_events
 from node.metrics import NodeMetrics
 from node.roles import Role
 from node.views import block_json, state_value_json
@@ -109,6 +109,15 @@ class NodeBackend:
             return None
         return encode_certified_block(CertifiedBlock(stored.block, stored.certificate, stored.results))
 
+    def get_height(self) -> int:
+        return self._store.last_height
+
+    def get_block_events(self, height: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        stored = self._store.get_block(height)
+        if stored is None:
+            return None
+        return compute_block_events(stored.block, stored.results, stored.state_root)
+
     def get_status(self) -> dict[str, Any]:
         store = self._store
         return {
@@ -167,22 +176,25 @@ class NodeBackend:
         blocks: dict[int, Block | None] = {}
         entries = []
         for version in versions:
-            signer = None
-            if version.tx_index is not None:
+            signer, time_ms = None, self._genesis.genesis_time_ms
+            if version.height > 0:
                 if version.height not in blocks:
                     stored = store.get_block(version.height)
                     blocks[version.height] = stored.block if stored is not None else None
                 block = blocks[version.height]
                 if block is not None:
-                    tx = block.txs[version.tx_index]
-                    signer = {
-                        "org": tx.body.sender_org,
-                        "key": tx.body.sender_key.hex(),
-                        "function": tx.body.function,
-                    }
+                    time_ms = block.header.time_ms
+                    if version.tx_index is not None:
+                        tx = block.txs[version.tx_index]
+                        signer = {
+                            "org": tx.body.sender_org,
+                            "key": tx.body.sender_key.hex(),
+                            "function": tx.body.function,
+                        }
             entries.append(
                 {
                     "height": version.height,
+                    "time_ms": time_ms,
                     "tx_index": version.tx_index,
                     "tx_id": None if version.tx_id is None else version.tx_id.hex(),
                     "deleted": version.value is None,
