@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
@@ -30,7 +30,6 @@ from node.metrics import NodeMetrics
 from node.openapi import PathParam, Route, build_openapi, query_routes
 from node.schemas import (
     EVENT_FILTER_IDS_MAX,
-    EVENT_REPLAY_BLOCKS_MAX,
     HEX32,
     PAGE_LIMIT_MAX,
     BatchBody,
@@ -72,6 +71,7 @@ class ApiBackend(Protocol):
     events: EventHub
     metrics: NodeMetrics
     tx_bytes_max: int
+    event_replay_blocks_max: int  # blocks a /v1/events?from_height= stream may replay ([api] config)
 
     def submit_transaction(self, tx: SignedTx) -> None:
         """Admit a decoded transaction: validate, add to the pending pool, gossip. Raises TransactionError."""
@@ -119,14 +119,24 @@ class ApiBackend(Protocol):
 
 
 BACKEND = web.AppKey("backend", ApiBackend)
+EVENT_SOCKETS = web.AppKey("event_sockets", set[web.WebSocketResponse])  # open /v1/events streams
 
 
 def build_api(backend: ApiBackend, *, body_bytes_max: int) -> web.Application:
     app = web.Application(client_max_size=body_bytes_max, middlewares=[_errors_middleware])
     app[BACKEND] = backend
+    app[EVENT_SOCKETS] = set()
+    app.on_shutdown.append(_close_event_streams)
     for route in ROUTES:
         app.router.add_route(route.method, route.aiohttp_path, route.handler)
     return app
+
+
+async def _close_event_streams(app: web.Application) -> None:
+    """At shutdown, end event streams at once: their handlers would otherwise wait for the next event,
+    and the shutdown for them (consumers see the close and resubscribe elsewhere or later)."""
+    for socket in list(app[EVENT_SOCKETS]):
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"node shutting down")
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -350,20 +360,23 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     backend = request.app[BACKEND]
     query = parse_query(EventsQuery, request)
     if query.from_height is not None:
-        behind = backend.get_height() - query.from_height + 1
-        if behind > EVENT_REPLAY_BLOCKS_MAX:
+        tip, replay_max = backend.get_height(), backend.event_replay_blocks_max
+        behind = tip - query.from_height + 1
+        if behind > replay_max:
             return error_response(
                 400,
                 "replay_too_long",
-                f"from_height {query.from_height} is {behind} blocks behind the tip; a stream replays at most "
-                f"{EVENT_REPLAY_BLOCKS_MAX}: read older blocks with GET /v1/blocks/{{height}}, then subscribe "
-                f"with from_height >= {backend.get_height() - EVENT_REPLAY_BLOCKS_MAX + 1}",
+                f"from_height {query.from_height} is {behind} blocks behind the tip {tip}; a stream replays at "
+                f"most {replay_max}: read older blocks with GET /v1/blocks/{{height}} (carbonchain block), "
+                f"then subscribe with from_height >= {tip - replay_max + 1}",
             )
     socket = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
     await socket.prepare(request)
+    request.app[EVENT_SOCKETS].add(socket)
     try:
         await serve_event_stream(socket, backend, query)
     finally:
+        request.app[EVENT_SOCKETS].discard(socket)
         await socket.close()
     return socket
 

@@ -39,6 +39,7 @@ class NodeBackend:
         admit: Callable[[Sequence[SignedTx]], list[TransactionError | None]],
         events: EventHub,
         metrics: NodeMetrics,
+        event_replay_blocks_max: int = 1000,
     ) -> None:
         self._genesis = genesis
         self._node_id = node_id
@@ -51,6 +52,7 @@ class NodeBackend:
         self.tx_bytes_max = genesis.consensus.tx_bytes_max
         self.events = events
         self.metrics = metrics
+        self.event_replay_blocks_max = event_replay_blocks_max
 
     # --- TxCheckContext -----------------------------------------------------------------------------------
 

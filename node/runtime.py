@@ -156,6 +156,7 @@ class Node:
             admit=self._admit_submitted,
             events=self.events,
             metrics=self.metrics,
+            event_replay_blocks_max=config.api.event_replay_blocks_max,
         )
         self._watch_metrics()
 

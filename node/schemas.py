@@ -20,7 +20,6 @@ Hex32 = Annotated[str, Field(pattern=HEX32, description="32 bytes, lowercase hex
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{128}$", description="64 bytes, lowercase hex")]
 Height = Annotated[int, Field(ge=0, le=2**63 - 1)]
 EVENT_FILTER_IDS_MAX = 100  # ids in one /v1/events filter: keeps the request line under 8 KiB
-EVENT_REPLAY_BLOCKS_MAX = 1000  # blocks one /v1/events connection replays before it goes live
 PAGE_LIMIT_MAX = 1000
 _QueryT = TypeVar("_QueryT", bound="_Query")
 
@@ -95,8 +94,8 @@ class EventsQuery(_Query):
         ge=1,
         le=2**63 - 1,
         description=(
-            "first replay the committed blocks from this height (at most "
-            f"{EVENT_REPLAY_BLOCKS_MAX} behind the tip), then go live with no gap and no repeat"
+            "first replay the committed blocks from this height (at most [api] event_replay_blocks_max, "
+            "1000 by default, behind the tip), then go live with no gap and no repeat"
         ),
     )
 
