@@ -385,7 +385,8 @@ class CarbonClient:
         """Every committed event from `from_height` on, in order, each once, across lost connections and
         drops: it subscribes again from the height of the last event it yielded (the node replays that
         height again) and skips what it already yielded."""
-        height, seen = from_height, set()  # events yielded at `height`: ("block",) or ("tx", index)
+        height = from_height
+        seen: set[tuple[object, ...]] = set()  # events yielded at `height`: ("block",) or ("tx", index)
         for attempt in range(reconnects_max + 1):
             try:
                 async for event in self.events(from_height=height, org=org, blocks=blocks):
@@ -395,7 +396,8 @@ class CarbonClient:
                     if event["height"] < height or (event["height"] == height and key in seen):
                         continue
                     if event["height"] > height:
-                        height, seen = event["height"], set()
+                        height = event["height"]
+                        seen = set()
                     seen.add(key)
                     yield event
             except ApiError as exc:

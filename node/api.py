@@ -119,13 +119,14 @@ class ApiBackend(Protocol):
 
 
 BACKEND = web.AppKey("backend", ApiBackend)
-EVENT_SOCKETS = web.AppKey("event_sockets", set[web.WebSocketResponse])  # open /v1/events streams
+EventSockets = set[web.WebSocketResponse]
+EVENT_SOCKETS = web.AppKey("event_sockets", EventSockets)  # the open /v1/events streams
 
 
 def build_api(backend: ApiBackend, *, body_bytes_max: int) -> web.Application:
     app = web.Application(client_max_size=body_bytes_max, middlewares=[_errors_middleware])
     app[BACKEND] = backend
-    app[EVENT_SOCKETS] = set()
+    app[EVENT_SOCKETS] = EventSockets()
     app.on_shutdown.append(_close_event_streams)
     for route in ROUTES:
         app.router.add_route(route.method, route.aiohttp_path, route.handler)
@@ -135,7 +136,8 @@ def build_api(backend: ApiBackend, *, body_bytes_max: int) -> web.Application:
 async def _close_event_streams(app: web.Application) -> None:
     """At shutdown, end event streams at once: their handlers would otherwise wait for the next event,
     and the shutdown for them (consumers see the close and resubscribe elsewhere or later)."""
-    for socket in list(app[EVENT_SOCKETS]):
+    sockets: EventSockets = app[EVENT_SOCKETS]
+    for socket in list(sockets):
         await socket.close(code=WSCloseCode.GOING_AWAY, message=b"node shutting down")
 
 

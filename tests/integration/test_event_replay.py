@@ -105,7 +105,7 @@ async def test_replay_then_live_across_a_reconnect_misses_nothing(cluster: Clust
         assert heights_of(seen, "block") == list(range(1, last + 1)) and tx_ids_of(seen) == ids
 
         # Blocks commit while a replay from 1 runs: still every height once, in order, then live.
-        background = asyncio.ensure_future(asyncio.gather(*(deposit(client, signer) for _ in range(6))))
+        background = asyncio.gather(*(deposit(client, signer) for _ in range(6)))
         replay = client.events(from_height=1)
         events = await take_until(replay, lambda events: len(tx_ids_of(events)) == len(ids) + 6)
         ids += await background
