@@ -158,6 +158,19 @@ class CarbonClient:
         except aiohttp.ClientError:
             return False
 
+    async def readiness(self) -> dict[str, Any]:
+        """GET /readyz: {"ready": bool, "reason": str | None} (a 503 is an answer here, not an error)."""
+        try:
+            async with self.session.get(self.base_url + "/readyz") as response:
+                document: dict[str, Any] = await _json_body(response)
+                if response.status not in (200, 503):
+                    raise ApiError(
+                        response.status, document.get("error", "error"), document.get("message", "")
+                    )
+                return document
+        except aiohttp.ClientError as exc:
+            raise ApiError(0, "unreachable", f"{self.base_url}: {exc}") from None
+
     async def get_transaction(self, tx_id: str) -> TxStatus:
         return TxStatus.from_json(await self._get_json(f"/v1/txs/{tx_id}"))
 

@@ -83,7 +83,8 @@ def load_config(home: Path) -> NodeConfig:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: no config file (run `carbonchain init-network` to create node homes)"
+            f"{path}: no config file (make a node home with `carbonchain node init`, or a local network "
+            "with `carbonchain init-network`)"
         ) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None

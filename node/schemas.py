@@ -46,11 +46,12 @@ def parse_query(model: type[_QueryT], request: web.Request) -> _QueryT:
         raise InvalidInput(describe_validation_error(exc)) from None
 
 
-def describe_validation_error(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError, *, unknown: str = "unknown parameter") -> str:
+    """One line: `where: what` for each problem pydantic found (also used for member files)."""
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in error["loc"]) or "(request)"
-        message = "unknown parameter" if error["type"] == "extra_forbidden" else error["msg"]
+        where = ".".join(str(part) for part in error["loc"]) or "(document)"
+        message = unknown if error["type"] == "extra_forbidden" else error["msg"]
         problems.append(f"{where}: {message}")
     return "; ".join(problems)
 
