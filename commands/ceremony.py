@@ -168,7 +168,7 @@ def genesis_verify(genesis_path: Path, member_file: Path) -> None:
     places = locate_member(genesis, member)
     org = member.org
     click.echo(
-        f"{genesis_path}: organisation {org.id} ({org.role.value}) with its {len(org.admin_keys)} admin keys"
+        f"{genesis_path}: organisation {org.id} ({org.role.value}) with its {_count(len(org.admin_keys), 'admin key')}"
     )
     for place in places:
         where = f"peer {place.node.peer_address}, " if place.node.peer_address else ""

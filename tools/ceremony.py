@@ -247,6 +247,10 @@ def assemble_genesis(
 
 def _check_distinct(members: list[tuple[str, MemberFile]]) -> None:
     """Two member files must not share an organisation id, a key or an address: name both files."""
+    sources = [source for source, _ in members]
+    repeated = sorted({source for source in sources if sources.count(source) > 1})
+    if repeated:
+        raise ConfigError(f"{repeated[0]} is given twice")
     seen: dict[tuple[str, str], str] = {}
     for source, member in members:
         claims = [("organisation id", member.org.id)]
