@@ -266,6 +266,11 @@ class ArgBody(_Body):
     default: Any = None
 
 
+class EventSpecBody(_Body):
+    type: str
+    attributes: dict[str, str] = Field(description="attribute name -> its type")
+
+
 class FunctionBody(_Body):
     name: str
     roles: list[str]
@@ -274,7 +279,7 @@ class FunctionBody(_Body):
     description: str
     args: list[ArgBody]
     failures: list[str]
-    events: list[str]
+    events: list[EventSpecBody] = Field(description="the events the function emits when it succeeds")
 
 
 class QueryBody(_Body):
