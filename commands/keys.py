@@ -11,7 +11,7 @@ import click
 
 from client import CarbonClient
 from commands.common import echo_json, open_key, passphrase_file_option, read_passphrase
-from commands.query import format_table, node_option, run_async
+from commands.query import CELL_CHARS_MAX, format_table, node_option, run_async
 from core.keys import SigningKey, compute_key_id
 from core.keystore import MAX_KEYSTORE_BYTES, is_encrypted_key_file, save_key
 
@@ -93,7 +93,7 @@ def keys_list(paths: tuple[Path, ...], org: str | None, node: str, as_json: bool
         return
     rows = [
         {
-            "file": key["file"],
+            "file": _tail(key["file"]),
             "label": key["label"],
             "key_id": key["key_id"],
             "public_key": key["public_key"][:16] + "…",
@@ -104,6 +104,11 @@ def keys_list(paths: tuple[Path, ...], org: str | None, node: str, as_json: bool
         for key in keys
     ]
     click.echo(format_table(rows))
+
+
+def _tail(path: str, chars: int = CELL_CHARS_MAX) -> str:
+    """A long path shortened from the left, so that the file name stays visible in the table."""
+    return path if len(path) <= chars else "…" + path[-(chars - 1) :]
 
 
 async def _enrolled_keys(node: str, org: str) -> dict[str, dict[str, Any]]:

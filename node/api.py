@@ -456,7 +456,7 @@ ROUTES: tuple[Route, ...] = (
         get_block,
         "A committed block: header, transactions with results, commit certificate",
         {
-            "application/json": {"$ref": "#/components/schemas/BlockBody"},
+            "application/json": BlockBody,
             MSGPACK_TYPE: {"type": "string", "format": "binary"},
         },
         errors=(400, 404),

@@ -48,7 +48,7 @@ class Route:
     path: str  # the OpenAPI template, e.g. /v1/state/{key}/history
     handler: Handler
     summary: str
-    ok: type[BaseModel] | Mapping[str, Any]  # the success body: a model, or {media type: schema}
+    ok: type[BaseModel] | Mapping[str, type[BaseModel] | Mapping[str, Any]]  # a model, or media type ->
     ok_status: int = 200
     also_ok: tuple[tuple[int, type[BaseModel]], ...] = ()  # other success answers: (status, body)
     errors: tuple[int, ...] = ()
@@ -90,7 +90,8 @@ def _collect_models(routes: Iterable[Route]) -> list[type[BaseModel]]:
     for model in EVENT_MESSAGES:
         models[model] = None
     for route in routes:
-        for candidate in (route.ok, *route.body.values(), *(model for _, model in route.also_ok)):
+        oks = route.ok.values() if isinstance(route.ok, Mapping) else (route.ok,)
+        for candidate in (*oks, *route.body.values(), *(model for _, model in route.also_ok)):
             if isinstance(candidate, type) and issubclass(candidate, BaseModel):
                 models[candidate] = None
     return list(models)
@@ -147,7 +148,7 @@ def _ok_response(route: Route, ref_of: Mapping[type[BaseModel], Any]) -> dict[st
     if isinstance(route.ok, type):
         content = {"application/json": {"schema": ref_of[route.ok]}}
     else:
-        content = {media: {"schema": dict(schema)} for media, schema in route.ok.items()}
+        content = {media: {"schema": _schema(kind, ref_of)} for media, kind in route.ok.items()}
     return {"description": "success", "content": content}
 
 
