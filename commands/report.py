@@ -55,7 +55,7 @@ def compliance_text(document: dict[str, Any]) -> str:
         {
             "org": row["org"],
             "allocated_t": row["allocated_t"],
-            "verified_t": row["verified_t"],
+            "verified_t": "-" if row["verified_t"] is None else row["verified_t"],
             "surr_allow_t": row["surrendered_allowances_t"],
             "surr_offset_t": row["surrendered_offsets_t"],
             "shortfall_t": row["shortfall_t"],
@@ -66,7 +66,8 @@ def compliance_text(document: dict[str, Any]) -> str:
         for row in rows
     ]
     if table:
-        totals = {name: sum(row[name] for row in rows) for name in _SUMMED}
+        # verified_t is null until a verifier signs off (mid-year, or settled without a report): not a zero
+        totals = {name: sum(row[name] or 0 for row in rows) for name in _SUMMED}
         table.append(
             {
                 "org": "TOTAL",
@@ -80,7 +81,7 @@ def compliance_text(document: dict[str, Any]) -> str:
                 "status": f"{sum(1 for r in rows if r['status'] in ('compliant', 'surplus'))}/{len(rows)} compliant",
             }
         )
-    lines.append(format_table(table, right=("penalty_cny",)))
+    lines.append(format_table(table, right=("verified_t", "penalty_cny")))
     return "\n".join(lines)
 
 
