@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: devnet test lint typecheck unit clean
+.PHONY: devnet test lint typecheck unit browser screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +24,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) browser
 	$(BIN)/pytest -q
+
+# The dashboard's tests (tests/web) drive Debian's Chromium over the DevTools protocol: installed here once,
+# only when missing, so CI has it. Without apt-get the browser tests skip, or fail when CI is set.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 || { echo "no chromium and no apt-get: tests/web will skip (fail under CI)"; exit 0; }; \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+# The dashboard screenshots docs/DASHBOARD.md shows, taken by the browser tests.
+screenshots: $(STAMP) browser
+	CARBONCHAIN_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/web -q
 
 test: lint typecheck unit
 

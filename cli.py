@@ -11,11 +11,14 @@ from typing import Any
 
 import click
 
+from client import ApiError
 from commands.audit import audit_group
 from commands.bench import bench
+from commands.ceremony import genesis_assemble, genesis_verify, member_group, node_init
+from commands.chain import block_command, status_command, tx_show
 from commands.keys import keys_group
 from commands.network import genesis_group, init_network
-from commands.query import query_group
+from commands.query import NODE_ENV, query_group
 from commands.report import report_group
 from commands.run import devnet, node_group
 from commands.tx import keys_dev, tx_group
@@ -29,8 +32,15 @@ class _Cli(click.Group):
         except CarbonchainError as exc:
             if os.environ.get("CARBONCHAIN_DEBUG"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {exc}{_next_step(exc)}", err=True)
             sys.exit(1)
+
+
+def _next_step(exc: CarbonchainError) -> str:
+    """What to try next, for the errors every command can meet."""
+    if isinstance(exc, ApiError) and exc.status == 0:
+        return f" (is the node running? pass its API URL with --node URL or set {NODE_ENV})"
+    return ""
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -42,13 +52,20 @@ def main() -> None:
 main.add_command(keys_group)
 main.add_command(init_network)
 main.add_command(genesis_group)
+main.add_command(member_group)
+genesis_group.add_command(genesis_assemble)
+genesis_group.add_command(genesis_verify)
 main.add_command(node_group)
+node_group.add_command(node_init)
 main.add_command(devnet)
 main.add_command(tx_group)
 main.add_command(query_group)
 main.add_command(audit_group)
 main.add_command(report_group)
 keys_group.add_command(keys_dev)
+tx_group.add_command(tx_show)
+main.add_command(status_command)
+main.add_command(block_command)
 main.add_command(bench)
 
 

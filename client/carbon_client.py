@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 
@@ -157,6 +157,19 @@ class CarbonClient:
                 return response.status == 200
         except aiohttp.ClientError:
             return False
+
+    async def readiness(self) -> dict[str, Any]:
+        """GET /readyz: {"ready": bool, "reason": str | None} (a 503 is an answer here, not an error)."""
+        try:
+            async with self.session.get(self.base_url + "/readyz") as response:
+                document: dict[str, Any] = await _json_body(response)
+                if response.status not in (200, 503):
+                    raise ApiError(
+                        response.status, document.get("error", "error"), document.get("message", "")
+                    )
+                return document
+        except aiohttp.ClientError as exc:
+            raise ApiError(0, "unreachable", f"{self.base_url}: {exc}") from None
 
     async def get_transaction(self, tx_id: str) -> TxStatus:
         return TxStatus.from_json(await self._get_json(f"/v1/txs/{tx_id}"))
@@ -353,6 +366,60 @@ class CarbonClient:
         for tx_id in list(waiting):  # the stream ended early: ask directly
             done[tx_id] = await self._poll_commit(tx_id, timeout_s=3600)
         return done
+
+    async def events(
+        self, *, from_height: int | None = None, org: str | None = None, blocks: bool = True
+    ) -> AsyncIterator[dict[str, Any]]:
+        """One /v1/events stream: with from_height, the committed blocks from there first, then live ones.
+        Ends when the node closes it (after a {"type": "dropped"} message if we fell behind)."""
+        params = {"blocks": "1" if blocks else "0"}
+        if from_height is not None:
+            params["from_height"] = str(from_height)
+        if org is not None:
+            params["org"] = org
+        url = self.base_url.replace("http", "ws", 1) + "/v1/events?" + urlencode(params)
+        try:
+            async with self.session.ws_connect(url, heartbeat=20, max_msg_size=0) as socket:
+                async for message in socket:
+                    if message.type is not aiohttp.WSMsgType.TEXT:
+                        break
+                    yield json.loads(message.data)
+        except aiohttp.WSServerHandshakeError:
+            # The node refused the stream (e.g. replay_too_long) with a JSON error the upgrade hides: the
+            # same request without the upgrade gets the answer, which _get_json raises as an ApiError.
+            await self._get_json("/v1/events", params=params)
+            raise ApiError(0, "unreachable", f"{url}: the event stream was refused") from None
+        except aiohttp.ClientError as exc:
+            raise ApiError(0, "unreachable", f"{self.base_url}: {exc}") from None
+
+    async def follow_events(
+        self, *, from_height: int = 1, org: str | None = None, blocks: bool = True, reconnects_max: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every committed event from `from_height` on, in order, each once, across lost connections and
+        drops: it subscribes again from the height of the last event it yielded (the node replays that
+        height again) and skips what it already yielded."""
+        height = from_height
+        seen: set[tuple[object, ...]] = set()  # events yielded at `height`: ("block",) or ("tx", index)
+        for attempt in range(reconnects_max + 1):
+            try:
+                async for event in self.events(from_height=height, org=org, blocks=blocks):
+                    if event.get("type") == "dropped":
+                        break
+                    key = ("block",) if event["type"] == "block" else ("tx", event["index"])
+                    if event["height"] < height or (event["height"] == height and key in seen):
+                        continue
+                    if event["height"] > height:
+                        height = event["height"]
+                        seen = set()
+                    seen.add(key)
+                    yield event
+            except ApiError as exc:
+                if exc.status != 0:  # refused (e.g. replay_too_long): reconnecting would not help
+                    raise
+                await asyncio.sleep(min(0.1 * 2**attempt, 5.0))  # the node restarts, or a link broke
+        raise ApiError(
+            0, "unreachable", f"{self.base_url}: the event stream ended {reconnects_max + 1} times"
+        )
 
     async def submit_and_wait(self, tx: SignedTx, *, timeout_s: float = 30.0) -> TxStatus:
         tx_id = await self.submit(tx)

@@ -14,6 +14,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -272,6 +273,7 @@ def audit_history(key: str, node: str, as_json: bool) -> None:
         rows.append(
             {
                 "height": version["height"],
+                "time (UTC)": format_block_time(version.get("time_ms")),
                 "tx": "genesis" if version.get("tx_index") is None else version["tx_index"],
                 "tx_id": version.get("tx_id") or "",
                 "signer": signer.get("org", ""),
@@ -280,7 +282,14 @@ def audit_history(key: str, node: str, as_json: bool) -> None:
             }
         )
     click.echo(f"{key}: {len(rows)} versions")
-    click.echo(format_table(rows, ["height", "tx", "tx_id", "signer", "function", "value"]))
+    click.echo(format_table(rows, ["height", "time (UTC)", "tx", "tx_id", "signer", "function", "value"]))
+
+
+def format_block_time(time_ms: int | None) -> str:
+    """A block time to the second, UTC: `2026-03-01 09:30:12`."""
+    if time_ms is None:
+        return ""
+    return datetime.fromtimestamp(time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # --- proofs ------------------------------------------------------------------------------------------------

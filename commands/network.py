@@ -55,11 +55,22 @@ def init_network(
     for home in homes:
         click.echo(f"node home:    {home}   (carbonchain node run --home {home})")
     click.echo(f"org keys:     {out / 'keys'}/<org>/{{admin,client}}.json")
+    # Genesis names each organisation's admin keys; client keys are enrolled on chain by their own admin
+    # (so every operational key has an enrolment anyone can audit). Say how, once, here.
+    example = plan.genesis.organisations[0].id
+    keys = out / "keys" / example
+    click.echo(
+        "client keys:  not enrolled yet; once the network runs, each organisation's admin enrols its own:"
+    )
+    click.echo(
+        f"              carbonchain tx enrol_key --as {example} --key {keys / 'admin.json'} "
+        f"--public-key @{keys / 'client.json'} --wait"
+    )
 
 
 @click.group("genesis")
 def genesis_group() -> None:
-    """Inspect genesis files."""
+    """Assemble, verify and validate genesis files."""
 
 
 @genesis_group.command("validate")

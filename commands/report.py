@@ -10,7 +10,6 @@ report retirement RECEIPT [--out FILE]        a retirement receipt with its stat
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from commands.common import echo_json
 from commands.query import format_csv, format_table, node_option, run_async
 from core.errors import CarbonchainError
 from core.genesis import Genesis, load_genesis
+from core.units import format_fen, format_time_ms
 
 COMPLIANCE_COLUMNS = (
     "org",
@@ -40,19 +40,6 @@ COMPLIANCE_COLUMNS = (
 _SUMMED = COMPLIANCE_COLUMNS[1:-1]
 
 
-def format_fen(amount_fen: int) -> str:
-    """Fen as CNY with two decimals and thousands separators, by integer arithmetic."""
-    sign = "-" if amount_fen < 0 else ""
-    yuan, fen = divmod(abs(amount_fen), 100)
-    return f"{sign}{yuan:,}.{fen:02d}"
-
-
-def format_time_ms(time_ms: int | None) -> str:
-    if time_ms is None:
-        return ""
-    return datetime.fromtimestamp(time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def compliance_text(document: dict[str, Any]) -> str:
     period = document["period"]
     rows = document["rows"]
@@ -68,7 +55,7 @@ def compliance_text(document: dict[str, Any]) -> str:
         {
             "org": row["org"],
             "allocated_t": row["allocated_t"],
-            "verified_t": row["verified_t"],
+            "verified_t": "-" if row["verified_t"] is None else row["verified_t"],
             "surr_allow_t": row["surrendered_allowances_t"],
             "surr_offset_t": row["surrendered_offsets_t"],
             "shortfall_t": row["shortfall_t"],
@@ -79,7 +66,8 @@ def compliance_text(document: dict[str, Any]) -> str:
         for row in rows
     ]
     if table:
-        totals = {name: sum(row[name] for row in rows) for name in _SUMMED}
+        # verified_t is null until a verifier signs off (mid-year, or settled without a report): not a zero
+        totals = {name: sum(row[name] or 0 for row in rows) for name in _SUMMED}
         table.append(
             {
                 "org": "TOTAL",
@@ -93,7 +81,7 @@ def compliance_text(document: dict[str, Any]) -> str:
                 "status": f"{sum(1 for r in rows if r['status'] in ('compliant', 'surplus'))}/{len(rows)} compliant",
             }
         )
-    lines.append(format_table(table, right=("penalty_cny",)))
+    lines.append(format_table(table, right=("verified_t", "penalty_cny")))
     return "\n".join(lines)
 
 

@@ -16,14 +16,14 @@ LOG_FORMATS = click.Choice(["text", "json"])
 
 @click.group("node")
 def node_group() -> None:
-    """Run a node."""
+    """Make a node home (node init) and run a node (node run)."""
 
 
 @node_group.command("run")
 @click.option("--home", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--log-format", type=LOG_FORMATS, default=None, help="Overrides [log] format in config.toml.")
 def node_run(home: Path, log_format: str | None) -> None:
-    """Run one node (validator or observer) from an init-network home folder until SIGTERM or Ctrl-C."""
+    """Run one node (validator or observer) from its home (node init, init-network) until SIGTERM or Ctrl-C."""
     from node.runtime import run_node
 
     sys.exit(run_node(home, log_format=log_format))

@@ -35,7 +35,7 @@ import click
 
 from chaincode import FUNCTIONS, Arg, FunctionSpec
 from chaincode.base import validate_arg_map
-from client import DEFAULT_VALIDITY_BLOCKS, CarbonClient
+from client import DEFAULT_VALIDITY_BLOCKS, CarbonClient, TxRejected
 from commands.common import PASSPHRASE_ENV, echo_json, open_key
 from commands.query import (
     DEFAULT_NODE,
@@ -240,7 +240,13 @@ def _submit(spec: FunctionSpec, values: dict[str, Any]) -> int:
                 org=values["sender"], key=key, validity_blocks=values["validity_blocks"]
             )
             tx = signer.build(spec.name, args)
-            tx_id = await client.submit(tx)
+            try:
+                tx_id = await client.submit(tx)
+            except TxRejected as exc:
+                hint = describe_next_step(exc.code, values["sender"], values["key"])
+                if hint is None:
+                    raise
+                raise TxRejected(exc.status, exc.code, f"{exc.message}; {hint}") from None
             if not wait:
                 if quiet:
                     click.echo(tx_id)
@@ -269,6 +275,28 @@ def _submit(spec: FunctionSpec, values: dict[str, Any]) -> int:
             return 0 if status.is_ok else 1
 
     return run_async(submit())
+
+
+def describe_next_step(code: str, org: str, key_file: Path) -> str | None:
+    """What to do about a rejected transaction, for the codes a user can act on."""
+    if code == "unknown_sender":
+        return (
+            f"an admin of {org} enrols this key first: carbonchain tx enrol_key --as {org} --key "
+            f"<{org}'s admin key file> --public-key @{key_file} --wait (carbonchain keys list --org {org} "
+            f"{key_file} shows what the chain has enrolled)"
+        )
+    if code == "revoked_key":
+        return (
+            "revocation is final: make a new key (carbonchain keys new --out FILE) and have an admin of "
+            f"{org} enrol it (carbonchain tx enrol_key --as {org} --public-key @FILE ...)"
+        )
+    if code in ("mempool_full", "not_ordering"):
+        return "the node is busy: retry in a few seconds, or send it to another node with --node URL"
+    if code == "expired":
+        return "the chain moved past valid_until: send it again (a new transaction is built each time)"
+    if code == "wrong_chain":
+        return "the key and the node belong to different chains: check --node"
+    return None
 
 
 def _print_committed(document: dict[str, Any], *, err: bool = False) -> None:

@@ -2,12 +2,13 @@
 
 Every handler validates its input, bodies are size-limited, and no request can take the node down: errors
 become JSON `{"error": code, "message": text}` with a 4xx status, and unexpected exceptions a 500 that is
-logged. docs/API.md and /v1/openapi.json describe the endpoints.
+logged. The routes are one table (`ROUTES`) from which node/openapi.py generates /v1/openapi.json; the
+handlers parse parameters and shape answers with the models of node/schemas.py that the document
+describes. docs/API.md says what each endpoint means.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -15,24 +16,49 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 
+from chaincode import QUERIES
 from core import codec
 from core.errors import CarbonchainError, CodecError, InvalidInput, TransactionError
 from core.tx import SignedTx, decode_transaction, transaction_from_json
 from node.events import EventHub
+from node.eventstream import serve_event_stream
 from node.metrics import NodeMetrics
-from node.openapi import OPENAPI
+from node.openapi import PathParam, Route, build_openapi, query_routes
+from node.schemas import (
+    EVENT_FILTER_IDS_MAX,
+    HEX32,
+    PAGE_LIMIT_MAX,
+    BatchBody,
+    BlockBody,
+    BlockQuery,
+    CatalogueBody,
+    EventsQuery,
+    HealthBody,
+    HistoryBody,
+    HistoryQuery,
+    ProofBody,
+    ReadyBody,
+    StatusBody,
+    SubmissionJson,
+    TransactionJson,
+    TxAccepted,
+    TxStatusBody,
+    describe_validation_error,
+    parse_query,
+    shape,
+)
 
 log = logging.getLogger(__name__)
 
 MSGPACK_TYPE = "application/msgpack"
 TXS_PER_REQUEST_MAX = 1000  # transactions in one batch submission
-PAGE_LIMIT_MAX = 1000
-EVENT_FILTER_IDS_MAX = 100  # ids in one /v1/events filter: keeps the request line under 8 KiB
-_HEX_ID = re.compile(r"^[0-9a-f]{64}$")
+_HEX_ID = re.compile(HEX32)
 _STATE_KEY_MAX = 512
+__all__ = ["EVENT_FILTER_IDS_MAX", "PAGE_LIMIT_MAX", "ROUTES", "build_api"]
 
 
 class QueryNotFound(InvalidInput):
@@ -45,6 +71,7 @@ class ApiBackend(Protocol):
     events: EventHub
     metrics: NodeMetrics
     tx_bytes_max: int
+    event_replay_blocks_max: int  # blocks a /v1/events?from_height= stream may replay ([api] config)
 
     def submit_transaction(self, tx: SignedTx) -> None:
         """Admit a decoded transaction: validate, add to the pending pool, gossip. Raises TransactionError."""
@@ -64,9 +91,19 @@ class ApiBackend(Protocol):
         """A committed block with results and certificate, canonically encoded (for auditors)."""
         ...
 
+    def get_height(self) -> int:
+        """The last committed height."""
+        ...
+
+    def get_block_events(self, height: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """A committed block's events as /v1/events publishes them (for a replay)."""
+        ...
+
     def get_status(self) -> dict[str, Any]: ...
 
-    def is_ready(self) -> bool: ...
+    def get_unready_reason(self) -> str | None:
+        """Why the node is not ready (halted, catching up, too few links), or None."""
+        ...
 
     def run_query(self, name: str, params: dict[str, str]) -> Any:
         """Run a chaincode query; raises QueryNotFound or InvalidInput."""
@@ -82,27 +119,26 @@ class ApiBackend(Protocol):
 
 
 BACKEND = web.AppKey("backend", ApiBackend)
+EventSockets = set[web.WebSocketResponse]
+EVENT_SOCKETS = web.AppKey("event_sockets", EventSockets)  # the open /v1/events streams
 
 
 def build_api(backend: ApiBackend, *, body_bytes_max: int) -> web.Application:
     app = web.Application(client_max_size=body_bytes_max, middlewares=[_errors_middleware])
     app[BACKEND] = backend
-    app.router.add_post("/v1/txs", post_transaction)
-    app.router.add_get("/v1/txs/{tx_id}", get_transaction)
-    app.router.add_get("/v1/blocks/latest", get_latest_block)
-    app.router.add_get("/v1/blocks/{height}", get_block)
-    app.router.add_get("/v1/status", get_status)
-    app.router.add_get("/v1/carbon/queries", get_carbon_catalogue)
-    app.router.add_get("/v1/carbon/{query}", get_carbon_query)
-    # State keys contain "/" (org/ent-a): the segment takes slashes, written as such or as %2F.
-    app.router.add_get("/v1/state/{key:.+}/history", get_state_history)
-    app.router.add_get("/v1/state/{key:.+}/proof", get_state_proof)
-    app.router.add_get("/v1/events", get_events)
-    app.router.add_get("/v1/openapi.json", get_openapi)
-    app.router.add_get("/healthz", get_healthz)
-    app.router.add_get("/readyz", get_readyz)
-    app.router.add_get("/metrics", get_metrics)
+    app[EVENT_SOCKETS] = EventSockets()
+    app.on_shutdown.append(_close_event_streams)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.aiohttp_path, route.handler)
     return app
+
+
+async def _close_event_streams(app: web.Application) -> None:
+    """At shutdown, end event streams at once: their handlers would otherwise wait for the next event,
+    and the shutdown for them (consumers see the close and resubscribe elsewhere or later)."""
+    sockets: EventSockets = app[EVENT_SOCKETS]
+    for socket in list(sockets):
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"node shutting down")
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -116,6 +152,8 @@ async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamRe
         return response
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "too_large", f"request body exceeds {request.app._client_max_size} bytes")
+    except web.HTTPNotFound:
+        return error_response(404, "not_found", _not_found_hint(request.path))
     except web.HTTPException as exc:
         if exc.status >= 400:
             return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
@@ -137,6 +175,12 @@ async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamRe
         return error_response(500, "internal", "internal error; see the node log")
 
 
+def _not_found_hint(path: str) -> str:
+    if path.startswith("/v1/carbon/"):
+        return f"no query named {path.removeprefix('/v1/carbon/')!r}; GET /v1/carbon/queries lists them"
+    return f"no endpoint {path}; GET /v1/openapi.json lists them"
+
+
 # --- transactions ----------------------------------------------------------------------------------------
 
 
@@ -145,27 +189,44 @@ async def post_transaction(request: web.Request) -> web.Response:
     A batch (a JSON array of documents, or a msgpack array of raw transactions, at most
     TXS_PER_REQUEST_MAX): 200 with one result per transaction, in order."""
     backend = request.app[BACKEND]
-    body = await request.read()
-    if request.content_type == MSGPACK_TYPE:
-        if body[:1] and (body[0] & 0xF0 == 0x90 or body[0] in (0xDC, 0xDD)):  # a msgpack array: a batch
-            return _submit_batch(backend, _decode_raw_batch(body, backend.tx_bytes_max))
-        tx = decode_transaction(body, tx_bytes_max=backend.tx_bytes_max)
-    else:
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise TransactionError("malformed", f"body is not JSON: {exc}") from None
-        if type(document) is list:
-            if len(document) > TXS_PER_REQUEST_MAX:
-                raise TransactionError("too_large", f"at most {TXS_PER_REQUEST_MAX} transactions per request")
-            limit = backend.tx_bytes_max
-            items = [
-                _decode_item(partial(transaction_from_json, item, tx_bytes_max=limit)) for item in document
-            ]
-            return _submit_batch(backend, items)
-        tx = transaction_from_json(document, tx_bytes_max=backend.tx_bytes_max)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        backend.metrics.rejected_txs.labels(reason="too_large").inc()
+        raise
+    try:
+        if request.content_type == MSGPACK_TYPE:
+            if body[:1] and (body[0] & 0xF0 == 0x90 or body[0] in (0xDC, 0xDD)):  # a msgpack array: a batch
+                return _submit_batch(backend, _decode_raw_batch(body, backend.tx_bytes_max))
+            tx = decode_transaction(body, tx_bytes_max=backend.tx_bytes_max)
+        else:
+            try:
+                document = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise TransactionError("malformed", f"body is not JSON: {exc}") from None
+            if type(document) is list:
+                if len(document) > TXS_PER_REQUEST_MAX:
+                    raise TransactionError(
+                        "too_large", f"at most {TXS_PER_REQUEST_MAX} transactions per request"
+                    )
+                limit = backend.tx_bytes_max
+                items = [_decode_item(partial(_decode_json_transaction, item, limit)) for item in document]
+                return _submit_batch(backend, items)
+            tx = _decode_json_transaction(document, backend.tx_bytes_max)
+    except TransactionError as exc:  # refused before admission, which counts its own refusals
+        backend.metrics.rejected_txs.labels(reason=exc.code).inc()
+        raise
     backend.submit_transaction(tx)
-    return web.json_response({"tx_id": tx.tx_id.hex(), "status": "pending"}, status=202)
+    return web.json_response(shape(TxAccepted, {"tx_id": tx.tx_id.hex(), "status": "pending"}), status=202)
+
+
+def _decode_json_transaction(document: Any, tx_bytes_max: int) -> SignedTx:
+    """The JSON form checked against the shape the document describes, then made canonical bytes."""
+    try:
+        TransactionJson.model_validate(document)
+    except ValidationError as exc:
+        raise TransactionError("malformed", describe_validation_error(exc)) from None
+    return transaction_from_json(document, tx_bytes_max=tx_bytes_max)
 
 
 def _decode_raw_batch(body: bytes, tx_bytes_max: int) -> list[SignedTx | TransactionError]:
@@ -191,6 +252,9 @@ def _decode_item(decode: Callable[[], SignedTx]) -> SignedTx | TransactionError:
 
 
 def _submit_batch(backend: ApiBackend, items: list[SignedTx | TransactionError]) -> web.Response:
+    for item in items:
+        if isinstance(item, TransactionError):  # not decodable: admission never sees it
+            backend.metrics.rejected_txs.labels(reason=item.code).inc()
     txs = [item for item in items if isinstance(item, SignedTx)]
     outcomes = iter(backend.submit_transactions(txs))
     results = []
@@ -204,12 +268,12 @@ def _submit_batch(backend: ApiBackend, items: list[SignedTx | TransactionError])
             if isinstance(item, SignedTx):
                 entry["tx_id"] = item.tx_id.hex()
             results.append(entry)
-    return web.json_response({"results": results}, status=200)
+    return web.json_response(shape(BatchBody, {"results": results}), status=200)
 
 
 async def get_transaction(request: web.Request) -> web.Response:
     tx_id = _parse_hex_id(request.match_info["tx_id"], "transaction id")
-    return web.json_response(request.app[BACKEND].get_transaction_status(tx_id))
+    return web.json_response(shape(TxStatusBody, request.app[BACKEND].get_transaction_status(tx_id)))
 
 
 # --- blocks and status -----------------------------------------------------------------------------------
@@ -219,13 +283,14 @@ async def get_latest_block(request: web.Request) -> web.Response:
     block = request.app[BACKEND].get_block_json(None)
     if block is None:
         return error_response(404, "not_found", "no block committed yet")
-    return web.json_response(block)
+    return web.json_response(shape(BlockBody, block))
 
 
 async def get_block(request: web.Request) -> web.Response:
     height = _parse_int(request.match_info["height"], "height", minimum=1)
+    query = parse_query(BlockQuery, request)
     backend = request.app[BACKEND]
-    if request.query.get("format") == "msgpack":
+    if query.format == "msgpack":
         raw = backend.get_block_bytes(height)
         if raw is None:
             return error_response(404, "not_found", f"no block at height {height}")
@@ -233,20 +298,21 @@ async def get_block(request: web.Request) -> web.Response:
     block = backend.get_block_json(height)
     if block is None:
         return error_response(404, "not_found", f"no block at height {height}")
-    return web.json_response(block)
+    return web.json_response(shape(BlockBody, block))
 
 
 async def get_status(request: web.Request) -> web.Response:
-    return web.json_response(request.app[BACKEND].get_status())
+    return web.json_response(shape(StatusBody, request.app[BACKEND].get_status()))
 
 
 async def get_healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "alive"})
+    return web.json_response(shape(HealthBody, {"status": "alive"}))
 
 
 async def get_readyz(request: web.Request) -> web.Response:
-    ready = request.app[BACKEND].is_ready()
-    return web.json_response({"ready": ready}, status=200 if ready else 503)
+    reason = request.app[BACKEND].get_unready_reason()
+    body = shape(ReadyBody, {"ready": reason is None, "reason": reason})
+    return web.json_response(body, status=200 if reason is None else 503)
 
 
 async def get_metrics(request: web.Request) -> web.Response:
@@ -262,28 +328,31 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 async def get_carbon_catalogue(request: web.Request) -> web.Response:
-    return web.json_response(request.app[BACKEND].get_catalogue())
+    return web.json_response(shape(CatalogueBody, request.app[BACKEND].get_catalogue()))
 
 
 async def get_carbon_query(request: web.Request) -> web.Response:
-    name = request.match_info["query"]
-    if len(request.query) > 32 or any(len(k) > 64 or len(v) > 1024 for k, v in request.query.items()):
+    name = request.path.removeprefix("/v1/carbon/")
+    query = request.query
+    if len(query) > 32 or any(len(k) > 64 or len(v) > 1024 for k, v in query.items()):
         raise InvalidInput("too many or too long query parameters")
-    result = request.app[BACKEND].run_query(name, dict(request.query))
+    repeated = sorted({key for key in query if len(query.getall(key)) > 1})
+    if repeated:
+        raise InvalidInput(f"parameter {repeated[0]!r} is given more than once")
+    result = request.app[BACKEND].run_query(name, dict(query))
     return web.json_response(result)
 
 
 async def get_state_history(request: web.Request) -> web.Response:
     key = _parse_state_key(request.match_info["key"])
-    start_after = request.query.get("start_after")
-    limit = _parse_int(request.query.get("limit", "100"), "limit", minimum=1, maximum=PAGE_LIMIT_MAX)
-    cursor = None if start_after is None else _parse_int(start_after, "start_after", minimum=0)
-    return web.json_response(request.app[BACKEND].get_key_history(key, cursor, limit))
+    query = parse_query(HistoryQuery, request)
+    history = request.app[BACKEND].get_key_history(key, query.start_after, query.limit)
+    return web.json_response(shape(HistoryBody, history))
 
 
 async def get_state_proof(request: web.Request) -> web.Response:
     key = _parse_state_key(request.match_info["key"])
-    return web.json_response(request.app[BACKEND].get_key_proof(key))
+    return web.json_response(shape(ProofBody, request.app[BACKEND].get_key_proof(key)))
 
 
 # --- events -----------------------------------------------------------------------------------------------
@@ -291,47 +360,27 @@ async def get_state_proof(request: web.Request) -> web.Response:
 
 async def get_events(request: web.Request) -> web.StreamResponse:
     backend = request.app[BACKEND]
-    org = request.query.get("org")
-    tx_ids = [t for t in request.query.get("tx", "").split(",") if t]
-    if len(tx_ids) > EVENT_FILTER_IDS_MAX or any(not _HEX_ID.fullmatch(t) for t in tx_ids):
-        raise InvalidInput(
-            f"tx must be a comma-separated list of at most {EVENT_FILTER_IDS_MAX} hex transaction ids"
-        )
+    query = parse_query(EventsQuery, request)
+    if query.from_height is not None:
+        tip, replay_max = backend.get_height(), backend.event_replay_blocks_max
+        behind = tip - query.from_height + 1
+        if behind > replay_max:
+            return error_response(
+                400,
+                "replay_too_long",
+                f"from_height {query.from_height} is {behind} blocks behind the tip {tip}; a stream replays at "
+                f"most {replay_max}: read older blocks with GET /v1/blocks/{{height}} (carbonchain block), "
+                f"then subscribe with from_height >= {tip - replay_max + 1}",
+            )
     socket = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
     await socket.prepare(request)
-    subscription = backend.events.subscribe(org=org, tx_ids=tx_ids, blocks=request.query.get("blocks") != "0")
-    client_gone = asyncio.create_task(_read_until_closed(socket))
+    request.app[EVENT_SOCKETS].add(socket)
     try:
-        await _stream_events(socket, subscription, client_gone)
-    except ConnectionError:
-        pass  # the client went away mid-send
+        await serve_event_stream(socket, backend, query)
     finally:
-        backend.events.unsubscribe(subscription)
-        client_gone.cancel()
+        request.app[EVENT_SOCKETS].discard(socket)
         await socket.close()
     return socket
-
-
-async def _stream_events(
-    socket: web.WebSocketResponse, subscription: Any, client_gone: asyncio.Task[None]
-) -> None:
-    while True:
-        next_event = asyncio.ensure_future(subscription.queue.get())
-        await asyncio.wait({next_event, client_gone}, return_when=asyncio.FIRST_COMPLETED)
-        if not next_event.done():
-            next_event.cancel()
-            return
-        await socket.send_json(next_event.result())
-        if subscription.dropped_reason is not None and subscription.queue.empty():
-            await socket.send_json({"type": "dropped", "reason": subscription.dropped_reason})
-            return
-
-
-async def _read_until_closed(socket: web.WebSocketResponse) -> None:
-    """Read (and ignore) what the client sends, so close frames and pings are handled."""
-    async for message in socket:
-        if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
-            break
 
 
 # --- parsing ---------------------------------------------------------------------------------------------
@@ -353,7 +402,8 @@ def _parse_int(text: str, what: str, *, minimum: int = 0, maximum: int = 2**63 -
 
 
 def _parse_state_key(text: str) -> bytes:
-    """State keys in URLs are UTF-8 text (percent-decoded once), or hex with a `0x` prefix."""
+    """State keys in URLs are UTF-8 text (percent-decoded once; a "/" as written or as %2F), or hex with a
+    `0x` prefix."""
     if len(text) > _STATE_KEY_MAX:
         raise InvalidInput(f"state key longer than {_STATE_KEY_MAX} characters")
     if text.startswith("0x"):
@@ -362,3 +412,119 @@ def _parse_state_key(text: str) -> bytes:
         except ValueError:
             raise InvalidInput("state key after 0x must be hex") from None
     return text.encode("utf-8")
+
+
+# --- the route table -------------------------------------------------------------------------------------
+
+_JSON_ANY = {"application/json": {"type": "object", "description": "see docs/CHAINCODE.md"}}
+_TX_ID = PathParam("tx_id", "transaction id, 64 hex digits", {"type": "string", "pattern": HEX32})
+_KEY = PathParam(
+    "key",
+    "state key as UTF-8 text (a '/' as written or as %2F; percent-decoded once), or hex with a 0x prefix",
+    {"type": "string", "minLength": 1, "maxLength": _STATE_KEY_MAX},
+)
+_HEIGHT = PathParam("height", "block height", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1})
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        "/v1/txs",
+        post_transaction,
+        "Submit a signed transaction, or a batch of them (JSON, or msgpack with Content-Type "
+        "application/msgpack: one transaction's bytes, or an array of them)",
+        TxAccepted,
+        ok_status=202,
+        also_ok=((200, BatchBody),),
+        errors=(400, 409, 413, 503),
+        body={"application/json": SubmissionJson, MSGPACK_TYPE: {"type": "string", "format": "binary"}},
+    ),
+    Route(
+        "GET",
+        "/v1/txs/{tx_id}",
+        get_transaction,
+        "Status of a transaction: pending, committed (height, index, code, message) or unknown",
+        TxStatusBody,
+        errors=(400,),
+        path_params=(_TX_ID,),
+    ),
+    Route(
+        "GET", "/v1/blocks/latest", get_latest_block, "The latest committed block", BlockBody, errors=(404,)
+    ),
+    Route(
+        "GET",
+        "/v1/blocks/{height}",
+        get_block,
+        "A committed block: header, transactions with results, commit certificate",
+        {
+            "application/json": BlockBody,
+            MSGPACK_TYPE: {"type": "string", "format": "binary"},
+        },
+        errors=(400, 404),
+        path_params=(_HEIGHT,),
+        query=BlockQuery,
+    ),
+    Route("GET", "/v1/status", get_status, "Node status, checkpoints and unlinked peers", StatusBody),
+    Route("GET", "/healthz", get_healthz, "Liveness: the process serves requests", HealthBody),
+    Route(
+        "GET",
+        "/readyz",
+        get_readyz,
+        "Readiness: not halted, caught up, linked to enough validators; 503 names the failing condition",
+        ReadyBody,
+        errors=(503,),
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        get_metrics,
+        "Prometheus metrics (docs/API.md lists them)",
+        {"text/plain": {"type": "string"}},
+    ),
+    Route(
+        "GET",
+        "/v1/openapi.json",
+        get_openapi,
+        "This document",
+        {"application/json": {"type": "object"}},
+    ),
+    Route(
+        "GET",
+        "/v1/carbon/queries",
+        get_carbon_catalogue,
+        "The chaincode's functions (roles, arguments with units) and queries",
+        CatalogueBody,
+    ),
+    *query_routes(QUERIES, get_carbon_query, _JSON_ANY),
+    Route(
+        "GET",
+        "/v1/state/{key}/history",
+        get_state_history,
+        "Every version of a state key with height, block time, transaction and signer",
+        HistoryBody,
+        errors=(400,),
+        path_params=(_KEY,),
+        query=HistoryQuery,
+        router_path=r"/v1/state/{key:[\s\S]+}/history",
+    ),
+    Route(
+        "GET",
+        "/v1/state/{key}/proof",
+        get_state_proof,
+        "An inclusion or non-inclusion proof of a state key against the latest state root",
+        ProofBody,
+        errors=(400,),
+        path_params=(_KEY,),
+        router_path=r"/v1/state/{key:[\s\S]+}/proof",
+    ),
+    Route(
+        "GET",
+        "/v1/events",
+        get_events,
+        "WebSocket stream of committed blocks and transaction results, optionally replayed from a height",
+        {},
+        ok_status=101,
+        errors=(400,),
+        query=EventsQuery,
+    ),
+)
+OPENAPI = build_openapi(ROUTES)

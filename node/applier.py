@@ -9,13 +9,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from chaincode import ChaincodeRegistry, execute_block
 from core.block import Block, CommitCertificate, TxResult
-from node.events import EventHub
+from node.events import EventHub, compute_block_events
 from node.metrics import NodeMetrics
-from node.views import to_json_safe
 from storage import CommitOutcome, Store
 
 log = logging.getLogger(__name__)
@@ -48,7 +46,7 @@ class BlockApplier:
         failed = sum(1 for result in execution.results if not result.is_ok)
         self.metrics.committed_txs.inc(len(block.txs))
         self.metrics.failed_txs.inc(failed)
-        self._publish(block, execution.results, outcome)
+        self._publish(block, tuple(execution.results), outcome)
         log.info(
             "committed block: %d txs (%d failed) in %.1f ms",
             len(block.txs),
@@ -61,35 +59,7 @@ class BlockApplier:
     def _is_committed(self, tx_id: bytes) -> bool:
         return self.store.get_tx_location(tx_id) is not None
 
-    def _publish(self, block: Block, results: Any, outcome: CommitOutcome) -> None:
+    def _publish(self, block: Block, results: tuple[TxResult, ...], outcome: CommitOutcome) -> None:
         if self.events.subscriber_count == 0:
             return
-        header = block.header
-        block_event = {
-            "type": "block",
-            "height": header.height,
-            "hash": block.block_hash.hex(),
-            "time_ms": header.time_ms,
-            "tx_count": header.tx_count,
-            "state_root": outcome.state_root.hex(),
-        }
-        tx_events = []
-        for index, (tx, result) in enumerate(zip(block.txs, results, strict=True)):
-            orgs = {tx.body.sender_org}
-            for event in result.events:
-                orgs.update(str(v) for k, v in event.items() if k in ("org", "from", "to", "buyer", "seller"))
-            tx_events.append(
-                {
-                    "type": "tx",
-                    "tx_id": tx.tx_id.hex(),
-                    "height": header.height,
-                    "index": index,
-                    "sender_org": tx.body.sender_org,
-                    "function": tx.body.function,
-                    "code": result.code,
-                    "message": result.message,
-                    "events": to_json_safe(list(result.events)),
-                    "orgs": orgs,
-                }
-            )
-        self.events.publish_block(block_event, tx_events)
+        self.events.publish_block(*compute_block_events(block, results, outcome.state_root))

@@ -18,7 +18,8 @@ from core.errors import TransactionError
 from core.genesis import Genesis
 from core.tx import SignedTx
 from node.api import QueryNotFound
-from node.events import EventHub
+from node.checkpoints import CheckpointStatus
+from node.events import EventHub, compute_block_events
 from node.metrics import NodeMetrics
 from node.roles import Role
 from node.views import block_json, state_value_json
@@ -38,6 +39,7 @@ class NodeBackend:
         admit: Callable[[Sequence[SignedTx]], list[TransactionError | None]],
         events: EventHub,
         metrics: NodeMetrics,
+        event_replay_blocks_max: int = 1000,
     ) -> None:
         self._genesis = genesis
         self._node_id = node_id
@@ -50,6 +52,7 @@ class NodeBackend:
         self.tx_bytes_max = genesis.consensus.tx_bytes_max
         self.events = events
         self.metrics = metrics
+        self.event_replay_blocks_max = event_replay_blocks_max
 
     # --- TxCheckContext -----------------------------------------------------------------------------------
 
@@ -108,6 +111,15 @@ class NodeBackend:
             return None
         return encode_certified_block(CertifiedBlock(stored.block, stored.certificate, stored.results))
 
+    def get_height(self) -> int:
+        return self._store.last_height
+
+    def get_block_events(self, height: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        stored = self._store.get_block(height)
+        if stored is None:
+            return None
+        return compute_block_events(stored.block, stored.results, stored.state_root)
+
     def get_status(self) -> dict[str, Any]:
         store = self._store
         return {
@@ -124,11 +136,27 @@ class NodeBackend:
             "halted": self._role.halted_reason,
             "view": self._role.view,
             "primary": self._role.primary,
+            "checkpoint": _checkpoint_json(self._role.get_checkpoint()),
+            "unlinked_peers": {str(peer): why for peer, why in self._network.get_link_failures().items()},
         }
 
-    def is_ready(self) -> bool:
+    def get_unready_reason(self) -> str | None:
+        """Why the node is not ready (halted, catching up, too few links with why), or None when it is."""
         role = self._role
-        return role.halted_reason is None and not role.catching_up and role.is_linked()
+        if role.halted_reason is not None:
+            return f"halted: {role.halted_reason}"
+        if role.catching_up:
+            return f"catching up: fetching blocks after height {self._store.last_height} from peers"
+        if not role.is_linked():
+            linked = sum(1 for peer in self._network.connected_peers() if peer.is_validator)
+            reason = f"linked to {linked} validators, {role.validators_needed} needed"
+            failures = self._network.get_link_failures()
+            if failures:
+                reason += " (" + "; ".join(f"{peer}: {why}" for peer, why in failures.items()) + ")"
+            else:
+                reason += " (waiting for the others to connect)"
+            return reason
+        return None
 
     def run_query(self, name: str, params: dict[str, str]) -> Any:
         if name not in QUERIES:
@@ -150,22 +178,25 @@ class NodeBackend:
         blocks: dict[int, Block | None] = {}
         entries = []
         for version in versions:
-            signer = None
-            if version.tx_index is not None:
+            signer, time_ms = None, self._genesis.genesis_time_ms
+            if version.height > 0:
                 if version.height not in blocks:
                     stored = store.get_block(version.height)
                     blocks[version.height] = stored.block if stored is not None else None
                 block = blocks[version.height]
                 if block is not None:
-                    tx = block.txs[version.tx_index]
-                    signer = {
-                        "org": tx.body.sender_org,
-                        "key": tx.body.sender_key.hex(),
-                        "function": tx.body.function,
-                    }
+                    time_ms = block.header.time_ms
+                    if version.tx_index is not None:
+                        tx = block.txs[version.tx_index]
+                        signer = {
+                            "org": tx.body.sender_org,
+                            "key": tx.body.sender_key.hex(),
+                            "function": tx.body.function,
+                        }
             entries.append(
                 {
                     "height": version.height,
+                    "time_ms": time_ms,
                     "tx_index": version.tx_index,
                     "tx_id": None if version.tx_id is None else version.tx_id.hex(),
                     "deleted": version.value is None,
@@ -200,6 +231,10 @@ class NodeBackend:
             "proof": proof.encode().hex(),
             "certified_by_height": height + depth,
         }
+
+
+def _checkpoint_json(status: CheckpointStatus | None) -> dict[str, object] | None:
+    return None if status is None else status.to_json()
 
 
 def _key_text(key: bytes) -> str:

@@ -50,6 +50,9 @@ class ApiSection(_Section):
     listen_port: int = Field(0, ge=0, le=65535, description="0 = the port of this node's genesis api_address")
     body_bytes_max: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     event_queue_max: int = Field(10_000, ge=10, le=1_000_000)
+    event_replay_blocks_max: int = Field(
+        1000, ge=1, le=100_000, description="blocks a /v1/events?from_height= stream may replay"
+    )
 
 
 class MempoolSection(_Section):
@@ -80,7 +83,8 @@ def load_config(home: Path) -> NodeConfig:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: no config file (run `carbonchain init-network` to create node homes)"
+            f"{path}: no config file (make a node home with `carbonchain node init`, or a local network "
+            "with `carbonchain init-network`)"
         ) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None

@@ -2,15 +2,57 @@
 
 Each subscriber has a bounded queue. A subscriber that falls behind is told why and dropped, never buffered
 without bound (docs/RELIABILITY.md item 4). Filters: by organisation (transactions it sent or that name it
-in an event) and by transaction id.
+in an event) and by transaction id. `compute_block_events` makes a committed block's events, the same for
+a block just applied (node/applier.py) and one replayed from storage (node/eventstream.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from core.block import Block, TxResult
+from node.views import to_json_safe
+
+ORG_EVENT_FIELDS = ("org", "from", "to", "buyer", "seller")  # event attributes that name an organisation
+
+
+def compute_block_events(
+    block: Block, results: tuple[TxResult, ...] | list[TxResult], state_root: bytes
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A committed block's event and one event per transaction, each tx event with "orgs": the
+    organisations it concerns (the org filter reads it; it is never sent)."""
+    header = block.header
+    block_event = {
+        "type": "block",
+        "height": header.height,
+        "hash": block.block_hash.hex(),
+        "time_ms": header.time_ms,
+        "tx_count": header.tx_count,
+        "state_root": state_root.hex(),
+    }
+    tx_events = []
+    for index, (tx, result) in enumerate(zip(block.txs, results, strict=True)):
+        orgs = {tx.body.sender_org}
+        for event in result.events:
+            orgs.update(str(v) for k, v in event.items() if k in ORG_EVENT_FIELDS)
+        tx_events.append(
+            {
+                "type": "tx",
+                "tx_id": tx.tx_id.hex(),
+                "height": header.height,
+                "index": index,
+                "sender_org": tx.body.sender_org,
+                "function": tx.body.function,
+                "code": result.code,
+                "message": result.message,
+                "events": to_json_safe(list(result.events)),
+                "orgs": orgs,
+            }
+        )
+    return block_event, tx_events
 
 
 @dataclass(eq=False)  # identity semantics: subscriptions live in a set
@@ -30,10 +72,22 @@ class Subscription:
             return False
         return self.org is None or self.org in event["orgs"]
 
+    def select(self, block_event: dict[str, Any], tx_events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What this subscriber is sent of one block, in order: the block event (unless filtered out),
+        then its matching transaction events."""
+        items: list[dict[str, Any]] = []
+        if self.blocks and not self.tx_ids:
+            items.append(block_event)
+        items.extend(
+            {k: v for k, v in event.items() if k != "orgs"} for event in tx_events if self.wants_tx(event)
+        )
+        return items
+
 
 class EventHub:
-    def __init__(self, *, queue_max: int) -> None:
+    def __init__(self, *, queue_max: int, on_drop: Callable[[], object] = lambda: None) -> None:
         self.queue_max = queue_max
+        self._on_drop = on_drop  # counts a dropped subscriber (metrics)
         self._subscriptions: set[Subscription] = set()
         self.dropped_total = 0
 
@@ -57,15 +111,7 @@ class EventHub:
         Every tx event carries "orgs", the organisations it concerns, used by the org filter and then removed.
         """
         for subscription in list(self._subscriptions):
-            items: list[dict[str, Any]] = []
-            if subscription.blocks and not subscription.tx_ids:
-                items.append(block_event)
-            items.extend(
-                {k: v for k, v in event.items() if k != "orgs"}
-                for event in tx_events
-                if subscription.wants_tx(event)
-            )
-            for item in items:
+            for item in subscription.select(block_event, tx_events):
                 try:
                     subscription.queue.put_nowait(item)
                 except asyncio.QueueFull:
@@ -76,3 +122,4 @@ class EventHub:
         subscription.dropped_reason = f"slow consumer: more than {self.queue_max} undelivered events"
         self._subscriptions.discard(subscription)
         self.dropped_total += 1
+        self._on_drop()

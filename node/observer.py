@@ -42,6 +42,7 @@ class ObserverFollower:
     kind = "observer"
     view = None  # an observer takes no part in consensus
     primary = None
+    validators_needed = 1  # any validator streams blocks and answers block ranges
 
     def __init__(
         self,
@@ -71,6 +72,9 @@ class ObserverFollower:
 
     def is_linked(self) -> bool:
         return any(peer.is_validator for peer in self.network.connected_peers())
+
+    def get_checkpoint(self) -> None:
+        return None  # checkpoints are signed by validators; an observer re-verifies every block instead
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._catch_up_loop(), name="observer-catch-up")

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from core.block import CertifiedBlock
 from core.tx import SignedTx
+from node.checkpoints import CheckpointStatus
 from p2p import FrameHandler, PeerId
 
 
@@ -54,8 +55,17 @@ class Role(Protocol):
 
     async def stop(self) -> None: ...
 
+    @property
+    def validators_needed(self) -> int:
+        """Validators this node must be linked to, to make progress (a quorum's others; one for an observer)."""
+        ...
+
     def is_linked(self) -> bool:
         """Enough peers are connected for this role to make progress."""
+        ...
+
+    def get_checkpoint(self) -> CheckpointStatus | None:
+        """The last stable checkpoint and the consensus log's size; None for an observer."""
         ...
 
     def on_peer_connected(self, peer: PeerId) -> None: ...

@@ -52,6 +52,7 @@ from node.sync import (
 )
 from node.validator import ValidatorRole, ValidatorShell
 from node.verified import VerifiedCache
+from node.web import add_dashboard
 from p2p import PeerId, PeerLimits, PeerNetwork, TlsConfig
 from p2p.framing import FRAME_OVERHEAD_BYTES_MAX
 from storage import Store
@@ -113,7 +114,9 @@ class Node:
         self.genesis = genesis
         self.identity = identity
         self.metrics = NodeMetrics()
-        self.events = EventHub(queue_max=config.api.event_queue_max)
+        self.events = EventHub(
+            queue_max=config.api.event_queue_max, on_drop=self.metrics.event_subscribers_dropped.inc
+        )
         self.registry = build_registry()
         self.store = Store.open(resolve(home, config.node.data_dir))
         self._initialise_genesis()
@@ -154,7 +157,9 @@ class Node:
             admit=self._admit_submitted,
             events=self.events,
             metrics=self.metrics,
+            event_replay_blocks_max=config.api.event_replay_blocks_max,
         )
+        self._watch_metrics()
 
     # --- setup ------------------------------------------------------------------------------------------
 
@@ -206,11 +211,30 @@ class Node:
             ca_file=resolve(self.home, peer.tls_ca) if peer.tls_ca else None,
         )
 
+    def _watch_metrics(self) -> None:
+        """Gauges read from the part that owns the value, when /metrics is scraped."""
+        metrics, role, network = self.metrics, self.role, self.network
+        metrics.watch(metrics.height, lambda: self.store.last_height)
+        metrics.watch(metrics.peers, lambda: len(network.connected_peers()))
+        metrics.watch(metrics.catching_up, lambda: int(role.catching_up))
+        metrics.watch(metrics.mempool_txs, lambda: role.pending_count)
+        metrics.watch(metrics.mempool_bytes, lambda: role.pending_bytes)
+        metrics.watch(metrics.ready, lambda: int(self.backend.get_unready_reason() is None))
+        metrics.watch(metrics.event_subscribers, lambda: self.events.subscriber_count)
+
+        def checkpoint_value(field: str) -> float:
+            status = role.get_checkpoint()
+            return 0 if status is None else getattr(status, field)
+
+        metrics.watch(metrics.checkpoint_height, lambda: checkpoint_value("stable_height"))
+        metrics.watch(metrics.consensus_log_records, lambda: checkpoint_value("log_records"))
+        metrics.watch_peer_layer(network.metrics, network.handshake_failures)
+
     # --- transactions -----------------------------------------------------------------------------------
 
     def admit_transaction(self, tx: SignedTx, *, gossip: bool) -> None:
         """Validate a transaction completely and hand it to the node's one pending pool (the role's);
-        raises TransactionError naming the problem."""
+        raises TransactionError naming the problem. Every rejection is counted by its code."""
         [outcome] = self.admit_transactions([tx], gossip=gossip)
         if outcome is not None:
             raise outcome
@@ -245,14 +269,9 @@ class Node:
                 outcomes[offered[tx.tx_id]] = TransactionError(
                     refusal, REFUSAL_MESSAGES.get(refusal, f"refused ({refusal})")
                 )
-        self._update_pool_metrics()
         if gossip and accepted:
             self.gossip.queue(accepted)
         return outcomes
-
-    def _update_pool_metrics(self) -> None:
-        self.metrics.mempool_txs.set(self.role.pending_count)
-        self.metrics.mempool_bytes.set(self.role.pending_bytes)
 
     def _admit_submitted(self, txs: Sequence[SignedTx]) -> list[TransactionError | None]:
         return self.admit_transactions(txs, gossip=True)
@@ -266,7 +285,7 @@ class Node:
             # expired, replay, full: timing differences between honest nodes, not misbehaviour
 
     def _on_committed(self, block: Block) -> None:
-        self._update_pool_metrics()  # the replica dropped the block's transactions from its pool
+        pass  # the replica dropped the block's transactions from its pool; the metrics read it when scraped
 
     # --- sync -------------------------------------------------------------------------------------------
 
@@ -287,7 +306,9 @@ class Node:
     # --- lifecycle --------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        runner = web.AppRunner(build_api(self.backend, body_bytes_max=self.config.api.body_bytes_max))
+        app = build_api(self.backend, body_bytes_max=self.config.api.body_bytes_max)
+        add_dashboard(app, self.backend, self.genesis)
+        runner = web.AppRunner(app)
         await runner.setup()
         sweeper: asyncio.Task[None] | None = None
         try:
@@ -328,8 +349,6 @@ class Node:
             lingering = self.role.get_lingering(REGOSSIP_AFTER_S, REGOSSIP_TXS_MAX)
             if lingering:
                 self.gossip.queue(tx.raw for tx in lingering)
-            self._update_pool_metrics()
-            self.metrics.peers.set(len(self.network.connected_peers()))
 
 
 def run_node(home: Path, *, log_format: str | None = None) -> int:

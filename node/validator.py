@@ -50,6 +50,7 @@ from core.quorum import compute_quorum
 from core.tx import SignedTx
 from node.applier import BlockApplier
 from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_TX
+from node.checkpoints import CheckpointStatus, CheckpointWatch
 from node.sync import BlockRequests
 from node.verified import VerifiedCache
 from p2p import FrameHandler, PeerId, PeerNetwork
@@ -88,7 +89,9 @@ class ValidatorShell:
         self.verified = verified
         self.on_committed = on_committed
         config = ReplicaConfig.from_genesis(genesis, key.public_key)
-        self.replica = Replica(config, key, self._recover(), pool_limits=pool_limits)
+        recovered = self._recover()
+        self.replica = Replica(config, key, recovered, pool_limits=pool_limits)
+        self.checkpoints = CheckpointWatch(recovered.log, self.replica.stable_checkpoint)
         # group commit: the votes of every batch of inputs share one synced write (docs/PERFORMANCE.md)
         self.driver = Driver(self.replica, self, prestart_inputs_max=PRESTART_INPUTS_MAX, group_commit=True)
         self._drain_handle: asyncio.Handle | None = None  # a drain of queued peer frames is due
@@ -130,7 +133,7 @@ class ValidatorShell:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.driver.start()
-        self._note_view()
+        self._note_progress()
 
     def stop(self) -> None:
         for handle in self._timers.values():
@@ -150,14 +153,14 @@ class ValidatorShell:
         """Hand an input to the driver; before start() (peers connect and send while the node waits for a
         quorum of links) inputs only queue."""
         self.driver.submit(event)
-        self._note_view()
+        self._note_progress()
 
     def offer(self, txs: Sequence[SignedTx]) -> list[str | None]:
         """Hand admitted transactions to the replica's pool, in one drain; per transaction the refusal code
         if it did not take it (consensus.events.REFUSED_*), None if it is pending (or queued before
         start)."""
         self.driver.submit(TxReceived(tuple(txs)))
-        self._note_view()
+        self._note_progress()
         return [self._refusals.pop(tx.tx_id, None) for tx in txs]
 
     def on_consensus_frame(self, peer: PeerId, payload: bytes) -> None:
@@ -182,7 +185,7 @@ class ValidatorShell:
     def _drain(self) -> None:
         self._drain_handle = None
         self.driver.drain()
-        self._note_view()
+        self._note_progress()
 
     def on_blocks_answer(self, peer: PeerId, request_id: int, blocks: tuple[CertifiedBlock, ...]) -> None:
         if not self._fetches.accept_answer(peer, request_id):
@@ -205,6 +208,13 @@ class ValidatorShell:
                 return tx
         return None
 
+    def _note_progress(self) -> None:
+        """After the driver ran inputs: tell the log and the metrics of a new view or stable checkpoint."""
+        self._note_view()
+        pruned = self.checkpoints.on_stable(self.replica.stable_checkpoint)
+        if pruned is not None:
+            self.applier.metrics.consensus_log_pruned.inc(pruned)
+
     def _note_view(self) -> None:
         if self.replica.view == self._last_view:
             return
@@ -226,6 +236,7 @@ class ValidatorShell:
 
     def persist(self, output: Persist) -> None:
         self.store.consensus_log.put_many(((r.key, r.value) for r in output.records), sync=True)
+        self.checkpoints.on_persisted(output.records)
 
     def refuse_tx(self, output: TxRefused) -> None:
         self._refusals[output.tx_id] = output.reason
@@ -306,6 +317,17 @@ class ValidatorShell:
     def primary(self) -> int:
         return self.replica.primary
 
+    def get_checkpoint(self) -> CheckpointStatus:
+        height = self.checkpoints.stable_height
+        roots = self.store.get_roots(height) if height > 0 else None
+        return CheckpointStatus(
+            stable_height=height,
+            stable_state_root=None if roots is None else roots[0],
+            interval=self.genesis.consensus.checkpoint_interval,
+            log_records=self.checkpoints.log_records,
+            pruned_records=self.checkpoints.pruned_records,
+        )
+
 
 def _blocks_in(message: object) -> tuple[Block, ...]:
     """Blocks a message carries whose transactions have not been through consensus yet: the prepared
@@ -355,9 +377,16 @@ class ValidatorRole:
     async def stop(self) -> None:
         self.shell.stop()
 
+    @property
+    def validators_needed(self) -> int:
+        return self._quorum - 1  # the other validators a quorum needs besides us
+
     def is_linked(self) -> bool:
         linked = sum(1 for peer in self._network.connected_peers() if peer.is_validator)
-        return linked + 1 >= self._quorum
+        return linked >= self.validators_needed
+
+    def get_checkpoint(self) -> CheckpointStatus | None:
+        return self.shell.get_checkpoint()
 
     def on_peer_connected(self, peer: PeerId) -> None:
         self.shell.on_peer_connected(peer)

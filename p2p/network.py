@@ -17,6 +17,7 @@ import inspect
 import logging
 import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from core.errors import InvalidInput, InvariantBroken
 from core.genesis import Genesis
 from core.keys import SigningKey
+from core.ratelog import RateLimitedLog
 from p2p.connection import CLOSE_TIMEOUT_S, PeerConnection, WebSocket
 from p2p.errors import FrameError, HandshakeRefused, PeerNotConnected, RefusalCode, SendQueueFull
 from p2p.framing import decode_frame, encode_frame, is_valid_channel
@@ -38,6 +40,7 @@ from p2p.handshake import (
     encode_refusal,
 )
 from p2p.identity import PeerDirectory, PeerId, compute_dial_targets
+from p2p.listener import LinkFailure, PeerListener, describe_dial_failure
 from p2p.policy import BanList, PeerLimits, compute_backoff_ms
 from p2p.tls import TlsConfig
 
@@ -109,12 +112,16 @@ class PeerNetwork:
         self._changed = asyncio.Event()  # replaced on every connect/disconnect, for wait_connected()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
+        self._listener: PeerListener | None = None
         self._session: aiohttp.ClientSession | None = None
         self._started = False
         self._closing = False
         self.bound_port: int | None = None  # the listening port, once listening
         self.metrics: dict[str, int] = dict.fromkeys(METRIC_NAMES, 0)  # counters for Prometheus export
+        self.handshake_failures: dict[str, int] = {}  # LinkFailure.reason -> count, for Prometheus too
+        self._link_failures: dict[PeerId, LinkFailure] = {}  # why dialling a peer fails, until it links
         self._rng = random.Random()  # reconnect jitter only; not consensus
+        self._refusals_log = RateLimitedLog(log)  # one line per refusal code a minute: anyone can cause them
 
     # --- registration -------------------------------------------------------------------------------------
 
@@ -148,21 +155,31 @@ class PeerNetwork:
         app.router.add_get(P2P_PATH, self._handle_inbound)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.limits.close_grace_ms / 1000)
         await runner.setup()
-        ssl_context = self._tls.create_server_context() if self._tls else None
-        site = web.TCPSite(
-            runner,
-            self._listen_host,
-            self._listen_port,
-            ssl_context=ssl_context,
-        )
         try:
-            await site.start()
+            sock = await _bind(self._listen_host, self._listen_port)
         except BaseException:
             await runner.cleanup()
             raise
+        assert runner.server is not None  # set up above
+        self._listener = PeerListener(
+            sock,
+            runner.server,
+            ssl_context=self._tls.create_server_context() if self._tls else None,
+            first_byte_timeout_s=self.limits.handshake_timeout_ms / 1000,
+            sniffing_max=self.limits.pending_handshakes_max,
+            on_failure=self._count_handshake_failure,
+            name=str(self.self_id),
+        )
+        self._listener.start()
         self._runner = runner
-        self.bound_port = int(runner.addresses[0][1])
-        log.info("%s listening for peers on %s:%d", self.self_id, self._listen_host, self.bound_port)
+        self.bound_port = self._listener.port
+        log.info(
+            "%s listening for peers on %s:%d (%s)",
+            self.self_id,
+            self._listen_host,
+            self.bound_port,
+            "TLS" if self._tls else "plaintext",
+        )
         return self.bound_port
 
     async def start(self) -> None:
@@ -188,8 +205,10 @@ class PeerNetwork:
                 task.cancel()
         for connection in list(self._connections.values()):
             connection.request_close("node shutting down", WSCloseCode.GOING_AWAY)
+        if self._listener is not None:
+            await self._listener.close()
         if self._runner is not None:
-            await self._runner.cleanup()  # closes the listener, then waits for inbound handlers
+            await self._runner.cleanup()  # closes inbound connections, waiting for their handlers
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace_s)
             for task in pending:
@@ -226,6 +245,13 @@ class PeerNetwork:
         """(frames, bytes) waiting in the send queue to `peer`; (0, 0) when not connected."""
         connection = self._connections.get(peer)
         return (connection.queued_frames, connection.queued_bytes) if connection else (0, 0)
+
+    def get_link_failures(self) -> dict[PeerId, str]:
+        """Why each peer we dial and are not linked to failed on the last attempt (one line each)."""
+        return {peer: failure.text for peer, failure in sorted(self._link_failures.items())}
+
+    def _count_handshake_failure(self, reason: str) -> None:
+        self.handshake_failures[reason] = self.handshake_failures.get(reason, 0) + 1
 
     def is_banned(self, peer: PeerId) -> bool:
         return self._bans.is_banned(peer, _now_ms())
@@ -382,8 +408,11 @@ class PeerNetwork:
                     await ws.prepare(request)
                     peer = await self._respond(ws)
             except TimeoutError:
-                await self._refuse(ws, HandshakeRefused(RefusalCode.TIMEOUT, "handshake took too long"))
+                refusal = HandshakeRefused(RefusalCode.TIMEOUT, "handshake took too long")
+                self._note_inbound_refusal(request.remote, refusal)
+                await self._refuse(ws, refusal)
             except HandshakeRefused as exc:
+                self._note_inbound_refusal(request.remote, exc)
                 await self._refuse(ws, exc)
             except (ConnectionError, aiohttp.ClientError) as exc:
                 self.metrics["handshakes_failed"] += 1
@@ -433,9 +462,17 @@ class PeerNetwork:
             remaining_ms = ban.until_ms - _now_ms()
             raise HandshakeRefused(RefusalCode.BANNED, f"{peer} is banned for {remaining_ms} ms more")
 
+    def _note_inbound_refusal(self, remote: str | None, refusal: HandshakeRefused) -> None:
+        """Count and log a refused inbound handshake, naming the address: one line per reason a minute
+        (anyone can open the peer port)."""
+        self._count_handshake_failure(refusal.code.value)
+        self._refusals_log.warning(
+            refusal.code.value, "%s: refused a peer link from %s: %s", self.self_id, remote, refusal
+        )
+
     async def _refuse(self, ws: WebSocket, refusal: HandshakeRefused) -> None:
+        """Tell the other end why (unless it refused us), counted in handshakes_failed."""
         self.metrics["handshakes_failed"] += 1
-        log.info("%s: handshake failed: %s", self.self_id, refusal)
         if refusal.by_peer or ws.closed:
             return
         with contextlib.suppress(Exception):
@@ -456,17 +493,29 @@ class PeerNetwork:
                 ws = await self._dial(peer)
             except asyncio.CancelledError:
                 raise
-            except HandshakeRefused as exc:
-                self.metrics["handshakes_failed"] += 1
-                log.info("%s: handshake with %s failed: %s", self.self_id, peer, exc)
-            except Exception as exc:  # unreachable, TLS failure, reset: all mean "try again later"
-                log.debug("%s: cannot reach %s: %r", self.self_id, peer, exc)
+            except Exception as exc:  # refused, unreachable, TLS failure, reset: all mean "try again later"
+                self._note_dial_failure(peer, exc)
             else:
                 attempt = 0
+                self._link_failures.pop(peer, None)
                 await self._serve(peer, ws, outbound=True, abort=functools.partial(_abort_client, ws))
             delay_ms = compute_backoff_ms(attempt, self.limits, self._rng.random())
             attempt += 1
             await asyncio.sleep(delay_ms / 1000)
+
+    def _note_dial_failure(self, peer: PeerId, exc: Exception) -> None:
+        """Remember and count why dialling failed; log it when the cause changes (each retry would repeat
+        it every few seconds): at WARNING for what an operator must fix, at INFO for a peer that is down."""
+        address = self._addresses.get(peer, "?")
+        failure = describe_dial_failure(exc, address, tls=self._tls is not None)
+        self._count_handshake_failure(failure.reason)
+        previous = self._link_failures.get(peer)
+        self._link_failures[peer] = failure
+        if previous is not None and previous.reason == failure.reason:
+            log.debug("%s: dialling %s failed again: %s", self.self_id, peer, failure.text)
+            return
+        level = logging.INFO if failure.reason in ("unreachable", "closed", "timeout") else logging.WARNING
+        log.log(level, "%s: cannot link to %s: %s (retrying)", self.self_id, peer, failure.text)
 
     async def _dial(self, peer: PeerId) -> aiohttp.ClientWebSocketResponse:
         """Connect to `peer` and complete the handshake; the returned WebSocket is authenticated."""
@@ -502,6 +551,16 @@ class PeerNetwork:
                 raise
         self.metrics["handshakes_ok"] += 1
         return ws
+
+
+async def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (the first address the host resolves to)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    if not infos:
+        raise OSError(f"cannot resolve the peer listen host {host!r}")
+    family, _, _, _, address = infos[0]
+    return socket.create_server(address[:2], family=family, backlog=128)
 
 
 async def _receive_handshake_message(ws: WebSocket) -> bytes:

@@ -144,5 +144,8 @@ def write_network(plan: NetworkPlan, out: Path, *, overwrite: bool = False) -> l
         homes.append(home)
     for org_id, keys in plan.org_keys.items():
         for kind, key in keys.items():
-            save_key(out / "keys" / org_id / f"{kind}.json", key, label=f"{org_id} {kind}")
+            label = f"{org_id} {kind}" + (
+                " (enrol it with tx enrol_key before use)" if kind == "client" else ""
+            )
+            save_key(out / "keys" / org_id / f"{kind}.json", key, label=label)
     return homes

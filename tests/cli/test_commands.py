@@ -15,8 +15,9 @@ from click.testing import CliRunner
 from chaincode import FUNCTIONS, QUERIES
 from cli import main
 from commands.query import format_csv, format_table, main_table, render_text
-from commands.report import format_fen
+from commands.report import COMPLIANCE_COLUMNS, compliance_text
 from commands.tx import TimeMs, compute_args
+from core.units import format_fen
 
 
 def group(name: str) -> click.Group:
@@ -31,7 +32,7 @@ def option_names(command: click.Command) -> set[str]:
 
 def test_every_chaincode_function_has_a_tx_command_with_every_argument() -> None:
     tx = group("tx")
-    assert set(tx.commands) == set(FUNCTIONS)
+    assert set(tx.commands) == set(FUNCTIONS) | {"show"}  # and `tx show ID`, the lookup
     for name, spec in FUNCTIONS.items():
         command = tx.commands[name]
         assert {arg.name for arg in spec.args} <= option_names(command), name
@@ -113,3 +114,20 @@ def test_tables_csv_and_money() -> None:
     ]
     assert "allowances_t.available: 3" in render_text({"allowances_t": {"available": 3}})
     assert format_fen(870000) == "8,700.00" and format_fen(-5) == "-0.05"
+
+
+def test_compliance_report_shows_enterprises_without_a_verified_report() -> None:
+    """Issue 18 problem 1: mid-year (no verified report yet) and after settling an unverified enterprise."""
+    row = dict.fromkeys(COMPLIANCE_COLUMNS[1:-1], 0)
+    document = {
+        "period": {"id": "2026", "status": "open", "penalty_rule": "china", "penalty_fen_per_t": 10000},
+        "rows": [
+            {**row, "org": "ent-a", "allocated_t": 100, "verified_t": 90, "status": "open"},
+            {**row, "org": "ent-b", "allocated_t": 50, "verified_t": None, "status": "blocked"},
+        ],
+    }
+    lines = compliance_text(document).splitlines()
+    ent_b = next(line for line in lines if line.startswith("ent-b"))
+    assert ent_b.split() == ["ent-b", "50", "-", "0", "0", "0", "0", "0.00", "blocked"]
+    total = next(line for line in lines if line.startswith("TOTAL"))
+    assert total.split()[:3] == ["TOTAL", "150", "90"]

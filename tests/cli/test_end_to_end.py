@@ -189,6 +189,7 @@ def test_tx_exit_codes_and_one_line_errors(cluster: Cluster, tutorial: Path) -> 
     )  # fmt: skip
     assert rejected.exit_code == 1
     assert rejected.output.count("\n") == 1 and "unknown_sender" in rejected.output
+    assert "an admin of bank enrols this key first: carbonchain tx enrol_key --as bank" in rejected.output
     ok = cli("tx", "deposit_cash", "--as", "bank", "--key", str(keys / "bank.json"), "--node", node, "--json",
              "--wait", "--org", "ent-a", "--amount-fen", "5", "--bank-ref", "X-2")  # fmt: skip
     assert ok.exit_code == 0 and json.loads(ok.output)["code"] == "ok"
@@ -203,6 +204,67 @@ def test_audit_history_lists_every_version_with_its_signer(cluster: Cluster, tut
         "allocate", "allocate", "place_order", "surrender_allowances",
     ]  # fmt: skip
     assert all(len(v["tx_id"]) == 64 and v["height"] >= 1 for v in versions)
+    assert all(v["time_ms"] > 1_700_000_000_000 for v in versions)  # block times, in ms since the epoch
+    table = cli("audit", "history", "bal/steel-1/allowance", "--node", cluster.api_url("validator-3"))
+    header, _, first = table.output.splitlines()[1:4]
+    assert header.split()[:4] == ["height", "time", "(UTC)", "tx"]
+    assert re.match(r"^\s*\d+  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  ", first), first
+
+
+# --- status, block, tx show, keys list (issue 18 problem 6) ----------------------------------------------------
+
+
+def test_status_block_and_tx_show(cluster: Cluster, tutorial: Path) -> None:
+    node = cluster.api_url("validator-1")
+    status = cli("status", "--node", node)
+    assert status.exit_code == 0, status.output
+    assert "validator-1 (validator) on chain itest-devnet" in status.output and "ready: yes" in status.output
+    assert "checkpoint: height" in status.output and "consensus log records kept" in status.output
+    document = json.loads(cli("status", "--node", node, "--json").output)
+    assert document["ready"] == {"ready": True, "reason": None} and document["status"]["height"] >= 10
+
+    latest = cli("block", "latest", "--node", node)
+    assert latest.exit_code == 0 and latest.output.startswith(f"block {document['status']['height']}  ")
+    assert "certificate:  view" in latest.output and "proposer:     validator-" in latest.output
+    missing = CliRunner().invoke(main, ["block", "99999", "--node", node])
+    assert missing.exit_code == 1 and "no block 99999: the chain is at height" in missing.output
+    assert CliRunner().invoke(main, ["block", "zero", "--node", node]).exit_code == 2
+
+    receipt = (tutorial / "tutorial" / "stdout.txt").read_text().split("receipt ", 1)[1].split()[0]
+    shown = cli("tx", "show", receipt, "--node", node)
+    assert shown.exit_code == 0, shown.output
+    assert f"tx {receipt}: committed at height" in shown.output and ": ok" in shown.output.splitlines()[0]
+    assert (
+        "function:   retire_offsets" in shown.output
+        and "arg beneficiary: Shanghai Marathon 2026" in shown.output
+    )
+    assert "event offsets_retired:" in shown.output
+    keys = tutorial / "tutorial" / "keys"
+    failed = CliRunner().invoke(
+        main, ["tx", "allocate", "--as", "mee", "--key", str(keys / "mee.json"), "--node", node, "--json",
+               "--wait", "--period", "2026", "--org", "steel-1", "--amount-t", "1"],
+    )  # fmt: skip
+    assert failed.exit_code == 1
+    failed_id = json.loads(failed.output)["tx_id"]
+    shown = CliRunner().invoke(main, ["tx", "show", failed_id, "--node", node])
+    assert shown.exit_code == 1 and "FAILED: period_closed" in shown.output
+    as_json = CliRunner().invoke(main, ["tx", "show", failed_id, "--node", node, "--json"])
+    assert as_json.exit_code == 1 and json.loads(as_json.output)["code"] == "period_closed"
+    unknown = CliRunner().invoke(main, ["tx", "show", "ab" * 32, "--node", node])
+    assert unknown.exit_code == 1 and "unknown to this node" in unknown.output
+
+
+def test_keys_list_shows_files_and_their_enrolment(cluster: Cluster, tutorial: Path) -> None:
+    keys = tutorial / "tutorial" / "keys"
+    listed = cli(
+        "keys", "list", str(keys), "--org", "steel-1", "--node", cluster.api_url("validator-0"), "--json"
+    )
+    status = {Path(k["file"]).name: k["on_chain"] for k in json.loads(listed.output)}
+    assert status["steel-1.json"] == "admin, active" and status["steel-1-client.json"] == "client, active"
+    assert status["power-1.json"] == "not enrolled for steel-1"
+    table = cli("keys", "list", str(keys))
+    line = next(line for line in table.output.splitlines() if "steel-1-client.json" in line)
+    assert "steel-1 client" in line and " yes " in line and "0600" in line
 
 
 def _get_json(url: str) -> Any:

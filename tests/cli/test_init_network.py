@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import shlex
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,8 @@ from core.devkeys import dev_admin_key, dev_node_key
 from core.genesis import load_genesis
 from core.keystore import load_key
 from node.config import load_config
+from tools.bench.network import find_free_port_base
+from tools.devnet import die_with_parent, is_endpoint_ok, stop_processes
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> Result:
@@ -161,3 +167,41 @@ def test_keys_show_corrupt_file(tmp_path: Path) -> None:
     result = _run(["keys", "show", str(path)])
     _fails_cleanly(result)
     assert "corrupt" in result.stderr
+
+
+def test_the_printed_step_makes_a_client_key_usable(tmp_path: Path) -> None:
+    """Issue 18 problem 2: init-network's client keys are not enrolled; it says how, the refusal says how,
+    and following the printed command (against a real node process) makes the key sign."""
+    base = find_free_port_base(1)
+    out = tmp_path / "net"
+    made = _run(["init-network", "--validators", "1", "--observers", "0", "--out", str(out),
+                 "--base-port", str(base), "--chain-id", "carbon-test"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    printed = next(line.strip() for line in made.output.splitlines() if "tx enrol_key" in line)
+    org = printed.split("--as ")[1].split()[0]
+    node = f"http://127.0.0.1:{base + 100}"
+    client_key = out / "keys" / org / "client.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "node", "run", "--home", str(out / "validator-0")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not is_endpoint_ok(node, "/readyz"):
+            assert process.poll() is None and time.monotonic() < deadline, "the node did not start"
+            time.sleep(0.1)
+        use = ["tx", "open_period", "--as", org, "--key", str(client_key), "--node", node, "--wait",
+               "--period", "2030", "--reporting-deadline-ms", "+1d", "--surrender-deadline-ms", "+2d"]  # fmt: skip
+        refused = CliRunner().invoke(cli.main, use)
+        assert refused.exit_code == 1 and "unknown_sender" in refused.output
+        assert (
+            f"an admin of {org} enrols this key first: carbonchain tx enrol_key --as {org}" in refused.output
+        )
+        enrolled = CliRunner().invoke(cli.main, [*shlex.split(printed)[1:], "--node", node])
+        assert enrolled.exit_code == 0 and "committed: tx" in enrolled.output, enrolled.output
+        used = CliRunner().invoke(cli.main, use)
+        assert used.exit_code == 0 and ": ok" in used.output, used.output
+    finally:
+        stop_processes([process])
