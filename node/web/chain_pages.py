@@ -51,7 +51,7 @@ async def overview(request: web.Request) -> web.Response:
         "overview.html",
         page="overview",
         status=status,
-        ready=site.backend.is_ready(),
+        ready=site.backend.get_unready_reason() is None,
         view=view,
         view_source="this validator" if status["view"] is not None else "the last commit certificate",
         primary=site.validator(primary) if primary is not None else None,
