@@ -22,6 +22,7 @@ from commands.query import NODE_ENV, query_group
 from commands.report import report_group
 from commands.run import devnet, node_group
 from commands.tx import keys_dev, tx_group
+from commands.tx_file import submit_file
 from core.errors import CarbonchainError
 
 
@@ -64,6 +65,7 @@ main.add_command(audit_group)
 main.add_command(report_group)
 keys_group.add_command(keys_dev)
 tx_group.add_command(tx_show)
+tx_group.add_command(submit_file)
 main.add_command(status_command)
 main.add_command(block_command)
 main.add_command(bench)

@@ -167,14 +167,16 @@ class TxStatusBody(_Body):
 class HeaderBody(_Body):
     chain_id: str
     height: int
+    next_validators_hash: Hex32 = Field(description="set hash of the validator set in force at height + 1")
     prev_hash: Hex32
-    proposer: int = Field(description="index of the proposing validator in the genesis")
+    proposer: int = Field(description="validator number of the proposing validator")
     results_root: Hex32
     state_height: int = Field(description="the height whose roots this header certifies")
     state_root: Hex32
     time_ms: int = Field(description="the agreed block time, ms since the Unix epoch")
     tx_count: int
     tx_root: Hex32
+    validators_hash: Hex32 = Field(description="set hash of the validator set that certifies this block")
 
 
 class ResultBody(_Body):

@@ -31,6 +31,7 @@ from cli import main
 from client import CarbonClient
 from core.block import Block, compute_tx_root
 from core.devkeys import dev_admin_key
+from core.tx import transaction_to_json
 from tests.cli.fakenode import (
     FakeNode,
     alter_args,
@@ -41,14 +42,21 @@ from tests.cli.fakenode import (
 )
 from tests.integration.cluster import REPO, Cluster
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(600)
 
-# The tutorial's deadlines are minutes; here seconds, so the test waits less for the surrender deadline.
+# The tutorial's deadlines are minutes; here about a minute, and instead of sleeping a fixed time the script
+# waits until the surrender deadline has passed, so a slow (loaded) machine cannot miss a deadline or
+# settle too early.
+WAIT_FOR_SURRENDER_DEADLINE = (
+    "DEADLINE_MS=$(carbonchain query period --period 2026 --json"
+    " | python -c 'import json, sys; print(json.load(sys.stdin)[\"surrender_deadline_ms\"])')\n"
+    'python -c "import time; time.sleep(max(0.0, $DEADLINE_MS / 1000 - time.time() + 1))"'
+)
 FAST = {
     "export CARBONCHAIN_NODE=http://127.0.0.1:7200": "export CARBONCHAIN_NODE={node}",
-    "REPORTING=+3m": "REPORTING=+30s",
-    "SURRENDER=+4m": "SURRENDER=+45s",
-    "sleep 240": "sleep 46",
+    "REPORTING=+3m": "REPORTING=+75s",
+    "SURRENDER=+4m": "SURRENDER=+90s",
+    "sleep 240": WAIT_FOR_SURRENDER_DEADLINE,
 }
 EXPECTED_COMPLIANCE = [
     {"org": "power-1", "allocated_t": "2000", "verified_t": "1500", "surrendered_allowances_t": "1600",
@@ -112,7 +120,7 @@ def tutorial(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=480,
     )
     assert done.returncode == 0, (
         f"tutorial failed\n--- stdout\n{done.stdout[-6000:]}\n--- stderr\n{done.stderr[-4000:]}"
@@ -265,6 +273,53 @@ def test_keys_list_shows_files_and_their_enrolment(cluster: Cluster, tutorial: P
     table = cli("keys", "list", str(keys))
     line = next(line for line in table.output.splitlines() if "steel-1-client.json" in line)
     assert "steel-1 client" in line and " yes " in line and "0600" in line
+
+
+def test_submit_file_signs_sends_in_batches_and_reports_each_line(cluster: Cluster, tutorial: Path) -> None:
+    keys = tutorial / "tutorial" / "keys"
+    node = cluster.api_url("validator-2")
+    # 150 deposits to sign here (two requests), one already signed elsewhere, one that fails on chain
+    lines = [json.dumps({"function": "deposit_cash", "args": {"org": "ent-a", "amount_fen": 1, "bank_ref": f"F-{i}"}})
+             for i in range(150)]  # fmt: skip
+
+    async def presign() -> str:
+        async with CarbonClient(node) as client:
+            signer = await client.signer(org="bank", key=dev_admin_key("bank"))
+            tx = signer.build("deposit_cash", {"org": "ent-a", "amount_fen": 7, "bank_ref": "F-signed"})
+            return json.dumps(transaction_to_json(tx))
+
+    lines += ["# a comment", "", asyncio.run(presign())]
+    lines.append(
+        json.dumps(
+            {"function": "withdraw_cash", "args": {"org": "ent-a", "amount_fen": 10**15, "bank_ref": "F-out"}}
+        )
+    )
+    batch = tutorial / "batch.jsonl"
+    batch.write_text("\n".join(lines) + "\n")
+    sent = CliRunner().invoke(main, ["tx", "submit-file", str(batch), "--as", "bank", "--key",
+                                     str(keys / "bank.json"), "--node", node, "--wait", "--json"])  # fmt: skip
+    assert sent.exit_code == 1, sent.output  # the withdrawal fails on chain
+    results = json.loads(sent.output)["results"]
+    assert [r["line"] for r in results] == [*range(1, 151), 153, 154]
+    assert all(r["status"] == "committed" for r in results)
+    assert [r["code"] for r in results[:-1]] == ["ok"] * 151 and results[-1]["code"] != "ok"
+    text = cli("tx", "show", results[150]["tx_id"], "--node", node).output
+    assert "arg bank_ref: F-signed" in text
+
+    bad = tutorial / "bad.jsonl"
+    bad.write_text(
+        lines[0] + "\n" + json.dumps({"function": "deposit_cash", "args": {"org": "ent-a"}}) + "\n"
+    )
+    refused = CliRunner().invoke(main, ["tx", "submit-file", str(bad), "--as", "bank", "--key",
+                                        str(keys / "bank.json"), "--node", node])  # fmt: skip
+    assert refused.exit_code == 1 and refused.output.count("\n") == 1
+    assert f"{bad}:2: " in refused.output and "amount_fen" in refused.output
+    float_line = tutorial / "float.jsonl"
+    float_line.write_text(
+        '{"function": "deposit_cash", "args": {"org": "ent-a", "amount_fen": 1.5, "bank_ref": "x"}}\n'
+    )
+    refused = CliRunner().invoke(main, ["tx", "submit-file", str(float_line), "--node", node])
+    assert refused.exit_code == 1 and f"{float_line}:1: not JSON: 1.5 is not an integer" in refused.output
 
 
 def _get_json(url: str) -> Any:

@@ -65,6 +65,9 @@ async def test_checkpoints_metrics_and_their_documentation(tmp_path: Path) -> No
                 return status if status["checkpoint"]["stable_height"] >= 10 else None
 
             status = await wait_until(stable, timeout_s=20, what="checkpoint 10 to become stable")
+        async with CarbonClient(observer) as follower:
+            # the observer's link is the validator's only handshake: on a loaded machine it may come late
+            await wait_until(follower.is_ready, timeout_s=30, what="the observer to be linked and ready")
         checkpoint = status["checkpoint"]
         assert checkpoint["interval"] == 10 and checkpoint["pruned_records"] > 0
         assert checkpoint["stable_state_root"] is not None and checkpoint["log_records"] >= 0

@@ -6,7 +6,7 @@
 import { CodecError, bytesEqual, concat, decode, encode, field, fromHex, toHex } from "./codec.js";
 import { hashValue, merkleRoot, taggedHash, verifyEd25519 } from "./crypto.js";
 
-const HEADER_KEYS = ["chain_id", "height", "prev_hash", "proposer", "results_root", "state_height", "state_root", "time_ms", "tx_count", "tx_root"];
+const HEADER_KEYS = ["chain_id", "height", "next_validators_hash", "prev_hash", "proposer", "results_root", "state_height", "state_root", "time_ms", "tx_count", "tx_root", "validators_hash"];
 const NODE_DEPTHS = 4;
 const utf8 = new TextEncoder();
 
@@ -46,13 +46,17 @@ export async function readGenesis(text, source) {
   const hash = toHex(await hashValue("genesis", fromJson(document)));
   const validators = document.validators;
   if (!Array.isArray(validators) || validators.length === 0) throw new CodecError("the genesis lists no validators");
+  const keys = validators.map((v) => fromHex(v.node_key));
+  // core.md section 6.5: the genesis set is numbers 0..n-1 in genesis order
+  const setHash = await hashValue("validator-set", new Map([["members", keys.map((key, number) => [number, key])]]));
   return {
     source,
     hash,
     chainId: document.chain_id,
     pipelineDepth: (document.consensus && document.consensus.pipeline_depth) || 2,
-    keys: validators.map((v) => fromHex(v.node_key)),
+    keys,
     orgs: validators.map((v) => v.org),
+    setHash,
   };
 }
 
@@ -66,7 +70,7 @@ export async function decodeCertifiedBlock(bytes) {
   const block = field(wire, "block");
   if (!sameKeys(block, ["header", "txs"])) throw new CodecError("not a block map");
   const header = field(block, "header");
-  if (!sameKeys(header, HEADER_KEYS)) throw new CodecError("the header does not have exactly the ten fields");
+  if (!sameKeys(header, HEADER_KEYS)) throw new CodecError("the header does not have exactly the twelve fields");
   const txs = [];
   for (const raw of field(block, "txs")) {
     if (!(raw instanceof Uint8Array)) throw new CodecError("a transaction is not bytes");
@@ -96,6 +100,9 @@ export async function verifyCertificate(report, header, headerHash, certificate,
   const height = field(header, "height");
   report.require(field(certificate, "height") === height, check, `it is for height ${field(certificate, "height")}, the header is ${height}`);
   report.require(bytesEqual(field(certificate, "block_hash"), headerHash), check, "it signs another block hash");
+  // this page knows the genesis set only: a block certified by a set governance put in force later names
+  // another set hash (audit verify follows the changes)
+  report.require(bytesEqual(field(header, "validators_hash"), genesis.setHash), "validator set", `block ${height} is certified by a validator set other than the genesis set; verify it with carbonchain audit verify`);
   const votes = field(certificate, "votes");
   const n = genesis.keys.length;
   const indexes = votes.map((vote) => (Array.isArray(vote) && vote.length === 2 ? vote[0] : -1));
@@ -305,7 +312,7 @@ export async function verifyReceipt(report, document, genesis) {
   try {
     header = decode(fromHex(document.certifying_header));
     certificate = decode(fromHex(document.certificate));
-    if (!sameKeys(header, HEADER_KEYS)) throw new CodecError("the header does not have exactly the ten fields");
+    if (!sameKeys(header, HEADER_KEYS)) throw new CodecError("the header does not have exactly the twelve fields");
   } catch (error) {
     report.fail(check, `malformed receipt document: ${error.message}`);
   }
