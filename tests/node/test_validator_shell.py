@@ -75,7 +75,7 @@ def make_shell(store: Store, network: BroadcastNetwork, limits: PoolLimits | Non
 
 def test_persist_is_a_synced_write_of_the_consensus_log(store: Store) -> None:
     shell = make_shell(store, BroadcastNetwork())
-    record = clog.record_view(3, False)
+    record = clog.record_view(0, 3, False)
     shell.persist(Persist((record, clog.LogRecord(b"c1/gone", None))))
     assert dict(store.consensus_log.iterate()) == {record.key: record.value}
 
