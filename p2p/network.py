@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import ipaddress
 import logging
 import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
@@ -38,12 +40,13 @@ from p2p.handshake import (
     encode_refusal,
 )
 from p2p.identity import PeerDirectory, PeerId, compute_dial_targets
-from p2p.policy import BanList, PeerLimits, compute_backoff_ms
+from p2p.policy import BanList, PeerLimits, PendingHandshakes, compute_backoff_ms
 from p2p.tls import TlsConfig
 
 log = logging.getLogger("carbonchain.p2p")
 
 P2P_PATH = "/p2p"
+HOST_RESOLVE_TIMEOUT_S = 2.0
 FrameHandler = Callable[[PeerId, bytes], Awaitable[None] | None]
 PeerCallback = Callable[[PeerId], Awaitable[None] | None]
 BroadcastTarget = Literal["validators", "observers", "all"]
@@ -59,6 +62,7 @@ METRIC_NAMES = (
     "handshakes_ok",
     "handshakes_failed",
     "inbound_refused",  # inbound connections refused before the handshake (limits, banned, closing)
+    "pending_evicted",  # silent pending connections dropped to make room for a newer one
     "connects",  # links that came up
     "disconnects",  # links that went down
 )
@@ -105,7 +109,8 @@ class PeerNetwork:
         self._bans = BanList(self.limits.ban_duration_ms)
         self._handler_errors: dict[PeerId, int] = {}
         self._inbound_count = 0  # inbound connections past the HTTP upgrade, authenticated or not
-        self._pending_count = 0  # of those, the ones still in the handshake
+        self._pending = PendingHandshakes(self.limits, _split_hosts(self._addresses.values()))
+        self._pending_aborts: dict[int, Callable[[], None]] = {}  # ticket -> drop that connection
         self._changed = asyncio.Event()  # replaced on every connect/disconnect, for wait_connected()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
@@ -137,6 +142,7 @@ class PeerNetwork:
     def set_peer_address(self, peer: PeerId, address: str) -> None:
         """Dial `peer` at `host:port` from the next attempt on."""
         self._addresses[peer] = address
+        self._pending.add_member_hosts(_split_hosts([address]))
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -144,9 +150,17 @@ class PeerNetwork:
         """Bind the peer port (if any) without dialling yet; returns the bound port. start() calls this."""
         if self._runner is not None or self._listen_port is None:
             return self.bound_port
+        await self._resolve_member_hosts()
         app = web.Application()
         app.router.add_get(P2P_PATH, self._handle_inbound)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.limits.close_grace_ms / 1000)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=self.limits.close_grace_ms / 1000,
+            # A connection that sends no HTTP request is closed after one handshake step (aiohttp's
+            # default keeps it an hour); the peer port serves nothing but upgrades.
+            keepalive_timeout=self.limits.handshake_step_timeout_ms / 1000,
+        )
         await runner.setup()
         ssl_context = self._tls.create_server_context() if self._tls else None
         site = web.TCPSite(
@@ -164,6 +178,22 @@ class PeerNetwork:
         self.bound_port = int(runner.addresses[0][1])
         log.info("%s listening for peers on %s:%d", self.self_id, self._listen_host, self.bound_port)
         return self.bound_port
+
+    async def _resolve_member_hosts(self) -> None:
+        """Let the per-address limits recognise members by IP: resolve host names among their addresses."""
+        loop = asyncio.get_running_loop()
+        for host in _split_hosts(self._addresses.values()):
+            if _is_ip_literal(host):
+                continue
+            try:
+                async with asyncio.timeout(HOST_RESOLVE_TIMEOUT_S):
+                    infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            except (OSError, TimeoutError) as exc:
+                log.warning(
+                    "%s: cannot resolve peer host %r (%s); it gets no reserved room", self.self_id, host, exc
+                )
+                continue
+            self._pending.add_member_hosts(str(info[4][0]) for info in infos)
 
     async def start(self) -> None:
         """Listen (unless already listening) and start dialling every peer this node dials."""
@@ -359,16 +389,27 @@ class PeerNetwork:
 
     async def _handle_inbound(self, request: web.Request) -> web.StreamResponse:
         limits = self.limits
-        if (
-            self._closing
-            or self._inbound_count >= limits.inbound_connections_max
-            or self._pending_count >= limits.pending_handshakes_max
-        ):
+        if self._closing or self._inbound_count >= limits.inbound_connections_max:
             self.metrics["inbound_refused"] += 1
             return web.Response(status=503, text="busy\n")
+        admission = self._pending.admit(request.remote or "")
+        for evicted in admission.evicted:
+            self.metrics["pending_evicted"] += 1
+            drop = self._pending_aborts.pop(evicted, None)
+            if drop is not None:
+                drop()
+        ticket = admission.ticket
+        if ticket is None:
+            self.metrics["inbound_refused"] += 1
+            return web.Response(status=503, text="busy\n")
+        transport = request.transport
+
+        def abort() -> None:
+            if transport is not None:
+                transport.abort()
+
+        self._pending_aborts[ticket] = abort
         self._inbound_count += 1
-        self._pending_count += 1
-        pending = True
         try:
             ws = web.WebSocketResponse(
                 max_msg_size=limits.frame_bytes_max,
@@ -380,7 +421,7 @@ class PeerNetwork:
             try:
                 async with asyncio.timeout(limits.handshake_timeout_ms / 1000):
                     await ws.prepare(request)
-                    peer = await self._respond(ws)
+                    peer = await self._respond(ws, ticket)
             except TimeoutError:
                 await self._refuse(ws, HandshakeRefused(RefusalCode.TIMEOUT, "handshake took too long"))
             except HandshakeRefused as exc:
@@ -388,35 +429,40 @@ class PeerNetwork:
             except (ConnectionError, aiohttp.ClientError) as exc:
                 self.metrics["handshakes_failed"] += 1
                 log.debug("%s: inbound handshake failed: %r", self.self_id, exc)
-            pending = False
-            self._pending_count -= 1
+            self._release_pending(ticket)
             if not ws.prepared:
                 # the client went away (or stalled) before the upgrade completed: aiohttp cannot finish an
                 # unprepared WebSocketResponse ("Call .prepare() first"), so answer with a plain response
                 return web.Response(status=400, text="websocket upgrade did not complete\n")
             if peer is not None:
-                transport = request.transport
-
-                def abort() -> None:
-                    if transport is not None:
-                        transport.abort()
-
                 await self._serve(peer, ws, outbound=False, abort=abort)
             else:
                 await _close_quietly(ws)
             return ws
         finally:
-            if pending:
-                self._pending_count -= 1
+            self._release_pending(ticket)
             self._inbound_count -= 1
 
-    async def _respond(self, ws: web.WebSocketResponse) -> PeerId:
+    def _release_pending(self, ticket: int) -> None:
+        self._pending.release(ticket)
+        self._pending_aborts.pop(ticket, None)
+
+    async def _respond(self, ws: web.WebSocketResponse, ticket: int) -> PeerId:
+        """Answer the handshake; each message the (unproven) dialler owes must come within one step."""
+        step_s = self.limits.handshake_step_timeout_ms / 1000
         handshake = ResponderHandshake(self._config, os.urandom(NONCE_BYTES))
-        hello_ack = handshake.receive(await _receive_handshake_message(ws))
-        if handshake.claimed is not None:
-            self._check_not_banned(handshake.claimed)
+        async with asyncio.timeout(step_s):
+            hello = await _receive_handshake_message(ws)
+        hello_ack = handshake.receive(hello)
+        claimed = handshake.claimed
+        if claimed is not None:
+            self._check_not_banned(claimed)
+            if not self._pending.greet(ticket, claimed):
+                raise HandshakeRefused(RefusalCode.BUSY, f"too many pending handshakes as {claimed}")
         await ws.send_bytes(hello_ack)
-        welcome = handshake.receive(await _receive_handshake_message(ws))
+        async with asyncio.timeout(step_s):
+            auth = await _receive_handshake_message(ws)
+        welcome = handshake.receive(auth)
         peer = handshake.peer
         if peer is None:
             raise InvariantBroken("responder handshake finished without a peer")
@@ -528,6 +574,19 @@ def _abort_client(ws: aiohttp.ClientWebSocketResponse) -> None:
     transport = getattr(connection, "transport", None) if connection is not None else None
     if transport is not None:
         transport.abort()
+
+
+def _split_hosts(addresses: Iterable[str]) -> list[str]:
+    """The host parts of `host:port` addresses (brackets of IPv6 literals removed), sorted and unique."""
+    return sorted({address.rsplit(":", 1)[0].strip("[]") for address in addresses})
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _now_ms() -> int:
