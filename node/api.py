@@ -2,7 +2,10 @@
 
 Every handler validates its input, bodies are size-limited, and no request can take the node down: errors
 become JSON `{"error": code, "message": text}` with a 4xx status, and unexpected exceptions a 500 that is
-logged. docs/API.md and /v1/openapi.json describe the endpoints.
+logged. Clients that misbehave at the HTTP level (malformed requests, a connection dropped mid-body) cost one
+rate-limited warning line per cause, never a traceback. Request bodies are taken as sent: a
+`Content-Encoding` other than identity is refused (415), so no compressed body is ever inflated.
+docs/API.md and /v1/openapi.json describe the endpoints.
 """
 
 from __future__ import annotations
@@ -16,16 +19,23 @@ from functools import partial
 from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core import codec
 from core.errors import CarbonchainError, CodecError, InvalidInput, TransactionError
+from core.ratelog import OneLineErrors, RateLimitedLog
 from core.tx import SignedTx, decode_transaction, transaction_from_json
 from node.events import EventHub
 from node.metrics import NodeMetrics
 from node.openapi import OPENAPI
 
 log = logging.getLogger(__name__)
+client_log = RateLimitedLog(log)
+# aiohttp's own server log for this API: requests it cannot even parse are the client's fault, not ours
+server_log = logging.getLogger("node.api.http")
+server_log.addFilter(OneLineErrors(log, (HttpProcessingError, RequestPayloadError, ConnectionError)))
 
 MSGPACK_TYPE = "application/msgpack"
 TXS_PER_REQUEST_MAX = 1000  # transactions in one batch submission
@@ -85,7 +95,11 @@ BACKEND = web.AppKey("backend", ApiBackend)
 
 
 def build_api(backend: ApiBackend, *, body_bytes_max: int) -> web.Application:
-    app = web.Application(client_max_size=body_bytes_max, middlewares=[_errors_middleware])
+    app = web.Application(
+        client_max_size=body_bytes_max,
+        middlewares=[_errors_middleware],
+        handler_args={"auto_decompress": False, "logger": server_log},
+    )
     app[BACKEND] = backend
     app.router.add_post("/v1/txs", post_transaction)
     app.router.add_get("/v1/txs/{tx_id}", get_transaction)
@@ -129,6 +143,13 @@ async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamRe
         return error_response(404, "not_found", str(exc))
     except InvalidInput as exc:
         return error_response(400, "invalid_request", str(exc))
+    except ConnectionError:
+        # The client went away (e.g. mid-body): aiohttp fails to send this answer and drops the connection
+        # quietly (raising instead would make it log the error a second time).
+        client_log.warning("client-gone", "a client went away during %s %s", request.method, request.path)
+        return error_response(400, "client_gone", "the connection ended before the request was read")
+    except RequestPayloadError as exc:  # the body could not be read as sent (e.g. broken chunked encoding)
+        return error_response(400, "bad_body", f"the request body could not be read: {exc}".split("\n")[0])
     except CarbonchainError as exc:
         log.exception("request %s %s failed", request.method, request.path)
         return error_response(500, "internal", str(exc))
@@ -145,16 +166,16 @@ async def post_transaction(request: web.Request) -> web.Response:
     A batch (a JSON array of documents, or a msgpack array of raw transactions, at most
     TXS_PER_REQUEST_MAX): 200 with one result per transaction, in order."""
     backend = request.app[BACKEND]
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return error_response(415, "unsupported_encoding", "send the body uncompressed (no Content-Encoding)")
     body = await request.read()
     if request.content_type == MSGPACK_TYPE:
         if body[:1] and (body[0] & 0xF0 == 0x90 or body[0] in (0xDC, 0xDD)):  # a msgpack array: a batch
             return _submit_batch(backend, _decode_raw_batch(body, backend.tx_bytes_max))
         tx = decode_transaction(body, tx_bytes_max=backend.tx_bytes_max)
     else:
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise TransactionError("malformed", f"body is not JSON: {exc}") from None
+        document = _parse_json(body)
         if type(document) is list:
             if len(document) > TXS_PER_REQUEST_MAX:
                 raise TransactionError("too_large", f"at most {TXS_PER_REQUEST_MAX} transactions per request")
@@ -335,6 +356,16 @@ async def _read_until_closed(socket: web.WebSocketResponse) -> None:
 
 
 # --- parsing ---------------------------------------------------------------------------------------------
+
+
+def _parse_json(body: bytes) -> Any:
+    """A JSON request body; TransactionError("malformed") for anything json.loads cannot take."""
+    try:
+        return json.loads(body)
+    except RecursionError:  # "[" * 1000: nested deeper than Python's stack, far deeper than any transaction
+        raise TransactionError("malformed", "body is not JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of more than 4300 digits
+        raise TransactionError("malformed", f"body is not JSON: {str(exc)[:200]}") from None
 
 
 def _parse_hex_id(text: str, what: str) -> bytes:

@@ -52,7 +52,7 @@ OPENAPI: dict[str, Any] = {
                         "application/msgpack": {"schema": {"type": "string", "format": "binary"}},
                     },
                 },
-                "responses": {"202": _ok("accepted; pending"), **_errors(400, 409, 413, 503)},
+                "responses": {"202": _ok("accepted; pending"), **_errors(400, 409, 413, 415, 503)},
             }
         },
         "/v1/txs/{tx_id}": {

@@ -25,10 +25,12 @@ from typing import Any, Literal
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from core.errors import InvalidInput, InvariantBroken
 from core.genesis import Genesis
 from core.keys import SigningKey
+from core.ratelog import OneLineErrors, RateLimitedLog
 from p2p.connection import CLOSE_TIMEOUT_S, PeerConnection, WebSocket
 from p2p.errors import FrameError, HandshakeRefused, PeerNotConnected, RefusalCode, SendQueueFull
 from p2p.framing import decode_frame, encode_frame, is_valid_channel
@@ -44,6 +46,9 @@ from p2p.policy import BanList, PeerLimits, PendingHandshakes, compute_backoff_m
 from p2p.tls import TlsConfig
 
 log = logging.getLogger("carbonchain.p2p")
+# aiohttp's server log for the peer port: garbage that is not even HTTP is the sender's fault, not ours
+http_log = logging.getLogger("carbonchain.p2p.http")
+http_log.addFilter(OneLineErrors(log, (HttpProcessingError, ConnectionError)))
 
 P2P_PATH = "/p2p"
 HOST_RESOLVE_TIMEOUT_S = 2.0
@@ -120,6 +125,7 @@ class PeerNetwork:
         self.bound_port: int | None = None  # the listening port, once listening
         self.metrics: dict[str, int] = dict.fromkeys(METRIC_NAMES, 0)  # counters for Prometheus export
         self._rng = random.Random()  # reconnect jitter only; not consensus
+        self._refusals_log = RateLimitedLog(log)  # one line per refusal code a minute: anyone can cause them
 
     # --- registration -------------------------------------------------------------------------------------
 
@@ -160,6 +166,7 @@ class PeerNetwork:
             # A connection that sends no HTTP request is closed after one handshake step (aiohttp's
             # default keeps it an hour); the peer port serves nothing but upgrades.
             keepalive_timeout=self.limits.handshake_step_timeout_ms / 1000,
+            logger=http_log,
         )
         await runner.setup()
         ssl_context = self._tls.create_server_context() if self._tls else None
@@ -481,7 +488,7 @@ class PeerNetwork:
 
     async def _refuse(self, ws: WebSocket, refusal: HandshakeRefused) -> None:
         self.metrics["handshakes_failed"] += 1
-        log.info("%s: handshake failed: %s", self.self_id, refusal)
+        self._refusals_log.warning(refusal.code.value, "%s: handshake failed: %s", self.self_id, refusal)
         if refusal.by_peer or ws.closed:
             return
         with contextlib.suppress(Exception):
