@@ -154,10 +154,11 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(root: Path, **kwargs: Any) -> Iterator[Cluster]:
+def running_cluster(root: Path, *, only: tuple[str, ...] = (), **kwargs: Any) -> Iterator[Cluster]:
+    """A started cluster (every node, or `only` those named), closed and checked for tracebacks at the end."""
     cluster = Cluster(root, **kwargs)
     try:
-        cluster.start()
+        cluster.start(*only)
         yield cluster
         cluster.close()
         cluster.assert_no_tracebacks()

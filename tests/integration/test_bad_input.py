@@ -6,8 +6,11 @@ Each gets a clear rejection; the node keeps running and commits nothing from the
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import json
 import os
+import random
 from pathlib import Path
 
 import aiohttp
@@ -217,3 +220,101 @@ async def _is_up(cluster: Cluster, session: aiohttp.ClientSession, url: str) -> 
             return response.status == 200
     except aiohttp.ClientError:
         return False
+
+
+_UPGRADE = (
+    b"GET /p2p HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def _peer_garbage(rng: random.Random) -> bytes:
+    """What a port scanner or a confused client sends: not HTTP, broken HTTP, or an upgrade and then junk."""
+    junk = rng.randbytes(rng.randrange(1, 3000))
+    return rng.choice(
+        [
+            junk,
+            b"GET /p2p HTTP/1.1\r\n" + junk,
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + junk,
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + junk,  # a TLS ClientHello
+            _UPGRADE + junk,
+            _UPGRADE[: rng.randrange(len(_UPGRADE))],
+        ]
+    )
+
+
+async def _send_peer_garbage(cluster: Cluster, *, connections: int) -> None:
+    """Garbage to validator-0's peer port, 20 connections at a time; waits until the port listens."""
+    host, port = cluster.peer_address(0)
+    rng = random.Random(17)
+
+    async def listening() -> bool:
+        cluster.check_alive()
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            return False
+        writer.transport.abort()
+        return True
+
+    async def one(data: bytes, wait_for_answer: bool) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(data)
+        await writer.drain()
+        if wait_for_answer:
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                await asyncio.wait_for(reader.read(), timeout=5)
+        writer.transport.abort()
+
+    await wait_until(listening, timeout_s=30, what="the peer port")
+    for _ in range(connections // 20):
+        await asyncio.gather(*(one(_peer_garbage(rng), rng.random() < 0.5) for _ in range(20)))
+
+
+async def test_http_and_peer_port_abuse_gets_4xx_and_one_log_line_per_cause(tmp_path: Path) -> None:
+    # Issue 17 items 3-5: 500s for deep JSON and a bad gzip body, a 202 for a pending transaction posted
+    # again with a zero signature, and a traceback per dropped POST or per garbage connection.
+    # Two of four validators: no quorum, so a submitted transaction stays pending.
+    with running_cluster(tmp_path, only=("validator-0", "validator-1", "observer-0")) as cluster:
+        garbage = asyncio.ensure_future(_send_peer_garbage(cluster, connections=120))
+        urls = [cluster.api_url("validator-0"), cluster.api_url("observer-0")]
+        async with aiohttp.ClientSession() as session:
+            for url in urls:
+                await wait_until(lambda url=url: _is_up(cluster, session, url), timeout_s=30, what="the API")
+            json_type = {"Content-Type": "application/json"}
+            for url in urls:
+                async with session.post(url + "/v1/txs", data=b"[" * 100_000, headers=json_type) as response:
+                    assert response.status == 400, url
+                    assert (await response.json())["error"] == "malformed"
+                for body in (b"this is not gzip", gzip.compress(b"{}")):
+                    headers = {**json_type, "Content-Encoding": "gzip"}
+                    async with session.post(url + "/v1/txs", data=body, headers=headers) as response:
+                        assert response.status == 415, url
+                        assert (await response.json())["error"] == "unsupported_encoding"
+            good = sign_transaction(_body(cluster), dev_admin_key("bank"))
+            unsigned = codec.encode({"body": good.body_bytes, "signature": bytes(64)})
+            for url in urls:
+                status, document = await _post(session, url, good.raw, "application/msgpack")
+                assert (status, document["status"]) == (202, "pending")
+                status, document = await _post(session, url, unsigned, "application/msgpack")
+                assert (status, document["error"]) == (400, "bad_signature"), url
+                status, document = await _post(session, url, good.raw, "application/msgpack")
+                assert status == 202  # the genuine one again: idempotent
+        # Twenty clients that drop their POST halfway through the body.
+        api_host, api_port = cluster.api_url("validator-0").removeprefix("http://").rsplit(":", 1)
+        for _ in range(20):
+            _, writer = await asyncio.open_connection(api_host, int(api_port))
+            writer.write(
+                b"POST /v1/txs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"body": {'
+            )
+            await writer.drain()
+            writer.transport.abort()
+        await garbage
+        async with aiohttp.ClientSession() as session:
+            await wait_until(lambda: _is_up(cluster, session, urls[0]), timeout_s=10, what="the API")
+        log = (cluster.homes["validator-0"] / "node.log").read_text()
+        assert "Traceback" not in log
+        assert log.count("a client went away during POST /v1/txs") == 1  # then silent for a minute
+        warnings = [line for line in log.splitlines() if " WARNING " in line]
+        assert len(warnings) <= 12, "\n".join(warnings)  # one per cause, not one per connection
