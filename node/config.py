@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.errors import ConfigError
 
 CONFIG_FILE = "config.toml"
+_ADDRESS = r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$"  # host:port, IPv6 in brackets
 MAX_CONFIG_BYTES = 256 * 1024
 
 
@@ -43,6 +44,9 @@ class PeerSection(_Section):
     tls_key: str = ""
     tls_ca: str = ""
     frame_bytes_max: int = Field(16 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+    # validator index -> "host:port" to dial instead of its genesis peer_address (NAT, a local relay, the
+    # fault-injection proxies of the tests); identities are still proven by the handshake
+    dial_addresses: dict[Annotated[int, Field(ge=0, le=63)], Annotated[str, Field(pattern=_ADDRESS)]] = {}
 
 
 class ApiSection(_Section):

@@ -106,6 +106,15 @@ def load_identity(home: Path, config: NodeConfig, genesis: Genesis) -> NodeIdent
     return NodeIdentity(role, index, peer_id, key)
 
 
+def _dial_addresses(config: NodeConfig, genesis: Genesis) -> dict[PeerId, str]:
+    """`[peer.dial_addresses]`, checked against the genesis."""
+    addresses = config.peer.dial_addresses
+    unknown = sorted(i for i in addresses if i >= len(genesis.validators))
+    if unknown:
+        raise ConfigError(f"peer.dial_addresses names validators {unknown}, not in the genesis")
+    return {PeerId.validator(i): address for i, address in sorted(addresses.items())}
+
+
 class Node:
     def __init__(self, home: Path, config: NodeConfig, genesis: Genesis, identity: NodeIdentity) -> None:
         self.home = home
@@ -138,6 +147,7 @@ class Node:
                 # A restarted validator waits for the lower-indexed ones to dial it: keep their backoff short.
                 reconnect_max_ms=RECONNECT_MAX_MS,
             ),
+            peer_addresses=_dial_addresses(config, genesis),
         )
         self.gossip = TxGossip(self.network)
         self.role = self._build_role()
