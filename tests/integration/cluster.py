@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -19,13 +20,20 @@ from typing import Any
 
 import aiohttp
 
+from client import CarbonClient, Signer
 from core.devkeys import dev_admin_key, dev_client_key
 from core.keys import SigningKey
+from node.config import load_config, write_config
+from p2p.identity import PeerDirectory, PeerId, compute_dial_targets
+from tests.integration.faultproxy import FaultNetwork
+from tests.tlskit import write_self_signed_cert
 from tools.bench.network import find_free_port_base
 from tools.devnet import die_with_parent
 from tools.netinit import DEVNET_GENESIS_TIME, NetworkPlan, build_network, write_network
 
 REPO = Path(__file__).resolve().parents[2]
+# CARBONCHAIN_TEST_TLS=1 runs every multi-process test with TLS between the nodes.
+TLS_BY_DEFAULT = os.environ.get("CARBONCHAIN_TEST_TLS", "") not in ("", "0")
 FAST_CONSENSUS = {
     "batch_wait_ms": 10,
     "view_timeout_ms": 1000,
@@ -37,7 +45,13 @@ FAST_CONSENSUS = {
 
 class Cluster:
     def __init__(
-        self, root: Path, *, validators: int = 4, observers: int = 1, consensus: dict[str, Any] | None = None
+        self,
+        root: Path,
+        *,
+        validators: int = 4,
+        observers: int = 1,
+        consensus: dict[str, Any] | None = None,
+        tls: bool = TLS_BY_DEFAULT,
     ):
         self.root = root
         base = find_free_port_base(validators)
@@ -53,6 +67,11 @@ class Cluster:
         self.homes = {home.name: home for home in write_network(self.plan, root / "net")}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.genesis = self.plan.genesis
+        self.tls = tls
+        if tls:
+            cert, key = write_self_signed_cert(root / "tls")
+            for name in self.homes:  # one certificate, its own CA, for every node: mutual TLS
+                self._update_peer_config(name, tls_cert=str(cert), tls_key=str(key), tls_ca=str(cert))
 
     @property
     def names(self) -> list[str]:
@@ -70,6 +89,23 @@ class Cluster:
     def peer_address(self, index: int) -> tuple[str, int]:
         host, port = self.genesis.validators[index].peer_address.rsplit(":", 1)
         return host, int(port)
+
+    def _update_peer_config(self, name: str, **changes: Any) -> None:
+        home = self.homes[name]
+        config = load_config(home)
+        write_config(home, config.model_copy(update={"peer": config.peer.model_copy(update=changes)}))
+
+    def route_through(self, proxies: FaultNetwork) -> None:
+        """Give every directed link its own proxy and make the dialler dial the proxy (before start())."""
+        directory = PeerDirectory(self.genesis)
+        for name in self.homes:
+            role, index = name.rsplit("-", 1)
+            local = PeerId.validator(int(index)) if role == "validator" else PeerId.observer(int(index))
+            dial: dict[int, str] = {}
+            for target in compute_dial_targets(directory, local):
+                port = proxies.add_link(f"{name}->{target}", self.peer_address(target.index))
+                dial[target.index] = f"127.0.0.1:{port}"
+            self._update_peer_config(name, dial_addresses=dial)
 
     # --- processes ------------------------------------------------------------------------------------
 
@@ -154,9 +190,14 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(root: Path, *, only: tuple[str, ...] = (), **kwargs: Any) -> Iterator[Cluster]:
-    """A started cluster (every node, or `only` those named), closed and checked for tracebacks at the end."""
+def running_cluster(
+    root: Path, *, only: tuple[str, ...] = (), proxies: FaultNetwork | None = None, **kwargs: Any
+) -> Iterator[Cluster]:
+    """A started cluster (every node, or `only` those named), its links through `proxies` if given; closed
+    and checked for tracebacks at the end."""
     cluster = Cluster(root, **kwargs)
+    if proxies is not None:
+        cluster.route_through(proxies)
     try:
         cluster.start(*only)
         yield cluster
@@ -193,3 +234,47 @@ async def get_status(session: aiohttp.ClientSession, url: str) -> dict[str, Any]
             return status
     except (aiohttp.ClientError, TimeoutError, OSError):
         return None
+
+
+_refs = itertools.count(1)
+
+
+def deposit(signer: Signer, amount_fen: int = 100) -> Any:
+    return signer.build(
+        "deposit_cash", {"org": "ent-a", "amount_fen": amount_fen, "bank_ref": f"REF-{next(_refs)}"}
+    )
+
+
+async def bank_signer(client: CarbonClient) -> Signer:
+    return await client.signer(org="bank", key=dev_admin_key("bank"))
+
+
+async def wait_for_agreement(
+    cluster: Cluster, names: list[str], *, min_height: int, timeout_s: float = 30
+) -> dict[str, Any]:
+    """Wait until every named node reports the same height (>= min_height), block hash and state root."""
+
+    async def agreed() -> dict[str, Any] | None:
+        cluster.check_alive()
+        async with aiohttp.ClientSession() as session:
+            statuses = [await get_status(session, cluster.api_url(name)) for name in names]
+        if any(s is None for s in statuses):
+            return None
+        triples = {(s["height"], s["last_block_hash"], s["state_root"]) for s in statuses if s}
+        if len(triples) == 1 and statuses[0] and statuses[0]["height"] >= min_height:
+            return statuses[0]
+        return None
+
+    result: dict[str, Any] = await wait_until(agreed, timeout_s=timeout_s, what=f"agreement of {names}")
+    return result
+
+
+async def wait_all_live(cluster: Cluster, names: list[str] | None = None) -> None:
+    async def live() -> bool:
+        cluster.check_alive()
+        async with aiohttp.ClientSession() as session:
+            return all(
+                [await get_status(session, cluster.api_url(n)) is not None for n in names or cluster.names]
+            )
+
+    await wait_until(live, timeout_s=30, what="nodes to answer")

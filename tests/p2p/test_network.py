@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import msgpack
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from core import codec
 from core.errors import InvalidInput
 from core.keys import SigningKey
 from p2p import HandshakeRefused, PeerId, PeerLimits, PeerNetwork, RefusalCode, SendQueueFull, TlsConfig
 from p2p.handshake import InitiatorHandshake, ResponderHandshake
+from tests.tlskit import write_self_signed_cert
 
 from .conftest import FAST_LIMITS, P2PKit, handshake_config, make_genesis, receive_binary, run_initiator
 
@@ -488,36 +483,8 @@ async def test_handler_errors_and_punish(kit: P2PKit) -> None:
     assert v0.is_banned(V1) and v0.metrics["bans"] == 1
 
 
-def _self_signed_cert(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "carbonchain test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "peer.crt", directory / "peer.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
-
-
 async def test_tls_round_trip(kit: P2PKit, tmp_path: Path) -> None:
-    cert_file, key_file = _self_signed_cert(tmp_path)
+    cert_file, key_file = write_self_signed_cert(tmp_path)
     tls = TlsConfig(cert_file, key_file, ca_file=cert_file)
     v0, v1 = kit.network(V0, tls=tls), kit.network(V1, tls=tls)
     inbox0, inbox1 = Inbox(), Inbox()
