@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from core.devkeys import dev_admin_key, dev_client_key
 from core.keys import SigningKey
 from node.config import load_config, write_config
 from p2p.identity import PeerDirectory, PeerId, compute_dial_targets
+from p2p.tls import TlsConfig
 from tests.integration.faultproxy import FaultNetwork
 from tests.tlskit import write_self_signed_cert
 from tools.bench.network import find_free_port_base
@@ -68,8 +70,10 @@ class Cluster:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.genesis = self.plan.genesis
         self.tls = tls
+        self._tls_config: TlsConfig | None = None
         if tls:
             cert, key = write_self_signed_cert(root / "tls")
+            self._tls_config = TlsConfig(cert, key, ca_file=cert)
             for name in self.homes:  # one certificate, its own CA, for every node: mutual TLS
                 self._update_peer_config(name, tls_cert=str(cert), tls_key=str(key), tls_ca=str(cert))
 
@@ -89,6 +93,17 @@ class Cluster:
     def peer_address(self, index: int) -> tuple[str, int]:
         host, port = self.genesis.validators[index].peer_address.rsplit(":", 1)
         return host, int(port)
+
+    def peer_url(self, index: int, scheme: str = "ws") -> str:
+        """The peer port of validator `index` as a URL: ws/http, or wss/https when the cluster runs TLS."""
+        host, port = self.peer_address(index)
+        return f"{scheme}{'s' if self.tls else ''}://{host}:{port}/p2p"
+
+    def peer_ssl(self) -> ssl.SSLContext | bool:
+        """What aiohttp needs to reach a peer port: a context holding the nodes' certificate under TLS."""
+        if self._tls_config is None:
+            return True
+        return self._tls_config.create_client_context()
 
     def _update_peer_config(self, name: str, **changes: Any) -> None:
         home = self.homes[name]

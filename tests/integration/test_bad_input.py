@@ -145,10 +145,10 @@ async def test_peer_port_survives_garbage_and_refuses_impostors(tmp_path: Path) 
             await writer.drain()
             assert await asyncio.wait_for(reader.read(), timeout=10) is not None  # closed by the node
             writer.close()
-            async with session.get(f"http://{host}:{port}/p2p") as response:
+            async with session.get(cluster.peer_url(3, "http"), ssl=cluster.peer_ssl()) as response:
                 assert response.status >= 400
             # A WebSocket that sends garbage instead of a hello is closed.
-            async with session.ws_connect(f"ws://{host}:{port}/p2p") as socket:
+            async with session.ws_connect(cluster.peer_url(3), ssl=cluster.peer_ssl()) as socket:
                 await socket.send_bytes(b"\x00garbage")
                 message = await asyncio.wait_for(socket.receive(), timeout=10)
                 assert message.type in (
@@ -157,7 +157,7 @@ async def test_peer_port_survives_garbage_and_refuses_impostors(tmp_path: Path) 
                     aiohttp.WSMsgType.BINARY,
                 )
             # An impostor claiming validator-0's identity with another key is refused.
-            refusal = await _impostor_handshake(cluster, host, port)
+            refusal = await _impostor_handshake(cluster, 3)
             assert refusal["type"] == "refuse", refusal
         async with CarbonClient(cluster.api_url("validator-3")) as client:
             signer = await client.signer(org="bank", key=dev_admin_key("bank"))
@@ -174,7 +174,7 @@ async def test_peer_port_survives_garbage_and_refuses_impostors(tmp_path: Path) 
             await wait_until(all_linked, timeout_s=15, what="validator-3 linked to all 3 peers")
 
 
-async def _impostor_handshake(cluster: Cluster, host: str, port: int) -> dict:
+async def _impostor_handshake(cluster: Cluster, index: int) -> dict:
     """Claim validator-0's identity with another key and sign the transcript with it."""
     impostor = SigningKey.generate()
     nonce = os.urandom(32)
@@ -187,7 +187,8 @@ async def _impostor_handshake(cluster: Cluster, host: str, port: int) -> dict:
         nonce,
         b"",
     )
-    async with aiohttp.ClientSession() as session, session.ws_connect(f"ws://{host}:{port}/p2p") as socket:
+    url = cluster.peer_url(index)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, ssl=cluster.peer_ssl()) as socket:
         await socket.send_bytes(encode_hello(hello, ack=False))
         ack = decode_hello((await asyncio.wait_for(socket.receive(), timeout=10)).data, ack=True)
         transcript = Transcript(
@@ -197,7 +198,7 @@ async def _impostor_handshake(cluster: Cluster, host: str, port: int) -> dict:
             initiator_key=impostor.public_key,
             initiator_nonce=nonce,
             responder=ack.peer,
-            responder_key=cluster.genesis.validators[3].node_key_bytes,
+            responder_key=cluster.genesis.validators[index].node_key_bytes,
             responder_nonce=ack.nonce,
         )
         await socket.send_bytes(encode_auth(impostor.sign(transcript.compute_signed_digest("initiator"))))
