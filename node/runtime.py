@@ -34,6 +34,7 @@ from node.api import build_api
 from node.applier import BlockApplier
 from node.backend import NodeBackend
 from node.channels import CHANNEL_SYNC
+from node.clock import configure_clock_offset
 from node.config import NodeConfig, load_config, resolve
 from node.events import EventHub
 from node.gossip import TxGossip, decode_tx_batch
@@ -353,6 +354,7 @@ def run_node(home: Path, *, log_format: str | None = None) -> int:
         configure_logging(
             fmt=log_format or config.log.format, level=config.log.level, node_name=identity.name
         )
+        configure_clock_offset()
         node = Node(home, config, genesis, identity)
     except CarbonchainError as exc:
         log.error("cannot start: %s", exc)

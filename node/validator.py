@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 from consensus.driver import Driver
@@ -50,6 +49,7 @@ from core.quorum import compute_quorum
 from core.tx import SignedTx
 from node.applier import BlockApplier
 from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_TX
+from node.clock import wall_clock_ms
 from node.sync import BlockRequests
 from node.verified import VerifiedCache
 from p2p import FrameHandler, PeerId, PeerNetwork
@@ -64,7 +64,7 @@ PRESTART_INPUTS_MAX = 10_000  # inputs queued while peers connect before start()
 
 
 def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return wall_clock_ms()
 
 
 class ValidatorShell:
