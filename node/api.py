@@ -76,7 +76,9 @@ class ApiBackend(Protocol):
 
     def get_status(self) -> dict[str, Any]: ...
 
-    def is_ready(self) -> bool: ...
+    def get_unready_reason(self) -> str | None:
+        """Why the node is not ready (halted, disk nearly full, catching up, too few links), or None."""
+        ...
 
     def run_query(self, name: str, params: dict[str, str]) -> Any:
         """Run a chaincode query; raises QueryNotFound or InvalidInput."""
@@ -135,7 +137,9 @@ async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamRe
             return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
         raise
     except TransactionError as exc:
-        status = 503 if exc.code == "mempool_full" else 413 if exc.code == "too_large" else 400
+        status = (
+            503 if exc.code in ("mempool_full", "not_ordering") else 413 if exc.code == "too_large" else 400
+        )
         if exc.code == "replay":
             status = 409
         return error_response(status, exc.code, exc.message)
@@ -266,8 +270,10 @@ async def get_healthz(request: web.Request) -> web.Response:
 
 
 async def get_readyz(request: web.Request) -> web.Response:
-    ready = request.app[BACKEND].is_ready()
-    return web.json_response({"ready": ready}, status=200 if ready else 503)
+    reason = request.app[BACKEND].get_unready_reason()
+    return web.json_response(
+        {"ready": reason is None, "reason": reason}, status=200 if reason is None else 503
+    )
 
 
 async def get_metrics(request: web.Request) -> web.Response:

@@ -124,11 +124,20 @@ class NodeBackend:
             "halted": self._role.halted_reason,
             "view": self._role.view,
             "primary": self._role.primary,
+            "paused": self._role.paused_reason,
         }
 
-    def is_ready(self) -> bool:
+    def get_unready_reason(self) -> str | None:
         role = self._role
-        return role.halted_reason is None and not role.catching_up and role.is_linked()
+        if role.halted_reason is not None:
+            return f"halted: {role.halted_reason}"
+        if role.paused_reason is not None:
+            return role.paused_reason
+        if role.catching_up:
+            return "catching up"
+        if not role.is_linked():
+            return "too few peers connected (a validator needs a quorum of validators, an observer one)"
+        return None
 
     def run_query(self, name: str, params: dict[str, str]) -> Any:
         if name not in QUERIES:

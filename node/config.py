@@ -33,6 +33,8 @@ class NodeSection(_Section):
     verify_threads: int = Field(
         1, ge=1, le=64, description="threads that verify transaction signatures (1: the event loop's own)"
     )
+    # free space below which the node stops ordering (node.diskguard); 0 = eight full blocks, at least 64 MiB
+    disk_free_bytes_min: int = Field(0, ge=0, le=1024**4)
 
 
 class PeerSection(_Section):

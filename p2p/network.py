@@ -27,7 +27,7 @@ import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from core.errors import InvalidInput, InvariantBroken
+from core.errors import InvalidInput, InvariantBroken, ResourceFailure
 from core.genesis import Genesis
 from core.keys import SigningKey
 from core.ratelog import OneLineErrors, RateLimitedLog
@@ -126,6 +126,7 @@ class PeerNetwork:
         self.metrics: dict[str, int] = dict.fromkeys(METRIC_NAMES, 0)  # counters for Prometheus export
         self._rng = random.Random()  # reconnect jitter only; not consensus
         self._refusals_log = RateLimitedLog(log)  # one line per refusal code a minute: anyone can cause them
+        self._failures_log = RateLimitedLog(log)  # our own failures that every frame would repeat
 
     # --- registration -------------------------------------------------------------------------------------
 
@@ -341,6 +342,16 @@ class PeerNetwork:
         except InvalidInput as exc:  # the handler says the peer sent something invalid
             self.metrics["handler_errors"] += 1
             self.punish(peer, f"invalid {frame.channel} payload: {exc}")
+        except ResourceFailure as exc:  # our machine failed (e.g. a full disk): not the peer's doing
+            self.metrics["handler_errors"] += 1
+            self._failures_log.log(
+                logging.ERROR,
+                "resource",
+                "%s: handling a %r frame failed: %s",
+                self.self_id,
+                frame.channel,
+                exc,
+            )
         except Exception:  # our bug, possibly triggered on purpose: log it, count it against the peer
             self.metrics["handler_errors"] += 1
             count = self._handler_errors.get(peer, 0) + 1

@@ -15,13 +15,13 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from client import CarbonClient, Signer
+from client import CarbonClient, Signer, TxStatus
 from core.devkeys import dev_admin_key, dev_client_key
 from core.keys import SigningKey
 from node.config import load_config, write_config
@@ -68,6 +68,7 @@ class Cluster:
         )
         self.homes = {home.name: home for home in write_network(self.plan, root / "net")}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.node_env: dict[str, dict[str, str]] = {}  # extra environment of one node's process
         self.genesis = self.plan.genesis
         self.tls = tls
         self._tls_config: TlsConfig | None = None
@@ -105,10 +106,15 @@ class Cluster:
             return True
         return self._tls_config.create_client_context()
 
-    def _update_peer_config(self, name: str, **changes: Any) -> None:
+    def update_config(self, name: str, section: str, **changes: Any) -> None:
+        """Change fields of one section of a node's config.toml (before the node starts)."""
         home = self.homes[name]
         config = load_config(home)
-        write_config(home, config.model_copy(update={"peer": config.peer.model_copy(update=changes)}))
+        updated = getattr(config, section).model_copy(update=changes)
+        write_config(home, config.model_copy(update={section: updated}))
+
+    def _update_peer_config(self, name: str, **changes: Any) -> None:
+        self.update_config(name, "peer", **changes)
 
     def route_through(self, proxies: FaultNetwork) -> None:
         """Give every directed link its own proxy and make the dialler dial the proxy (before start())."""
@@ -133,7 +139,7 @@ class Cluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.node_env.get(name, {})},
                 preexec_fn=die_with_parent,
             )
             log.close()
@@ -206,13 +212,20 @@ class Cluster:
 
 @contextlib.contextmanager
 def running_cluster(
-    root: Path, *, only: tuple[str, ...] = (), proxies: FaultNetwork | None = None, **kwargs: Any
+    root: Path,
+    *,
+    only: tuple[str, ...] = (),
+    proxies: FaultNetwork | None = None,
+    prepare: Callable[[Cluster], None] | None = None,
+    **kwargs: Any,
 ) -> Iterator[Cluster]:
-    """A started cluster (every node, or `only` those named), its links through `proxies` if given; closed
-    and checked for tracebacks at the end."""
+    """A started cluster (every node, or `only` those named), its links through `proxies` if given, after
+    `prepare(cluster)` changed configs or environments; closed and checked for tracebacks at the end."""
     cluster = Cluster(root, **kwargs)
     if proxies is not None:
         cluster.route_through(proxies)
+    if prepare is not None:
+        prepare(cluster)
     try:
         cluster.start(*only)
         yield cluster
@@ -293,3 +306,43 @@ async def wait_all_live(cluster: Cluster, names: list[str] | None = None) -> Non
             )
 
     await wait_until(live, timeout_s=30, what="nodes to answer")
+
+
+async def commit_waves(
+    cluster: Cluster, names: list[str], *, seconds: float, per_wave: int = 5, timeout_s: float = 30
+) -> dict[str, TxStatus]:
+    """For `seconds` (at least one wave): submit `per_wave` deposits to each named node in turn, and wait for
+    them; every wave must commit within `timeout_s`. Returns the acknowledged statuses."""
+    committed: dict[str, TxStatus] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    wave = 0
+    while wave == 0 or loop.time() < deadline:
+        async with CarbonClient(cluster.api_url(names[wave % len(names)])) as client:
+            signer = await bank_signer(client)
+            tx_ids = [await client.submit(deposit(signer)) for _ in range(per_wave)]
+            statuses = await client.wait_for_commits(tx_ids, timeout_s=timeout_s)
+        assert all(status.is_ok for status in statuses.values()), statuses
+        committed.update(statuses)
+        wave += 1
+    return committed
+
+
+async def assert_committed_everywhere(
+    cluster: Cluster, names: list[str], committed: dict[str, TxStatus]
+) -> None:
+    """Every acknowledged transaction is committed on every node, at the same height and with the same code."""
+    highest = max(status.height or 0 for status in committed.values())
+    await wait_for_agreement(cluster, names, min_height=highest, timeout_s=60)
+    for name in names:
+        async with CarbonClient(cluster.api_url(name)) as client:
+            for tx_id, status in committed.items():
+                again = await client.get_transaction(tx_id)
+                assert (again.height, again.index, again.code) == (
+                    status.height,
+                    status.index,
+                    status.code,
+                ), (
+                    name,
+                    tx_id,
+                )

@@ -8,21 +8,18 @@ transaction acknowledged as committed is committed, at the same height with the 
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from client import CarbonClient, TxStatus
+from client import CarbonClient
 from tests.integration.cluster import (
-    Cluster,
-    bank_signer,
-    deposit,
+    assert_committed_everywhere,
+    commit_waves,
     running_cluster,
     wait_all_live,
-    wait_for_agreement,
 )
 from tests.integration.faultproxy import FaultNetwork, LinkFaults
 
@@ -41,46 +38,6 @@ def proxies() -> Iterator[FaultNetwork]:
         yield network
     finally:
         network.close()
-
-
-async def commit_waves(
-    cluster: Cluster, names: list[str], *, seconds: float, per_wave: int = 5, timeout_s: float = 30
-) -> dict[str, TxStatus]:
-    """For `seconds` (at least one wave): submit `per_wave` deposits to each named node in turn, and wait for
-    them; every wave must commit within `timeout_s`. Returns the acknowledged statuses."""
-    committed: dict[str, TxStatus] = {}
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    wave = 0
-    while wave == 0 or loop.time() < deadline:
-        async with CarbonClient(cluster.api_url(names[wave % len(names)])) as client:
-            signer = await bank_signer(client)
-            tx_ids = [await client.submit(deposit(signer)) for _ in range(per_wave)]
-            statuses = await client.wait_for_commits(tx_ids, timeout_s=timeout_s)
-        assert all(status.is_ok for status in statuses.values()), statuses
-        committed.update(statuses)
-        wave += 1
-    return committed
-
-
-async def assert_committed_everywhere(
-    cluster: Cluster, names: list[str], committed: dict[str, TxStatus]
-) -> None:
-    """Every acknowledged transaction is committed on every node, at the same height and with the same code."""
-    highest = max(status.height or 0 for status in committed.values())
-    await wait_for_agreement(cluster, names, min_height=highest, timeout_s=60)
-    for name in names:
-        async with CarbonClient(cluster.api_url(name)) as client:
-            for tx_id, status in committed.items():
-                again = await client.get_transaction(tx_id)
-                assert (again.height, again.index, again.code) == (
-                    status.height,
-                    status.index,
-                    status.code,
-                ), (
-                    name,
-                    tx_id,
-                )
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])

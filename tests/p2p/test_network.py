@@ -11,7 +11,7 @@ import msgpack
 import pytest
 
 from core import codec
-from core.errors import InvalidInput
+from core.errors import InvalidInput, ResourceFailure
 from core.keys import SigningKey
 from p2p import HandshakeRefused, PeerId, PeerLimits, PeerNetwork, RefusalCode, SendQueueFull, TlsConfig
 from p2p.handshake import InitiatorHandshake, ResponderHandshake
@@ -527,3 +527,24 @@ async def test_client_gone_during_the_upgrade_is_no_unhandled_error(
     ws = await kit.raw_handshake(server.bound_port, V0, V1)  # and the port still serves real peers
     await server.wait_connected([V0], TIMEOUT_S)
     await ws.close()
+
+
+async def test_our_own_resource_failures_do_not_count_against_the_peer(kit: P2PKit) -> None:
+    # A full disk made every handler fail, and the node banned all its honest peers after ten frames each.
+    limits = PeerLimits(handler_errors_max=2, handshake_timeout_ms=1_000, reconnect_base_ms=20)
+    v0, v1 = kit.network(V0, limits=limits), kit.network(V1, limits=limits)
+    seen = Inbox()
+
+    def disk_full(peer: PeerId, payload: bytes) -> None:
+        seen(peer, payload)
+        raise ResourceFailure("writing the consensus log failed: No space left on device")
+
+    v1.on("test", disk_full)
+    await kit.start_all([v0, v1])
+    await v1.wait_connected([V0], TIMEOUT_S)
+    await v0.wait_connected([V1], TIMEOUT_S)
+    for i in range(5):
+        assert v0.send(V1, "test", bytes([i]))
+    await seen.wait_for(5)
+    assert v1.is_connected(V0) and not v1.is_banned(V0)
+    assert v1.metrics["handler_errors"] == 5 and v1.metrics["bans"] == 0
