@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import HttpVersion11, WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -103,26 +103,42 @@ def build_api(backend: ApiBackend, *, body_bytes_max: int) -> web.Application:
         handler_args={"auto_decompress": False, "logger": server_log},
     )
     app[BACKEND] = backend
-    app.router.add_post("/v1/txs", post_transaction)
-    app.router.add_get("/v1/txs/{tx_id}", get_transaction)
-    app.router.add_get("/v1/blocks/latest", get_latest_block)
-    app.router.add_get("/v1/blocks/{height}", get_block)
-    app.router.add_get("/v1/status", get_status)
-    app.router.add_get("/v1/carbon/queries", get_carbon_catalogue)
-    app.router.add_get("/v1/carbon/{query}", get_carbon_query)
-    # State keys contain "/" (org/ent-a): the segment takes slashes, written as such or as %2F.
-    app.router.add_get("/v1/state/{key:.+}/history", get_state_history)
-    app.router.add_get("/v1/state/{key:.+}/proof", get_state_proof)
-    app.router.add_get("/v1/events", get_events)
-    app.router.add_get("/v1/openapi.json", get_openapi)
-    app.router.add_get("/healthz", get_healthz)
-    app.router.add_get("/readyz", get_readyz)
-    app.router.add_get("/metrics", get_metrics)
+    routes = [
+        ("POST", "/v1/txs", post_transaction),
+        ("GET", "/v1/txs/{tx_id}", get_transaction),
+        ("GET", "/v1/blocks/latest", get_latest_block),
+        ("GET", "/v1/blocks/{height}", get_block),
+        ("GET", "/v1/status", get_status),
+        ("GET", "/v1/carbon/queries", get_carbon_catalogue),
+        ("GET", "/v1/carbon/{query}", get_carbon_query),
+        # State keys contain "/" (org/ent-a): the segment takes slashes, written as such or as %2F.
+        ("GET", "/v1/state/{key:.+}/history", get_state_history),
+        ("GET", "/v1/state/{key:.+}/proof", get_state_proof),
+        ("GET", "/v1/events", get_events),
+        ("GET", "/v1/openapi.json", get_openapi),
+        ("GET", "/healthz", get_healthz),
+        ("GET", "/readyz", get_readyz),
+        ("GET", "/metrics", get_metrics),
+    ]
+    for method, path, handler in routes:
+        add = app.router.add_get if method == "GET" else app.router.add_post  # add_get serves HEAD too
+        add(path, handler, expect_handler=_answer_expect)
     return app
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
+
+
+async def _answer_expect(request: web.Request) -> web.StreamResponse | None:
+    """The `Expect` header, answered before any handler or middleware runs. aiohttp's own handler echoes an
+    unknown value into its 417 text and fails with a 500 when the value is not UTF-8; this one does not."""
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return error_response(417, "expectation_failed", "the only Expect supported is 100-continue")
+    if request.version == HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer proper has not started
+    return None
 
 
 @web.middleware

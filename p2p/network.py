@@ -159,7 +159,7 @@ class PeerNetwork:
             return self.bound_port
         await self._resolve_member_hosts()
         app = web.Application()
-        app.router.add_get(P2P_PATH, self._handle_inbound)
+        app.router.add_get(P2P_PATH, self._handle_inbound, expect_handler=_refuse_expect)
         runner = web.AppRunner(
             app,
             access_log=None,
@@ -566,6 +566,12 @@ class PeerNetwork:
                 raise
         self.metrics["handshakes_ok"] += 1
         return ws
+
+
+async def _refuse_expect(request: web.Request) -> web.StreamResponse | None:
+    """An upgrade has no body to continue with. (aiohttp's own Expect handler answers a value that is not
+    UTF-8 with a 500 and a traceback.)"""
+    return web.Response(status=417, text="no Expect on the peer port\n")
 
 
 async def _receive_handshake_message(ws: WebSocket) -> bytes:

@@ -209,6 +209,22 @@ async def _impostor_handshake(cluster: Cluster, index: int) -> dict:
         return decoded
 
 
+async def _raw_status(host: str, port: int, path: str, header: bytes) -> int:
+    """The status of a GET with one raw header line, sent as bytes."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + header + b"\r\n"
+    )
+    status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+    writer.transport.abort()
+    return int(status_line.split()[1])
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
 async def _post_raw(url: str, raw: bytes) -> tuple[int, dict]:
     async with aiohttp.ClientSession() as session:
         return await _post(session, url, raw, "application/msgpack")
@@ -301,10 +317,15 @@ async def test_http_and_peer_port_abuse_gets_4xx_and_one_log_line_per_cause(tmp_
                 assert (status, document["error"]) == (400, "bad_signature"), url
                 status, document = await _post(session, url, good.raw, "application/msgpack")
                 assert status == 202  # the genuine one again: idempotent
+        # An Expect header that is not UTF-8 (aiohttp's own handler answered it with a 500 and a traceback).
+        ports = [(*_host_port(urls[0]), "/v1/status")]
+        if not cluster.tls:
+            ports.append((*cluster.peer_address(0), "/p2p"))
+        for host, port, path in ports:
+            assert await _raw_status(host, port, path, b"Expect: 100-co\xc3$#ntinue\r\n") == 417
         # Twenty clients that drop their POST halfway through the body.
-        api_host, api_port = cluster.api_url("validator-0").removeprefix("http://").rsplit(":", 1)
         for _ in range(20):
-            _, writer = await asyncio.open_connection(api_host, int(api_port))
+            _, writer = await asyncio.open_connection(*_host_port(urls[0]))
             writer.write(
                 b"POST /v1/txs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 b'Content-Length: 1000\r\n\r\n{"body": {'
