@@ -46,6 +46,9 @@ class PeerSection(_Section):
     tls_key: str = ""
     tls_ca: str = ""
     frame_bytes_max: int = Field(16 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+    ban_duration_ms: int = Field(
+        60_000, ge=1, le=24 * 3600 * 1000, description="how long a misbehaving peer is refused"
+    )
     # validator index -> "host:port" to dial instead of its genesis peer_address (NAT, a local relay, the
     # fault-injection proxies of the tests); identities are still proven by the handshake
     dial_addresses: dict[Annotated[int, Field(ge=0, le=63)], Annotated[str, Field(pattern=_ADDRESS)]] = {}

@@ -155,6 +155,7 @@ class Node:
                 frame_bytes_max=compute_frame_bytes_max(config.peer.frame_bytes_max, genesis.consensus),
                 # A restarted validator waits for the lower-indexed ones to dial it: keep their backoff short.
                 reconnect_max_ms=RECONNECT_MAX_MS,
+                ban_duration_ms=config.peer.ban_duration_ms,
             ),
             peer_addresses=_dial_addresses(config, genesis),
         )
