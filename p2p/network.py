@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import ipaddress
 import logging
 import os
 import random
@@ -42,7 +41,7 @@ from p2p.handshake import (
     encode_refusal,
 )
 from p2p.identity import PeerDirectory, PeerId, compute_dial_targets
-from p2p.policy import BanList, PeerLimits, PendingHandshakes, compute_backoff_ms
+from p2p.policy import BanList, PeerLimits, PendingHandshakes, compute_backoff_ms, is_ip_literal, split_hosts
 from p2p.tls import TlsConfig
 
 log = logging.getLogger("carbonchain.p2p")
@@ -114,7 +113,7 @@ class PeerNetwork:
         self._bans = BanList(self.limits.ban_duration_ms)
         self._handler_errors: dict[PeerId, int] = {}
         self._inbound_count = 0  # inbound connections past the HTTP upgrade, authenticated or not
-        self._pending = PendingHandshakes(self.limits, _split_hosts(self._addresses.values()))
+        self._pending = PendingHandshakes(self.limits, split_hosts(self._addresses.values()))
         self._pending_aborts: dict[int, Callable[[], None]] = {}  # ticket -> drop that connection
         self._changed = asyncio.Event()  # replaced on every connect/disconnect, for wait_connected()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -149,7 +148,7 @@ class PeerNetwork:
     def set_peer_address(self, peer: PeerId, address: str) -> None:
         """Dial `peer` at `host:port` from the next attempt on."""
         self._addresses[peer] = address
-        self._pending.add_member_hosts(_split_hosts([address]))
+        self._pending.add_member_hosts(split_hosts([address]))
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -190,16 +189,12 @@ class PeerNetwork:
     async def _resolve_member_hosts(self) -> None:
         """Let the per-address limits recognise members by IP: resolve host names among their addresses."""
         loop = asyncio.get_running_loop()
-        for host in _split_hosts(self._addresses.values()):
-            if _is_ip_literal(host):
-                continue
+        for host in [h for h in split_hosts(self._addresses.values()) if not is_ip_literal(h)]:
             try:
                 async with asyncio.timeout(HOST_RESOLVE_TIMEOUT_S):
                     infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
             except (OSError, TimeoutError) as exc:
-                log.warning(
-                    "%s: cannot resolve peer host %r (%s); it gets no reserved room", self.self_id, host, exc
-                )
+                log.warning("%s: cannot resolve peer host %r (%s): no room kept", self.self_id, host, exc)
                 continue
             self._pending.add_member_hosts(str(info[4][0]) for info in infos)
 
@@ -569,8 +564,7 @@ class PeerNetwork:
 
 
 async def _refuse_expect(request: web.Request) -> web.StreamResponse | None:
-    """An upgrade has no body to continue with. (aiohttp's own Expect handler answers a value that is not
-    UTF-8 with a 500 and a traceback.)"""
+    """An upgrade has no body to continue (aiohttp's own handler 500s on a value that is not UTF-8)."""
     return web.Response(status=417, text="no Expect on the peer port\n")
 
 
@@ -598,19 +592,6 @@ def _abort_client(ws: aiohttp.ClientWebSocketResponse) -> None:
     transport = getattr(connection, "transport", None) if connection is not None else None
     if transport is not None:
         transport.abort()
-
-
-def _split_hosts(addresses: Iterable[str]) -> list[str]:
-    """The host parts of `host:port` addresses (brackets of IPv6 literals removed), sorted and unique."""
-    return sorted({address.rsplit(":", 1)[0].strip("[]") for address in addresses})
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _now_ms() -> int:

@@ -109,6 +109,19 @@ class BanList:
 # --- who may start a handshake -----------------------------------------------------------------------------
 
 
+def split_hosts(addresses: Iterable[str]) -> list[str]:
+    """The host parts of `host:port` addresses (brackets of IPv6 literals removed), sorted and unique."""
+    return sorted({address.rsplit(":", 1)[0].strip("[]") for address in addresses})
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def compute_address_key(host: str) -> str:
     """The unit the per-address limits count: an IPv4 address, an IPv6 /64 (one site's usual allocation),
     the IPv4 address inside an IPv4-mapped IPv6 address; anything unparsable counts as itself."""

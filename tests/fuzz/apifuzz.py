@@ -28,7 +28,7 @@ import msgpack
 from core.devkeys import dev_admin_key, dev_client_key
 from core.keys import SigningKey
 from core.tx import TxBody, sign_transaction, transaction_to_json
-from node.netinit import DEFAULT_ORGANISATIONS
+from tools.netinit import DEFAULT_ORGANISATIONS
 
 ANSWER_TIMEOUT_S = 10.0  # a complete request must be answered within this
 INCOMPLETE_WAIT_S = 0.1  # how long to wait on a request that may be cut short before hanging up

@@ -34,15 +34,9 @@ from consensus.messages import Message, compute_signing_digest, encode_message, 
 from core import codec
 from core.devkeys import dev_node_key
 from core.genesis import Genesis
+from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_SYNC, CHANNEL_TX
 from node.gossip import encode_tx_batch
-from node.wire import (
-    CHANNEL_BLOCKS,
-    CHANNEL_CONSENSUS,
-    CHANNEL_SYNC,
-    CHANNEL_TX,
-    GetBlocks,
-    encode_get_blocks,
-)
+from node.sync import GetBlocks, encode_get_blocks
 from p2p.framing import encode_frame
 from p2p.handshake import HandshakeConfig, InitiatorHandshake
 from p2p.identity import PeerDirectory, PeerId

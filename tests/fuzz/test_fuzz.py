@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from node.client import CarbonClient
+from client import CarbonClient
 from p2p.identity import PeerId
 from tests.fuzz.apifuzz import ApiInputs, HttpInput, is_acceptable, send
 from tests.fuzz.peerfuzz import PeerFuzzer
