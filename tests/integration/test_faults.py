@@ -3,7 +3,8 @@ flapping link, and all of it over TLS too (tests/integration/faultproxy.py says 
 
 Every scenario checks the same two things: the network keeps committing while the fault lasts, and every
 transaction acknowledged as committed is committed, at the same height with the same result, on every node.
-`CARBONCHAIN_FAULT_SEED=<n>` repeats a run's fault sequence (the default seed is fixed).
+`CARBONCHAIN_FAULT_SEED=<n>` repeats a run's fault sequence (the default seed is fixed), and
+`CARBONCHAIN_FAULT_SOAK=<factor>` makes every fault last that many times longer (a soak run by hand).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from tests.integration.cluster import (
 )
 from tests.integration.faultproxy import FaultNetwork, LinkFaults
 
-pytestmark = pytest.mark.timeout(180)
 SEED = int(os.environ.get("CARBONCHAIN_FAULT_SEED", "17"))
+SOAK = float(os.environ.get("CARBONCHAIN_FAULT_SOAK", "1"))
+pytestmark = pytest.mark.timeout(180 + 20 * SOAK)
 # 5% of TCP segments lost (each costs a 200 ms retransmission stall), 50 ms of jitter, and now and then a
 # duplicated or reordered message, on both directions of every link.
 LOSSY = LinkFaults(latency_ms=2, jitter_ms=50, loss=0.05, frame_duplicate=0.01, frame_reorder=0.01)
@@ -47,7 +49,7 @@ async def test_commits_continue_under_loss_and_jitter_on_every_link(
     with running_cluster(tmp_path, proxies=proxies, tls=tls) as cluster:
         proxies.set_faults(LOSSY)
         await wait_all_live(cluster)
-        committed = await commit_waves(cluster, cluster.names, seconds=6)
+        committed = await commit_waves(cluster, cluster.names, seconds=6 * SOAK)
         stats = proxies.stats()
         assert stats.stalls > 0 and stats.units > 0, stats  # the faults really happened
         if not tls:  # message-level faults need the frame boundaries, which TLS hides
@@ -64,7 +66,7 @@ async def test_one_way_partition_of_the_primary(tmp_path: Path, proxies: FaultNe
         before = await commit_waves(cluster, ["validator-1"], seconds=0)
         proxies.isolate_one_way("validator-0")
         others = ["validator-1", "validator-2", "validator-3", "observer-0"]
-        during = await commit_waves(cluster, others, seconds=4)
+        during = await commit_waves(cluster, others, seconds=4 * SOAK)
         async with CarbonClient(cluster.api_url("validator-2")) as client:
             status = await client.status()
             assert status["view"] >= 1 and status["primary"] != 0
@@ -81,7 +83,7 @@ async def test_flapping_link_between_two_validators(tmp_path: Path, proxies: Fau
         await wait_all_live(cluster)
         proxies.flap("validator-1", "validator-2", up_ms=(500, 1500), down_ms=(300, 1000))
         proxies.flap("validator-0", "validator-3", up_ms=(500, 1500), down_ms=(300, 1000))
-        committed = await commit_waves(cluster, cluster.validator_names, seconds=8)
+        committed = await commit_waves(cluster, cluster.validator_names, seconds=8 * SOAK)
         assert proxies.stats("validator-1->validator-2").cuts >= 2
         proxies.heal()
         await assert_committed_everywhere(cluster, cluster.names, committed)
