@@ -16,6 +16,7 @@ The oracle: no answer may be a 5xx, except 503 from /readyz (not ready) and 503 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import random
 import string
@@ -344,13 +345,13 @@ def _mutate_json(rng: random.Random, request: _Request) -> None:
     parent, key = _random_slot(rng, document)
     choice = rng.random()
     if parent is None:
-        request.document = rng.choice(NASTY_JSON)
+        request.document = _nasty_json(rng)
     elif choice < 0.6:
-        parent[key] = rng.choice([*NASTY_JSON, rng.choice(NASTY_TEXT)])
+        parent[key] = _nasty_json(rng) if rng.random() < 0.9 else rng.choice(NASTY_TEXT)
     elif choice < 0.75 and isinstance(parent, dict):
         del parent[key]
     elif choice < 0.9 and isinstance(parent, dict):
-        parent[rng.choice(NASTY_TEXT)] = rng.choice(NASTY_JSON)
+        parent[rng.choice(NASTY_TEXT)] = _nasty_json(rng)
     else:
         depth = rng.choice((40, 200, 2000))
         parent[key] = "DEEP"
@@ -362,6 +363,11 @@ def _mutate_json(rng: random.Random, request: _Request) -> None:
         request.body = json.dumps(request.document).encode("utf-8", "surrogatepass")
     except ValueError:  # an integer too long for str(): write the digits by hand
         request.body = json.dumps(request.document, default=str).encode()
+
+
+def _nasty_json(rng: random.Random) -> Any:
+    """A fresh copy (the containers are mutated later, and must not be shared between inputs)."""
+    return copy.deepcopy(rng.choice(NASTY_JSON))
 
 
 def _mutate_msgpack(rng: random.Random, request: _Request) -> None:

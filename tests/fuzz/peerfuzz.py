@@ -18,6 +18,7 @@ oracle: the target process stays alive and answers, logs no traceback, and the c
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import os
 import random
@@ -340,5 +341,5 @@ def _mutate_value(rng: random.Random, value: Any) -> str:
     if isinstance(parent, dict) and choice < 0.6:
         del parent[key]
         return f"removed_{key}"
-    parent[key] = rng.choice(EDGE_VALUES)
+    parent[key] = copy.deepcopy(rng.choice(EDGE_VALUES))  # never shared: later mutations edit it
     return f"edge_{key}"
