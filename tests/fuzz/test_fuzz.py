@@ -34,8 +34,8 @@ from tests.integration.cluster import (
     wait_all_live,
 )
 
-API_INPUTS = int(os.environ.get("CARBONCHAIN_FUZZ_API_INPUTS", "2000"))
-PEER_FRAMES = int(os.environ.get("CARBONCHAIN_FUZZ_PEER_FRAMES", "1500"))
+API_INPUTS = int(os.environ.get("CARBONCHAIN_FUZZ_API_INPUTS", "1500"))
+PEER_FRAMES = int(os.environ.get("CARBONCHAIN_FUZZ_PEER_FRAMES", "1000"))
 SEED = int(os.environ.get("CARBONCHAIN_FUZZ_SEED", "1"))
 START = int(os.environ.get("CARBONCHAIN_FUZZ_START", "0"))
 API_WORKERS = 16

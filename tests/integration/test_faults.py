@@ -49,7 +49,7 @@ async def test_commits_continue_under_loss_and_jitter_on_every_link(
     with running_cluster(tmp_path, proxies=proxies, tls=tls) as cluster:
         proxies.set_faults(LOSSY)
         await wait_all_live(cluster)
-        committed = await commit_waves(cluster, cluster.names, seconds=6 * SOAK)
+        committed = await commit_waves(cluster, cluster.names, seconds=5 * SOAK)
         stats = proxies.stats()
         assert stats.stalls > 0 and stats.units > 0, stats  # the faults really happened
         if not tls:  # message-level faults need the frame boundaries, which TLS hides
@@ -83,7 +83,7 @@ async def test_flapping_link_between_two_validators(tmp_path: Path, proxies: Fau
         await wait_all_live(cluster)
         proxies.flap("validator-1", "validator-2", up_ms=(500, 1500), down_ms=(300, 1000))
         proxies.flap("validator-0", "validator-3", up_ms=(500, 1500), down_ms=(300, 1000))
-        committed = await commit_waves(cluster, cluster.validator_names, seconds=8 * SOAK)
+        committed = await commit_waves(cluster, cluster.validator_names, seconds=6 * SOAK)
         assert proxies.stats("validator-1->validator-2").cuts >= 2
         proxies.heal()
         await assert_committed_everywhere(cluster, cluster.names, committed)
