@@ -3,7 +3,7 @@
 Input `i` of seed `s` is a pure function of (s, i, the chain's height at the time, the catalogue), so any
 failure is replayed by its number. Each input starts from a valid request (every endpoint, every chaincode
 query with arguments of the right types, transactions for every chaincode function signed by enrolled and
-unknown keys, in JSON and msgpack) and gets zero to three mutations, from the structure (methods, path
+unknown keys, in JSON and msgpack, one at a time and in batches) and gets zero to three mutations, from the structure (methods, path
 segments, query parameters, headers such as Content-Type, Content-Encoding and Transfer-Encoding, JSON values
 of the wrong type, huge numbers, deep nesting, non-canonical msgpack) down to the bytes (bit flips, splices,
 truncation, a Content-Length that lies). Requests travel as raw bytes over their own TCP connection, so
@@ -26,6 +26,7 @@ from typing import Any
 
 import msgpack
 
+from core import codec
 from core.devkeys import dev_admin_key, dev_client_key
 from core.keys import SigningKey
 from core.tx import TxBody, sign_transaction, transaction_to_json
@@ -181,6 +182,8 @@ class ApiInputs:
             self._make_tx_json,
             self._make_tx_msgpack,
             self._make_tx_msgpack,
+            self._make_batch_json,
+            self._make_batch_msgpack,
             self._make_events,
         ]
 
@@ -240,6 +243,18 @@ class ApiInputs:
     def _make_tx_msgpack(self, rng: random.Random, height: int) -> _Request:
         raw = self._transaction(rng, height).raw
         return _Request("POST", "/v1/txs", [], [("Content-Type", "application/msgpack")], raw)
+
+    def _make_batch_json(self, rng: random.Random, height: int) -> _Request:
+        document = [transaction_to_json(self._transaction(rng, height)) for _ in range(self._batch_size(rng))]
+        body = json.dumps(document).encode()
+        return _Request("POST", "/v1/txs", [], [("Content-Type", "application/json")], body, document)
+
+    def _make_batch_msgpack(self, rng: random.Random, height: int) -> _Request:
+        raws = [self._transaction(rng, height).raw for _ in range(self._batch_size(rng))]
+        return _Request("POST", "/v1/txs", [], [("Content-Type", "application/msgpack")], codec.encode(raws))
+
+    def _batch_size(self, rng: random.Random) -> int:
+        return rng.choice((0, 1, 2, 5, 20))
 
     def _transaction(self, rng: random.Random, height: int) -> Any:
         spec = rng.choice(self.functions)

@@ -4,13 +4,14 @@ The fuzzer holds validator-0's key (the test network is a devnet with public dev
 started), completes the real handshake with a target validator, and then sends frames. The valid ones come
 from what the target itself sends it (consensus votes and proposals, transaction gossip, block answers),
 from consensus messages re-signed by validator-0 (so they get past the signature checks to the rules behind
-them), from gossip batches of freshly signed transactions and from block requests. Each is sent as is or with
-mutations: a field of the decoded message changed (to the wrong type, an edge value, bytes of a wrong length)
+them), from gossip batches of freshly signed transactions and from block and transaction requests. Each is
+sent as is or with mutations: a field of the decoded message changed (to the wrong type, an edge value, bytes of a wrong length)
 and re-encoded canonically, possibly re-signed; its bytes flipped, cut or spliced; its channel changed; the
 envelope broken. Frame `i` of seed `s` is a pure function of (s, i, the frames received so far).
 
-After each frame the fuzzer sends a WebSocket ping: the target answers it only after it has handled the
-frame (it reads one message at a time), so every counted frame was processed. A frame that costs the link
+After each frame the fuzzer sends a WebSocket ping: the target answers it only after its handler has taken
+the frame (it reads one message at a time; a consensus message is then stepped by the replica in the same
+event-loop turn), so every counted frame was processed. A frame that costs the link
 (malformed, or invalid and banned; the test network bans for 1 ms) makes the fuzzer handshake again. The
 oracle: the target process stays alive and answers, logs no traceback, and the chain still commits.
 """
@@ -37,7 +38,7 @@ from core.devkeys import dev_node_key
 from core.genesis import Genesis
 from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_SYNC, CHANNEL_TX
 from node.gossip import encode_tx_batch
-from node.sync import GetBlocks, encode_get_blocks
+from node.sync import GetBlocks, GetTxs, encode_get_blocks, encode_get_txs
 from p2p.framing import encode_frame
 from p2p.handshake import HandshakeConfig, InitiatorHandshake
 from p2p.identity import PeerDirectory, PeerId
@@ -248,10 +249,13 @@ class PeerFuzzer:
             return CHANNEL_TX, encode_tx_batch(txs), ["tx_batch"]
         if choice < 0.7 and self.corpus[CHANNEL_TX]:
             return CHANNEL_TX, rng.choice(self.corpus[CHANNEL_TX]), ["tx_replayed"]
-        if choice < 0.85:
+        if choice < 0.8:
             first = rng.randint(1, self.height_hint + 5)
             request = GetBlocks(rng.getrandbits(32), first, first + rng.choice((0, 1, 10, 10**6)))
             return CHANNEL_SYNC, encode_get_blocks(request), ["get_blocks"]
+        if choice < 0.85:
+            ids = tuple(rng.randbytes(32) for _ in range(rng.choice((0, 1, 10, 300))))
+            return CHANNEL_SYNC, encode_get_txs(GetTxs(rng.getrandbits(32), ids)), ["get_txs"]
         if self.corpus[CHANNEL_SYNC]:
             return CHANNEL_SYNC, rng.choice(self.corpus[CHANNEL_SYNC]), ["sync_replayed"]
         return CHANNEL_SYNC, encode_get_blocks(GetBlocks(1, 1, 1)), ["get_blocks"]
