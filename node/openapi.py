@@ -109,7 +109,7 @@ OPENAPI: dict[str, Any] = {
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _ok("alive")}}},
         "/readyz": {
             "get": {
-                "summary": "Readiness: caught up and connected to a quorum",
+                "summary": "Readiness: caught up, connected to a quorum, not halted or paused ({ready, reason})",
                 "responses": {"200": _ok("ready"), "503": _ok("not ready")},
             }
         },
