@@ -532,8 +532,8 @@ def _is_chunked_complete(body: bytes) -> bool:
             size = int(body[position:line_end].split(b";")[0], 16)
         except ValueError:
             return True  # malformed: the server rejects it at once
-        if size == 0:
-            return body.find(b"\r\n\r\n", line_end) >= 0 or body[line_end:] == b"\r\n"
+        if size == 0:  # the last chunk, then trailers (usually none) and an empty line
+            return body.find(b"\r\n\r\n", line_end) >= 0
         position = line_end + 2 + size + 2
         if position > len(body):
             return False
