@@ -2,6 +2,7 @@
 
 `InvalidInput` and its children mean someone outside (a client, a peer, a file) sent something invalid:
 reject it, log it, keep running. `InvariantBroken` means our own code is wrong: crash loudly.
+`ResourceFailure` means the machine let us down (disk full, I/O error): nobody who sent us input is to blame.
 """
 
 from __future__ import annotations
@@ -46,3 +47,7 @@ class ConfigError(CarbonchainError):
 
 class InvariantBroken(CarbonchainError):
     """Our own invariant broke: a bug, never the fault of input from outside."""
+
+
+class ResourceFailure(CarbonchainError):
+    """The machine failed us (a full disk, an I/O error): neither our bug nor anyone's bad input."""

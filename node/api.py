@@ -4,7 +4,10 @@ Every handler validates its input, bodies are size-limited, and no request can t
 become JSON `{"error": code, "message": text}` with a 4xx status, and unexpected exceptions a 500 that is
 logged. The routes are one table (`ROUTES`) from which node/openapi.py generates /v1/openapi.json; the
 handlers parse parameters and shape answers with the models of node/schemas.py that the document
-describes. docs/API.md says what each endpoint means.
+describes. Clients that misbehave at the HTTP level (malformed requests, a connection dropped
+mid-body) cost one rate-limited warning line per cause, never a traceback. Request bodies are taken
+as sent: a `Content-Encoding` other than identity is refused (415), so no compressed body is ever
+inflated. docs/API.md says what each endpoint means.
 """
 
 from __future__ import annotations
@@ -16,13 +19,16 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from aiohttp import WSCloseCode, web
+from aiohttp import HttpVersion11, WSCloseCode, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from chaincode import QUERIES
 from core import codec
 from core.errors import CarbonchainError, CodecError, InvalidInput, TransactionError
+from core.ratelog import OneLineErrors, RateLimitedLog
 from core.tx import SignedTx, decode_transaction, transaction_from_json
 from node.events import EventHub
 from node.eventstream import serve_event_stream
@@ -53,6 +59,10 @@ from node.schemas import (
 )
 
 log = logging.getLogger(__name__)
+client_log = RateLimitedLog(log)
+# aiohttp's own server log for this API: requests it cannot even parse are the client's fault, not ours
+server_log = logging.getLogger("node.api.http")
+server_log.addFilter(OneLineErrors(log, (HttpProcessingError, RequestPayloadError, ConnectionError)))
 
 MSGPACK_TYPE = "application/msgpack"
 TXS_PER_REQUEST_MAX = 1000  # transactions in one batch submission
@@ -102,7 +112,7 @@ class ApiBackend(Protocol):
     def get_status(self) -> dict[str, Any]: ...
 
     def get_unready_reason(self) -> str | None:
-        """Why the node is not ready (halted, catching up, too few links), or None."""
+        """Why the node is not ready (halted, disk nearly full, catching up, too few links), or None."""
         ...
 
     def run_query(self, name: str, params: dict[str, str]) -> Any:
@@ -124,12 +134,16 @@ EVENT_SOCKETS = web.AppKey("event_sockets", EventSockets)  # the open /v1/events
 
 
 def build_api(backend: ApiBackend, *, body_bytes_max: int) -> web.Application:
-    app = web.Application(client_max_size=body_bytes_max, middlewares=[_errors_middleware])
+    app = web.Application(
+        client_max_size=body_bytes_max,
+        middlewares=[_errors_middleware],
+        handler_args={"auto_decompress": False, "logger": server_log},
+    )
     app[BACKEND] = backend
     app[EVENT_SOCKETS] = EventSockets()
     app.on_shutdown.append(_close_event_streams)
     for route in ROUTES:
-        app.router.add_route(route.method, route.aiohttp_path, route.handler)
+        app.router.add_route(route.method, route.aiohttp_path, route.handler, expect_handler=_answer_expect)
     return app
 
 
@@ -143,6 +157,17 @@ async def _close_event_streams(app: web.Application) -> None:
 
 def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
+
+
+async def _answer_expect(request: web.Request) -> web.StreamResponse | None:
+    """The `Expect` header, answered before any handler or middleware runs. aiohttp's own handler echoes an
+    unknown value into its 417 text and fails with a 500 when the value is not UTF-8; this one does not."""
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return error_response(417, "expectation_failed", "the only Expect supported is 100-continue")
+    if request.version == HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer proper has not started
+    return None
 
 
 @web.middleware
@@ -159,7 +184,9 @@ async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamRe
             return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
         raise
     except TransactionError as exc:
-        status = 503 if exc.code == "mempool_full" else 413 if exc.code == "too_large" else 400
+        status = (
+            503 if exc.code in ("mempool_full", "not_ordering") else 413 if exc.code == "too_large" else 400
+        )
         if exc.code == "replay":
             status = 409
         return error_response(status, exc.code, exc.message)
@@ -167,6 +194,13 @@ async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamRe
         return error_response(404, "not_found", str(exc))
     except InvalidInput as exc:
         return error_response(400, "invalid_request", str(exc))
+    except ConnectionError:
+        # The client went away (e.g. mid-body): aiohttp fails to send this answer and drops the connection
+        # quietly (raising instead would make it log the error a second time).
+        client_log.warning("client-gone", "a client went away during %s %s", request.method, request.path)
+        return error_response(400, "client_gone", "the connection ended before the request was read")
+    except RequestPayloadError as exc:  # the body could not be read as sent (e.g. broken chunked encoding)
+        return error_response(400, "bad_body", f"the request body could not be read: {exc}".split("\n")[0])
     except CarbonchainError as exc:
         log.exception("request %s %s failed", request.method, request.path)
         return error_response(500, "internal", str(exc))
@@ -189,6 +223,10 @@ async def post_transaction(request: web.Request) -> web.Response:
     A batch (a JSON array of documents, or a msgpack array of raw transactions, at most
     TXS_PER_REQUEST_MAX): 200 with one result per transaction, in order."""
     backend = request.app[BACKEND]
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        backend.metrics.rejected_txs.labels(reason="unsupported_encoding").inc()
+        return error_response(415, "unsupported_encoding", "send the body uncompressed (no Content-Encoding)")
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -200,10 +238,7 @@ async def post_transaction(request: web.Request) -> web.Response:
                 return _submit_batch(backend, _decode_raw_batch(body, backend.tx_bytes_max))
             tx = decode_transaction(body, tx_bytes_max=backend.tx_bytes_max)
         else:
-            try:
-                document = json.loads(body)
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-                raise TransactionError("malformed", f"body is not JSON: {exc}") from None
+            document = _parse_json(body)
             if type(document) is list:
                 if len(document) > TXS_PER_REQUEST_MAX:
                     raise TransactionError(
@@ -386,6 +421,16 @@ async def get_events(request: web.Request) -> web.StreamResponse:
 # --- parsing ---------------------------------------------------------------------------------------------
 
 
+def _parse_json(body: bytes) -> Any:
+    """A JSON request body; TransactionError("malformed") for anything json.loads cannot take."""
+    try:
+        return json.loads(body)
+    except RecursionError:  # "[" * 1000: nested deeper than Python's stack, far deeper than any transaction
+        raise TransactionError("malformed", "body is not JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of more than 4300 digits
+        raise TransactionError("malformed", f"body is not JSON: {str(exc)[:200]}") from None
+
+
 def _parse_hex_id(text: str, what: str) -> bytes:
     if not _HEX_ID.fullmatch(text):
         raise InvalidInput(f"{what} must be 64 lowercase hex digits")
@@ -435,7 +480,7 @@ ROUTES: tuple[Route, ...] = (
         TxAccepted,
         ok_status=202,
         also_ok=((200, BatchBody),),
-        errors=(400, 409, 413, 503),
+        errors=(400, 409, 413, 415, 503),
         body={"application/json": SubmissionJson, MSGPACK_TYPE: {"type": "string", "format": "binary"}},
     ),
     Route(
@@ -469,7 +514,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/readyz",
         get_readyz,
-        "Readiness: not halted, caught up, linked to enough validators; 503 names the failing condition",
+        "Readiness: not halted or paused, caught up, linked to enough validators; 503 names the failing condition",
         ReadyBody,
         errors=(503,),
     ),

@@ -138,13 +138,16 @@ class NodeBackend:
             "primary": self._role.primary,
             "checkpoint": _checkpoint_json(self._role.get_checkpoint()),
             "unlinked_peers": {str(peer): why for peer, why in self._network.get_link_failures().items()},
+            "paused": self._role.paused_reason,
         }
 
     def get_unready_reason(self) -> str | None:
-        """Why the node is not ready (halted, catching up, too few links with why), or None when it is."""
+        """Why the node is not ready (halted, paused, catching up, too few links with why), or None when it is."""
         role = self._role
         if role.halted_reason is not None:
             return f"halted: {role.halted_reason}"
+        if role.paused_reason is not None:
+            return role.paused_reason
         if role.catching_up:
             return f"catching up: fetching blocks after height {self._store.last_height} from peers"
         if not role.is_linked():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.errors import ConfigError
 
 CONFIG_FILE = "config.toml"
+_ADDRESS = r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$"  # host:port, IPv6 in brackets
 MAX_CONFIG_BYTES = 256 * 1024
 
 
@@ -32,6 +33,8 @@ class NodeSection(_Section):
     verify_threads: int = Field(
         1, ge=1, le=64, description="threads that verify transaction signatures (1: the event loop's own)"
     )
+    # free space below which the node stops ordering (node.diskguard); 0 = eight full blocks, at least 64 MiB
+    disk_free_bytes_min: int = Field(0, ge=0, le=1024**4)
 
 
 class PeerSection(_Section):
@@ -43,6 +46,12 @@ class PeerSection(_Section):
     tls_key: str = ""
     tls_ca: str = ""
     frame_bytes_max: int = Field(16 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+    ban_duration_ms: int = Field(
+        60_000, ge=1, le=24 * 3600 * 1000, description="how long a misbehaving peer is refused"
+    )
+    # validator index -> "host:port" to dial instead of its genesis peer_address (NAT, a local relay, the
+    # fault-injection proxies of the tests); identities are still proven by the handshake
+    dial_addresses: dict[Annotated[int, Field(ge=0, le=63)], Annotated[str, Field(pattern=_ADDRESS)]] = {}
 
 
 class ApiSection(_Section):

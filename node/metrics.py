@@ -81,7 +81,7 @@ class NodeMetrics:
         gauge.set_function(read)
 
     def watch_peer_layer(self, counters: Mapping[str, int], handshake_failures: Mapping[str, int]) -> None:
-        """Export the peer layer's own counters (p2p.network.METRIC_NAMES) and handshake failures by reason."""
+        """Export the peer layer's own counters (p2p.counters.METRIC_NAMES) and handshake failures by reason."""
         self.registry.register(_PeerLayerCollector(counters, handshake_failures))
 
 

@@ -58,6 +58,7 @@ class ObserverFollower:
         self.network = network
         self.applier = applier
         self.halted_reason: str | None = None
+        self.paused_reason: str | None = None  # set by pause(): no block is applied meanwhile
         self.known_height = store.last_height  # the highest height any validator showed us
         self._ahead: dict[int, CertifiedBlock] = {}
         self._requests = BlockRequests(network)
@@ -83,6 +84,13 @@ class ObserverFollower:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    def pause(self, reason: str) -> None:
+        """Apply no more blocks until resume(); the catch-up loop fetches what was missed afterwards."""
+        self.paused_reason = reason
+
+    def resume(self) -> None:
+        self.paused_reason = None
 
     # --- inputs -------------------------------------------------------------------------------------------
 
@@ -158,6 +166,8 @@ class ObserverFollower:
             raise InvalidInput(f"served a bad block: {exc}") from None
 
     def _apply_in_order(self, certified: CertifiedBlock) -> None:
+        if self.paused_reason is not None:
+            return
         while certified is not None and self.halted_reason is None:
             try:
                 # the certificate was verified on arrival; now the link and the roots it certifies

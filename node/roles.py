@@ -31,6 +31,11 @@ class Role(Protocol):
         ...
 
     @property
+    def paused_reason(self) -> str | None:
+        """Why the node stopped ordering for now (its disk is nearly full: node.diskguard), or None."""
+        ...
+
+    @property
     def catching_up(self) -> bool:
         """True while blocks asked from peers have not arrived."""
         ...
@@ -59,6 +64,12 @@ class Role(Protocol):
     def validators_needed(self) -> int:
         """Validators this node must be linked to, to make progress (a quorum's others; one for an observer)."""
         ...
+
+    def pause(self, reason: str) -> None:
+        """Write nothing until resume(): a validator stops stepping its replica, an observer applying blocks."""
+        ...
+
+    def resume(self) -> None: ...
 
     def is_linked(self) -> bool:
         """Enough peers are connected for this role to make progress."""

@@ -34,7 +34,9 @@ from node.api import build_api
 from node.applier import BlockApplier
 from node.backend import NodeBackend
 from node.channels import CHANNEL_SYNC
+from node.clock import configure_clock_offset
 from node.config import NodeConfig, load_config, resolve
+from node.diskguard import DISK_CHECK_INTERVAL_S, MIB, DiskGuard, compute_free_bytes_min, get_free_bytes
 from node.events import EventHub
 from node.gossip import TxGossip, decode_tx_batch
 from node.logs import configure_logging
@@ -107,6 +109,22 @@ def load_identity(home: Path, config: NodeConfig, genesis: Genesis) -> NodeIdent
     return NodeIdentity(role, index, peer_id, key)
 
 
+class NotOrdering(TransactionError):
+    """The node has stopped ordering for now (its disk is nearly full): HTTP 503, retry here later or elsewhere."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("not_ordering", message)
+
+
+def _dial_addresses(config: NodeConfig, genesis: Genesis) -> dict[PeerId, str]:
+    """`[peer.dial_addresses]`, checked against the genesis."""
+    addresses = config.peer.dial_addresses
+    unknown = sorted(i for i in addresses if i >= len(genesis.validators))
+    if unknown:
+        raise ConfigError(f"peer.dial_addresses names validators {unknown}, not in the genesis")
+    return {PeerId.validator(i): address for i, address in sorted(addresses.items())}
+
+
 class Node:
     def __init__(self, home: Path, config: NodeConfig, genesis: Genesis, identity: NodeIdentity) -> None:
         self.home = home
@@ -140,9 +158,15 @@ class Node:
                 frame_bytes_max=compute_frame_bytes_max(config.peer.frame_bytes_max, genesis.consensus),
                 # A restarted validator waits for the lower-indexed ones to dial it: keep their backoff short.
                 reconnect_max_ms=RECONNECT_MAX_MS,
+                ban_duration_ms=config.peer.ban_duration_ms,
             ),
+            peer_addresses=_dial_addresses(config, genesis),
         )
         self.gossip = TxGossip(self.network)
+        self.disk_guard = DiskGuard(
+            resolve(home, config.node.data_dir),
+            compute_free_bytes_min(config.node.disk_free_bytes_min, genesis.consensus.block_bytes_max),
+        )
         self.role = self._build_role()
         for channel, handler in self.role.get_frame_handlers().items():
             self.network.on(channel, handler)
@@ -242,6 +266,8 @@ class Node:
     def admit_transactions(self, txs: Sequence[SignedTx], *, gossip: bool) -> list[TransactionError | None]:
         """Admit a batch: each validated, the valid ones offered to the pool in one go and gossiped in one
         frame. Per transaction, None when it is pending, else the TransactionError naming the problem."""
+        if self.disk_guard.paused_reason is not None:
+            return [NotOrdering(self.disk_guard.paused_reason) for _ in txs]
         outcomes: list[TransactionError | None] = [None] * len(txs)
         offered: dict[bytes, int] = {}  # tx id -> index of its first occurrence in the batch
         self.verified.verify_all(txs, self._verifier)
@@ -311,12 +337,14 @@ class Node:
         runner = web.AppRunner(app)
         await runner.setup()
         sweeper: asyncio.Task[None] | None = None
+        disk_watch: asyncio.Task[None] | None = None
         try:
             await self.network.start()
             await self.role.start()
             site = web.TCPSite(runner, self.config.api.listen_host, self._api_port())
             await site.start()
             sweeper = asyncio.create_task(self._sweep_mempool(), name="mempool-sweeper")
+            disk_watch = asyncio.create_task(self._watch_disk(), name="disk-guard")
             log.info(
                 "%s running: api http://%s:%d, height %d",
                 self.identity.name,
@@ -330,6 +358,8 @@ class Node:
             log.info("shutting down")
             if sweeper is not None:
                 sweeper.cancel()
+            if disk_watch is not None:
+                disk_watch.cancel()
             await runner.cleanup()
             await self.role.stop()
             await asyncio.wait_for(self.network.close(), SHUTDOWN_GRACE_S)
@@ -338,6 +368,29 @@ class Node:
                 self._verifier.shutdown(wait=True)
             self.store.close()
             log.info("stopped cleanly at height %d", height, extra={"height": height})
+
+    async def _watch_disk(self) -> None:
+        """Pause ordering while the data dir's disk is nearly full (node.diskguard), resume after."""
+        guard = self.disk_guard
+        while True:
+            try:
+                free_bytes = get_free_bytes(guard.path)
+            except OSError as exc:
+                log.warning("cannot read the free space of %s: %s", guard.path, exc)
+                await asyncio.sleep(MEMPOOL_SWEEP_S)
+                continue
+            change = guard.observe(free_bytes)
+            if change == "pause" and guard.paused_reason is not None:
+                log.error("%s", guard.paused_reason, extra={"height": self.store.last_height})
+                self.role.pause(guard.paused_reason)
+            elif change == "resume":
+                log.warning(
+                    "disk space is back (%.1f MiB free): ordering again",
+                    free_bytes / MIB,
+                    extra={"height": self.store.last_height},
+                )
+                self.role.resume()
+            await asyncio.sleep(DISK_CHECK_INTERVAL_S)
 
     async def _sweep_mempool(self) -> None:
         """Drop expired transactions and re-gossip lingering ones (a gossip frame may have been dropped)."""
@@ -362,6 +415,7 @@ def run_node(home: Path, *, log_format: str | None = None) -> int:
         configure_logging(
             fmt=log_format or config.log.format, level=config.log.level, node_name=identity.name
         )
+        configure_clock_offset()
         node = Node(home, config, genesis, identity)
     except CarbonchainError as exc:
         log.error("cannot start: %s", exc)

@@ -239,6 +239,9 @@ class StatusBody(_Body):
     catching_up: bool
     mempool_txs: int
     halted: str | None
+    paused: str | None = Field(
+        description="why the node stopped ordering for now (e.g. its disk is nearly full)"
+    )
     view: int | None
     primary: int | None
     checkpoint: CheckpointBody | None

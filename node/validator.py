@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
 from consensus.driver import Driver
@@ -51,6 +51,7 @@ from core.tx import SignedTx
 from node.applier import BlockApplier
 from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_TX
 from node.checkpoints import CheckpointStatus, CheckpointWatch
+from node.clock import wall_clock_ms
 from node.sync import BlockRequests
 from node.verified import VerifiedCache
 from p2p import FrameHandler, PeerId, PeerNetwork
@@ -65,7 +66,7 @@ PRESTART_INPUTS_MAX = 10_000  # inputs queued while peers connect before start()
 
 
 def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return wall_clock_ms()
 
 
 class ValidatorShell:
@@ -95,6 +96,8 @@ class ValidatorShell:
         # group commit: the votes of every batch of inputs share one synced write (docs/PERFORMANCE.md)
         self.driver = Driver(self.replica, self, prestart_inputs_max=PRESTART_INPUTS_MAX, group_commit=True)
         self._drain_handle: asyncio.Handle | None = None  # a drain of queued peer frames is due
+        self.paused_reason: str | None = None  # set by pause(): inputs are held, the replica not stepped
+        self._held: deque[Input] = deque()  # inputs that arrived while paused, in order
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._fetches = BlockRequests(network)  # block ranges asked of validators (state transfer)
         self._tx_fetches = BlockRequests(network)  # transactions of proposals we assemble
@@ -151,9 +154,31 @@ class ValidatorShell:
 
     def submit(self, event: Input) -> None:
         """Hand an input to the driver; before start() (peers connect and send while the node waits for a
-        quorum of links) inputs only queue."""
+        quorum of links) inputs only queue in the driver. While paused they are held here instead, up to
+        PRESTART_INPUTS_MAX (dropping a consensus message is safe: votes and view changes are resent), except
+        timer events, which are always kept (at most one per timer): a lost one would leave the replica
+        waiting for a timeout that already happened."""
+        if self.paused_reason is not None:
+            self._hold(event)
+            return
         self.driver.submit(event)
         self._note_progress()
+
+    def pause(self, reason: str) -> None:
+        """Stop stepping the replica (so nothing is persisted, executed or sent) until resume()."""
+        self.paused_reason = reason
+
+    def resume(self) -> None:
+        """Step the replica again, through everything held meanwhile (in arrival order), in one drain."""
+        self.paused_reason = None
+        held, self._held = self._held, deque()
+        for event in held:
+            self.driver.enqueue(event)
+        self._drain()
+
+    def _hold(self, event: Input) -> None:
+        if len(self._held) < PRESTART_INPUTS_MAX or isinstance(event, TimerFired):
+            self._held.append(event)
 
     def offer(self, txs: Sequence[SignedTx]) -> list[str | None]:
         """Hand admitted transactions to the replica's pool, in one drain; per transaction the refusal code
@@ -177,13 +202,19 @@ class ValidatorShell:
             bad = self._first_unverifiable(block)
             if bad is not None:
                 raise InvalidInput(f"block proposed with an invalid transaction signature: {bad.tx_id.hex()}")
+        event = MessageReceived(peer.index, message)
+        if self.paused_reason is not None:
+            self._hold(event)
+            return
         # peer frames that arrive in one turn of the event loop are drained together: one batch, one write
-        self.driver.enqueue(MessageReceived(peer.index, message))
+        self.driver.enqueue(event)
         if self._loop is not None and self._drain_handle is None:
             self._drain_handle = self._loop.call_soon(self._drain)
 
     def _drain(self) -> None:
         self._drain_handle = None
+        if self.paused_reason is not None:  # paused after the drain was scheduled: resume() drains
+            return
         self.driver.drain()
         self._note_progress()
 
@@ -354,6 +385,16 @@ class ValidatorRole:
     @property
     def halted_reason(self) -> str | None:
         return self.shell.halted_reason
+
+    @property
+    def paused_reason(self) -> str | None:
+        return self.shell.paused_reason
+
+    def pause(self, reason: str) -> None:
+        self.shell.pause(reason)
+
+    def resume(self) -> None:
+        self.shell.resume()
 
     @property
     def catching_up(self) -> bool:

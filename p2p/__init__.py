@@ -3,6 +3,7 @@
 Import the public API from here; docs/protocol/p2p.md specifies the wire protocol.
 """
 
+from p2p.counters import METRIC_NAMES
 from p2p.errors import (
     FrameError,
     FrameTooLarge,
@@ -13,7 +14,7 @@ from p2p.errors import (
     SendQueueFull,
 )
 from p2p.identity import PeerDirectory, PeerId, PeerRole, compute_dial_targets, is_dialer
-from p2p.network import METRIC_NAMES, P2P_PATH, BroadcastTarget, FrameHandler, PeerCallback, PeerNetwork
+from p2p.network import P2P_PATH, BroadcastTarget, FrameHandler, PeerCallback, PeerNetwork
 from p2p.policy import PeerLimits
 from p2p.tls import TlsConfig
 

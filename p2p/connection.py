@@ -10,14 +10,16 @@ message, or that the dispatcher rejects as a malformed frame, is reported as mis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from p2p.errors import FrameError, PeerNotConnected, SendQueueFull
+from p2p.errors import FrameError, HandshakeRefused, PeerNotConnected, RefusalCode, SendQueueFull
 from p2p.identity import PeerId
 from p2p.policy import PeerLimits
 
@@ -196,3 +198,29 @@ class PeerConnection:
             raise
         except Exception:  # timeout or a broken transport: drop it without flushing
             self._abort()
+
+
+async def receive_handshake_message(ws: WebSocket) -> bytes:
+    message = await ws.receive()
+    if message.type is WSMsgType.BINARY:
+        data: bytes = message.data
+        return data
+    if message.type is WSMsgType.TEXT:
+        raise HandshakeRefused(RefusalCode.MALFORMED, "handshake messages are binary")
+    if message.type is WSMsgType.ERROR and isinstance(message.data, aiohttp.WebSocketError):
+        raise HandshakeRefused(RefusalCode.MALFORMED, f"WebSocket protocol error: {message.data}")
+    raise ConnectionResetError(f"connection ended during the handshake ({message.type.name})")
+
+
+async def close_quietly(ws: WebSocket) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await ws.close()
+
+
+def abort_client(ws: aiohttp.ClientWebSocketResponse) -> None:
+    # aiohttp has no public way to drop a client connection without flushing; use the connection object.
+    connection: Any = getattr(ws, "_conn", None)
+    transport = getattr(connection, "transport", None) if connection is not None else None
+    if transport is not None:
+        transport.abort()

@@ -20,16 +20,19 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp import web
 
 from core.ratelog import RateLimitedLog
 from p2p.errors import HandshakeRefused
+from p2p.policy import is_ip_literal, split_hosts
 
 log = logging.getLogger("carbonchain.p2p")
 
+HOST_RESOLVE_TIMEOUT_S = 2.0
 TLS_RECORD_HANDSHAKE = 0x16  # the first byte of a TLS ClientHello record
 TLS_SETTINGS = "[peer] tls_cert, tls_key and tls_ca"
 _UPGRADE_REQUIRED = (
@@ -243,3 +246,35 @@ def _answer_and_close(conn: socket.socket, answer: bytes) -> None:
         conn.sendall(answer)
         conn.shutdown(socket.SHUT_WR)
     conn.close()
+
+
+async def bind_peer_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (the first address the host resolves to)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    if not infos:
+        raise OSError(f"cannot resolve the peer listen host {host!r}")
+    family, _, _, _, address = infos[0]
+    return socket.create_server(address[:2], family=family, backlog=128)
+
+
+async def refuse_expect(request: web.Request) -> web.StreamResponse | None:
+    """An upgrade has no body to continue (aiohttp's own handler 500s on a value that is not UTF-8)."""
+    return web.Response(status=417, text="no Expect on the peer port\n")
+
+
+async def resolve_member_ips(addresses: Iterable[str], name: str) -> list[str]:
+    """The IP addresses of the members' peer addresses: literals as they are, host names resolved (one that
+    does not resolve is logged and skipped)."""
+    loop = asyncio.get_running_loop()
+    hosts = split_hosts(addresses)
+    ips = [host for host in hosts if is_ip_literal(host)]
+    for host in [host for host in hosts if not is_ip_literal(host)]:
+        try:
+            async with asyncio.timeout(HOST_RESOLVE_TIMEOUT_S):
+                infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, TimeoutError) as exc:
+            log.warning("%s: cannot resolve peer host %r (%s): no room kept", name, host, exc)
+            continue
+        ips += [str(info[4][0]) for info in infos]
+    return ips

@@ -17,19 +17,27 @@ import inspect
 import logging
 import os
 import random
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import aiohttp
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from core.errors import InvalidInput, InvariantBroken
+from core.errors import InvalidInput, InvariantBroken, ResourceFailure
 from core.genesis import Genesis
 from core.keys import SigningKey
-from core.ratelog import RateLimitedLog
-from p2p.connection import CLOSE_TIMEOUT_S, PeerConnection, WebSocket
+from core.ratelog import OneLineErrors, RateLimitedLog
+from p2p.connection import (
+    CLOSE_TIMEOUT_S,
+    PeerConnection,
+    WebSocket,
+    abort_client,
+    close_quietly,
+    receive_handshake_message,
+)
+from p2p.counters import METRIC_NAMES
 from p2p.errors import FrameError, HandshakeRefused, PeerNotConnected, RefusalCode, SendQueueFull
 from p2p.framing import decode_frame, encode_frame, is_valid_channel
 from p2p.handshake import (
@@ -40,31 +48,26 @@ from p2p.handshake import (
     encode_refusal,
 )
 from p2p.identity import PeerDirectory, PeerId, compute_dial_targets
-from p2p.listener import LinkFailure, PeerListener, describe_dial_failure
-from p2p.policy import BanList, PeerLimits, compute_backoff_ms
+from p2p.listener import (
+    LinkFailure,
+    PeerListener,
+    bind_peer_socket,
+    describe_dial_failure,
+    refuse_expect,
+    resolve_member_ips,
+)
+from p2p.policy import BanList, PeerLimits, PendingHandshakes, compute_backoff_ms, split_hosts
 from p2p.tls import TlsConfig
 
 log = logging.getLogger("carbonchain.p2p")
+# aiohttp's server log for the peer port: garbage that is not even HTTP is the sender's fault, not ours
+http_log = logging.getLogger("carbonchain.p2p.http")
+http_log.addFilter(OneLineErrors(log, (HttpProcessingError, ConnectionError)))
 
 P2P_PATH = "/p2p"
 FrameHandler = Callable[[PeerId, bytes], Awaitable[None] | None]
 PeerCallback = Callable[[PeerId], Awaitable[None] | None]
 BroadcastTarget = Literal["validators", "observers", "all"]
-METRIC_NAMES = (
-    "frames_in",  # binary messages received on authenticated links
-    "frames_out",  # frames written to sockets
-    "bytes_in",
-    "bytes_out",
-    "frames_dropped_queue_full",  # send()/broadcast() refused because a peer's queue was full
-    "malformed_frames",  # frames that cost the sender its link
-    "handler_errors",  # exceptions raised by the node's handlers
-    "bans",  # bans imposed (malformed frames, punish(), repeated handler errors)
-    "handshakes_ok",
-    "handshakes_failed",
-    "inbound_refused",  # inbound connections refused before the handshake (limits, banned, closing)
-    "connects",  # links that came up
-    "disconnects",  # links that went down
-)
 
 
 class PeerNetwork:
@@ -108,7 +111,8 @@ class PeerNetwork:
         self._bans = BanList(self.limits.ban_duration_ms)
         self._handler_errors: dict[PeerId, int] = {}
         self._inbound_count = 0  # inbound connections past the HTTP upgrade, authenticated or not
-        self._pending_count = 0  # of those, the ones still in the handshake
+        self._pending = PendingHandshakes(self.limits, split_hosts(self._addresses.values()))
+        self._pending_aborts: dict[int, Callable[[], None]] = {}  # ticket -> drop that connection
         self._changed = asyncio.Event()  # replaced on every connect/disconnect, for wait_connected()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
@@ -122,6 +126,7 @@ class PeerNetwork:
         self._link_failures: dict[PeerId, LinkFailure] = {}  # why dialling a peer fails, until it links
         self._rng = random.Random()  # reconnect jitter only; not consensus
         self._refusals_log = RateLimitedLog(log)  # one line per refusal code a minute: anyone can cause them
+        self._failures_log = RateLimitedLog(log)  # our own failures that every frame would repeat
 
     # --- registration -------------------------------------------------------------------------------------
 
@@ -144,6 +149,7 @@ class PeerNetwork:
     def set_peer_address(self, peer: PeerId, address: str) -> None:
         """Dial `peer` at `host:port` from the next attempt on."""
         self._addresses[peer] = address
+        self._pending.add_member_hosts(split_hosts([address]))
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -151,12 +157,22 @@ class PeerNetwork:
         """Bind the peer port (if any) without dialling yet; returns the bound port. start() calls this."""
         if self._runner is not None or self._listen_port is None:
             return self.bound_port
+        # the per-address limits recognise members by IP: resolve the host names among their addresses
+        self._pending.add_member_hosts(await resolve_member_ips(self._addresses.values(), str(self.self_id)))
         app = web.Application()
-        app.router.add_get(P2P_PATH, self._handle_inbound)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.limits.close_grace_ms / 1000)
+        app.router.add_get(P2P_PATH, self._handle_inbound, expect_handler=refuse_expect)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=self.limits.close_grace_ms / 1000,
+            # A connection that sends no HTTP request is closed after one handshake step (aiohttp's
+            # default keeps it an hour); the peer port serves nothing but upgrades.
+            keepalive_timeout=self.limits.handshake_step_timeout_ms / 1000,
+            logger=http_log,
+        )
         await runner.setup()
         try:
-            sock = await _bind(self._listen_host, self._listen_port)
+            sock = await bind_peer_socket(self._listen_host, self._listen_port)
         except BaseException:
             await runner.cleanup()
             raise
@@ -165,7 +181,7 @@ class PeerNetwork:
             sock,
             runner.server,
             ssl_context=self._tls.create_server_context() if self._tls else None,
-            first_byte_timeout_s=self.limits.handshake_timeout_ms / 1000,
+            first_byte_timeout_s=self.limits.handshake_step_timeout_ms / 1000,  # silent: gone after a step
             sniffing_max=self.limits.pending_handshakes_max,
             on_failure=self._count_handshake_failure,
             name=str(self.self_id),
@@ -330,6 +346,16 @@ class PeerNetwork:
         except InvalidInput as exc:  # the handler says the peer sent something invalid
             self.metrics["handler_errors"] += 1
             self.punish(peer, f"invalid {frame.channel} payload: {exc}")
+        except ResourceFailure as exc:  # our machine failed (e.g. a full disk): not the peer's doing
+            self.metrics["handler_errors"] += 1
+            self._failures_log.log(
+                logging.ERROR,
+                "resource",
+                "%s: handling a %r frame failed: %s",
+                self.self_id,
+                frame.channel,
+                exc,
+            )
         except Exception:  # our bug, possibly triggered on purpose: log it, count it against the peer
             self.metrics["handler_errors"] += 1
             count = self._handler_errors.get(peer, 0) + 1
@@ -385,16 +411,27 @@ class PeerNetwork:
 
     async def _handle_inbound(self, request: web.Request) -> web.StreamResponse:
         limits = self.limits
-        if (
-            self._closing
-            or self._inbound_count >= limits.inbound_connections_max
-            or self._pending_count >= limits.pending_handshakes_max
-        ):
+        if self._closing or self._inbound_count >= limits.inbound_connections_max:
             self.metrics["inbound_refused"] += 1
             return web.Response(status=503, text="busy\n")
+        admission = self._pending.admit(request.remote or "")
+        for evicted in admission.evicted:
+            self.metrics["pending_evicted"] += 1
+            drop = self._pending_aborts.pop(evicted, None)
+            if drop is not None:
+                drop()
+        ticket = admission.ticket
+        if ticket is None:
+            self.metrics["inbound_refused"] += 1
+            return web.Response(status=503, text="busy\n")
+        transport = request.transport
+
+        def abort() -> None:
+            if transport is not None:
+                transport.abort()
+
+        self._pending_aborts[ticket] = abort
         self._inbound_count += 1
-        self._pending_count += 1
-        pending = True
         try:
             ws = web.WebSocketResponse(
                 max_msg_size=limits.frame_bytes_max,
@@ -406,7 +443,7 @@ class PeerNetwork:
             try:
                 async with asyncio.timeout(limits.handshake_timeout_ms / 1000):
                     await ws.prepare(request)
-                    peer = await self._respond(ws)
+                    peer = await self._respond(ws, ticket)
             except TimeoutError:
                 refusal = HandshakeRefused(RefusalCode.TIMEOUT, "handshake took too long")
                 self._note_inbound_refusal(request.remote, refusal)
@@ -417,35 +454,40 @@ class PeerNetwork:
             except (ConnectionError, aiohttp.ClientError) as exc:
                 self.metrics["handshakes_failed"] += 1
                 log.debug("%s: inbound handshake failed: %r", self.self_id, exc)
-            pending = False
-            self._pending_count -= 1
+            self._release_pending(ticket)
             if not ws.prepared:
                 # the client went away (or stalled) before the upgrade completed: aiohttp cannot finish an
                 # unprepared WebSocketResponse ("Call .prepare() first"), so answer with a plain response
                 return web.Response(status=400, text="websocket upgrade did not complete\n")
             if peer is not None:
-                transport = request.transport
-
-                def abort() -> None:
-                    if transport is not None:
-                        transport.abort()
-
                 await self._serve(peer, ws, outbound=False, abort=abort)
             else:
-                await _close_quietly(ws)
+                await close_quietly(ws)
             return ws
         finally:
-            if pending:
-                self._pending_count -= 1
+            self._release_pending(ticket)
             self._inbound_count -= 1
 
-    async def _respond(self, ws: web.WebSocketResponse) -> PeerId:
+    def _release_pending(self, ticket: int) -> None:
+        self._pending.release(ticket)
+        self._pending_aborts.pop(ticket, None)
+
+    async def _respond(self, ws: web.WebSocketResponse, ticket: int) -> PeerId:
+        """Answer the handshake; each message the (unproven) dialler owes must come within one step."""
+        step_s = self.limits.handshake_step_timeout_ms / 1000
         handshake = ResponderHandshake(self._config, os.urandom(NONCE_BYTES))
-        hello_ack = handshake.receive(await _receive_handshake_message(ws))
-        if handshake.claimed is not None:
-            self._check_not_banned(handshake.claimed)
+        async with asyncio.timeout(step_s):
+            hello = await receive_handshake_message(ws)
+        hello_ack = handshake.receive(hello)
+        claimed = handshake.claimed
+        if claimed is not None:
+            self._check_not_banned(claimed)
+            if not self._pending.greet(ticket, claimed):
+                raise HandshakeRefused(RefusalCode.BUSY, f"too many pending handshakes as {claimed}")
         await ws.send_bytes(hello_ack)
-        welcome = handshake.receive(await _receive_handshake_message(ws))
+        async with asyncio.timeout(step_s):
+            auth = await receive_handshake_message(ws)
+        welcome = handshake.receive(auth)
         peer = handshake.peer
         if peer is None:
             raise InvariantBroken("responder handshake finished without a peer")
@@ -498,7 +540,7 @@ class PeerNetwork:
             else:
                 attempt = 0
                 self._link_failures.pop(peer, None)
-                await self._serve(peer, ws, outbound=True, abort=functools.partial(_abort_client, ws))
+                await self._serve(peer, ws, outbound=True, abort=functools.partial(abort_client, ws))
             delay_ms = compute_backoff_ms(attempt, self.limits, self._rng.random())
             attempt += 1
             await asyncio.sleep(delay_ms / 1000)
@@ -535,58 +577,22 @@ class PeerNetwork:
             try:
                 handshake = InitiatorHandshake(self._config, peer, os.urandom(NONCE_BYTES))
                 await ws.send_bytes(handshake.start())
-                auth = handshake.receive(await _receive_handshake_message(ws))
+                auth = handshake.receive(await receive_handshake_message(ws))
                 if auth is None:
                     raise InvariantBroken("initiator handshake ended before auth")
                 await ws.send_bytes(auth)
-                handshake.receive(await _receive_handshake_message(ws))
+                handshake.receive(await receive_handshake_message(ws))
             except asyncio.CancelledError:
-                _abort_client(ws)
+                abort_client(ws)
                 raise
             except BaseException as exc:
                 if isinstance(exc, HandshakeRefused):
                     await self._refuse(ws, exc)
-                await _close_quietly(ws)
-                _abort_client(ws)
+                await close_quietly(ws)
+                abort_client(ws)
                 raise
         self.metrics["handshakes_ok"] += 1
         return ws
-
-
-async def _bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port (the first address the host resolves to)."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    if not infos:
-        raise OSError(f"cannot resolve the peer listen host {host!r}")
-    family, _, _, _, address = infos[0]
-    return socket.create_server(address[:2], family=family, backlog=128)
-
-
-async def _receive_handshake_message(ws: WebSocket) -> bytes:
-    message = await ws.receive()
-    if message.type is WSMsgType.BINARY:
-        data: bytes = message.data
-        return data
-    if message.type is WSMsgType.TEXT:
-        raise HandshakeRefused(RefusalCode.MALFORMED, "handshake messages are binary")
-    if message.type is WSMsgType.ERROR and isinstance(message.data, aiohttp.WebSocketError):
-        raise HandshakeRefused(RefusalCode.MALFORMED, f"WebSocket protocol error: {message.data}")
-    raise ConnectionResetError(f"connection ended during the handshake ({message.type.name})")
-
-
-async def _close_quietly(ws: WebSocket) -> None:
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(CLOSE_TIMEOUT_S):
-            await ws.close()
-
-
-def _abort_client(ws: aiohttp.ClientWebSocketResponse) -> None:
-    # aiohttp has no public way to drop a client connection without flushing; use the connection object.
-    connection: Any = getattr(ws, "_conn", None)
-    transport = getattr(connection, "transport", None) if connection is not None else None
-    if transport is not None:
-        transport.abort()
 
 
 def _now_ms() -> int:

@@ -7,7 +7,7 @@ verify is bad input, not our bug. `CommitRefused` means the node tried to commit
 
 from __future__ import annotations
 
-from core.errors import CarbonchainError, InvalidInput, InvariantBroken
+from core.errors import CarbonchainError, InvalidInput, InvariantBroken, ResourceFailure
 
 
 class StorageError(CarbonchainError):
@@ -26,7 +26,7 @@ class SchemaMismatch(StorageError):
     """The data directory was written with a schema version this code does not know."""
 
 
-class StorageIOError(StorageError):
+class StorageIOError(StorageError, ResourceFailure):
     """A read or write failed at the operating-system level (disk full, I/O error); nothing was half-written."""
 
 

@@ -32,7 +32,10 @@ def option_names(command: click.Command) -> set[str]:
 
 def test_every_chaincode_function_has_a_tx_command_with_every_argument() -> None:
     tx = group("tx")
-    assert set(tx.commands) == set(FUNCTIONS) | {"show", "submit-file"}  # and the lookup and the file of calls
+    assert set(tx.commands) == set(FUNCTIONS) | {
+        "show",
+        "submit-file",
+    }  # and the lookup and the file of calls
     for name, spec in FUNCTIONS.items():
         command = tx.commands[name]
         assert {arg.name for arg in spec.args} <= option_names(command), name

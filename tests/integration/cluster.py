@@ -8,24 +8,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from client import CarbonClient, Signer, TxStatus
 from core.devkeys import dev_admin_key, dev_client_key
 from core.keys import SigningKey
+from node.config import load_config, write_config
+from p2p.identity import PeerDirectory, PeerId, compute_dial_targets
+from p2p.tls import TlsConfig
+from tests.integration.faultproxy import FaultNetwork
+from tests.tlskit import write_self_signed_cert
 from tools.bench.network import find_free_port_base
 from tools.devnet import die_with_parent
 from tools.netinit import DEVNET_GENESIS_TIME, NetworkPlan, build_network, write_network
 
 REPO = Path(__file__).resolve().parents[2]
+# CARBONCHAIN_TEST_TLS=1 runs every multi-process test with TLS between the nodes.
+TLS_BY_DEFAULT = os.environ.get("CARBONCHAIN_TEST_TLS", "") not in ("", "0")
 FAST_CONSENSUS = {
     "batch_wait_ms": 10,
     "view_timeout_ms": 1000,
@@ -37,7 +47,13 @@ FAST_CONSENSUS = {
 
 class Cluster:
     def __init__(
-        self, root: Path, *, validators: int = 4, observers: int = 1, consensus: dict[str, Any] | None = None
+        self,
+        root: Path,
+        *,
+        validators: int = 4,
+        observers: int = 1,
+        consensus: dict[str, Any] | None = None,
+        tls: bool = TLS_BY_DEFAULT,
     ):
         self.root = root
         base = find_free_port_base(validators)
@@ -52,7 +68,15 @@ class Cluster:
         )
         self.homes = {home.name: home for home in write_network(self.plan, root / "net")}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.node_env: dict[str, dict[str, str]] = {}  # extra environment of one node's process
         self.genesis = self.plan.genesis
+        self.tls = tls
+        self._tls_config: TlsConfig | None = None
+        if tls:
+            cert, key = write_self_signed_cert(root / "tls")
+            self._tls_config = TlsConfig(cert, key, ca_file=cert)
+            for name in self.homes:  # one certificate, its own CA, for every node: mutual TLS
+                self._update_peer_config(name, tls_cert=str(cert), tls_key=str(key), tls_ca=str(cert))
 
     @property
     def names(self) -> list[str]:
@@ -71,6 +95,39 @@ class Cluster:
         host, port = self.genesis.validators[index].peer_address.rsplit(":", 1)
         return host, int(port)
 
+    def peer_url(self, index: int, scheme: str = "ws") -> str:
+        """The peer port of validator `index` as a URL: ws/http, or wss/https when the cluster runs TLS."""
+        host, port = self.peer_address(index)
+        return f"{scheme}{'s' if self.tls else ''}://{host}:{port}/p2p"
+
+    def peer_ssl(self) -> ssl.SSLContext | bool:
+        """What aiohttp needs to reach a peer port: a context holding the nodes' certificate under TLS."""
+        if self._tls_config is None:
+            return True
+        return self._tls_config.create_client_context()
+
+    def update_config(self, name: str, section: str, **changes: Any) -> None:
+        """Change fields of one section of a node's config.toml (before the node starts)."""
+        home = self.homes[name]
+        config = load_config(home)
+        updated = getattr(config, section).model_copy(update=changes)
+        write_config(home, config.model_copy(update={section: updated}))
+
+    def _update_peer_config(self, name: str, **changes: Any) -> None:
+        self.update_config(name, "peer", **changes)
+
+    def route_through(self, proxies: FaultNetwork) -> None:
+        """Give every directed link its own proxy and make the dialler dial the proxy (before start())."""
+        directory = PeerDirectory(self.genesis)
+        for name in self.homes:
+            role, index = name.rsplit("-", 1)
+            local = PeerId.validator(int(index)) if role == "validator" else PeerId.observer(int(index))
+            dial: dict[int, str] = {}
+            for target in compute_dial_targets(directory, local):
+                port = proxies.add_link(f"{name}->{target}", self.peer_address(target.index))
+                dial[target.index] = f"127.0.0.1:{port}"
+            self._update_peer_config(name, dial_addresses=dial)
+
     # --- processes ------------------------------------------------------------------------------------
 
     def start(self, *names: str) -> None:
@@ -82,7 +139,7 @@ class Cluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.node_env.get(name, {})},
                 preexec_fn=die_with_parent,
             )
             log.close()
@@ -154,10 +211,23 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(root: Path, **kwargs: Any) -> Iterator[Cluster]:
+def running_cluster(
+    root: Path,
+    *,
+    only: tuple[str, ...] = (),
+    proxies: FaultNetwork | None = None,
+    prepare: Callable[[Cluster], None] | None = None,
+    **kwargs: Any,
+) -> Iterator[Cluster]:
+    """A started cluster (every node, or `only` those named), its links through `proxies` if given, after
+    `prepare(cluster)` changed configs or environments; closed and checked for tracebacks at the end."""
     cluster = Cluster(root, **kwargs)
+    if proxies is not None:
+        cluster.route_through(proxies)
+    if prepare is not None:
+        prepare(cluster)
     try:
-        cluster.start()
+        cluster.start(*only)
         yield cluster
         cluster.close()
         cluster.assert_no_tracebacks()
@@ -192,3 +262,87 @@ async def get_status(session: aiohttp.ClientSession, url: str) -> dict[str, Any]
             return status
     except (aiohttp.ClientError, TimeoutError, OSError):
         return None
+
+
+_refs = itertools.count(1)
+
+
+def deposit(signer: Signer, amount_fen: int = 100) -> Any:
+    return signer.build(
+        "deposit_cash", {"org": "ent-a", "amount_fen": amount_fen, "bank_ref": f"REF-{next(_refs)}"}
+    )
+
+
+async def bank_signer(client: CarbonClient) -> Signer:
+    return await client.signer(org="bank", key=dev_admin_key("bank"))
+
+
+async def wait_for_agreement(
+    cluster: Cluster, names: list[str], *, min_height: int, timeout_s: float = 30
+) -> dict[str, Any]:
+    """Wait until every named node reports the same height (>= min_height), block hash and state root."""
+
+    async def agreed() -> dict[str, Any] | None:
+        cluster.check_alive()
+        async with aiohttp.ClientSession() as session:
+            statuses = [await get_status(session, cluster.api_url(name)) for name in names]
+        if any(s is None for s in statuses):
+            return None
+        triples = {(s["height"], s["last_block_hash"], s["state_root"]) for s in statuses if s}
+        if len(triples) == 1 and statuses[0] and statuses[0]["height"] >= min_height:
+            return statuses[0]
+        return None
+
+    result: dict[str, Any] = await wait_until(agreed, timeout_s=timeout_s, what=f"agreement of {names}")
+    return result
+
+
+async def wait_all_live(cluster: Cluster, names: list[str] | None = None) -> None:
+    async def live() -> bool:
+        cluster.check_alive()
+        async with aiohttp.ClientSession() as session:
+            return all(
+                [await get_status(session, cluster.api_url(n)) is not None for n in names or cluster.names]
+            )
+
+    await wait_until(live, timeout_s=30, what="nodes to answer")
+
+
+async def commit_waves(
+    cluster: Cluster, names: list[str], *, seconds: float, per_wave: int = 5, timeout_s: float = 30
+) -> dict[str, TxStatus]:
+    """For `seconds` (at least one wave): submit `per_wave` deposits to each named node in turn, and wait for
+    them; every wave must commit within `timeout_s`. Returns the acknowledged statuses."""
+    committed: dict[str, TxStatus] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    wave = 0
+    while wave == 0 or loop.time() < deadline:
+        async with CarbonClient(cluster.api_url(names[wave % len(names)])) as client:
+            signer = await bank_signer(client)
+            tx_ids = [await client.submit(deposit(signer)) for _ in range(per_wave)]
+            statuses = await client.wait_for_commits(tx_ids, timeout_s=timeout_s)
+        assert all(status.is_ok for status in statuses.values()), statuses
+        committed.update(statuses)
+        wave += 1
+    return committed
+
+
+async def assert_committed_everywhere(
+    cluster: Cluster, names: list[str], committed: dict[str, TxStatus]
+) -> None:
+    """Every acknowledged transaction is committed on every node, at the same height and with the same code."""
+    highest = max(status.height or 0 for status in committed.values())
+    await wait_for_agreement(cluster, names, min_height=highest, timeout_s=60)
+    for name in names:
+        async with CarbonClient(cluster.api_url(name)) as client:
+            for tx_id, status in committed.items():
+                again = await client.get_transaction(tx_id)
+                assert (again.height, again.index, again.code) == (
+                    status.height,
+                    status.index,
+                    status.code,
+                ), (
+                    name,
+                    tx_id,
+                )

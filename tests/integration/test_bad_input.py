@@ -6,8 +6,11 @@ Each gets a clear rejection; the node keeps running and commits nothing from the
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import json
 import os
+import random
 from pathlib import Path
 
 import aiohttp
@@ -142,10 +145,10 @@ async def test_peer_port_survives_garbage_and_refuses_impostors(tmp_path: Path) 
             await writer.drain()
             assert await asyncio.wait_for(reader.read(), timeout=10) is not None  # closed by the node
             writer.close()
-            async with session.get(f"http://{host}:{port}/p2p") as response:
+            async with session.get(cluster.peer_url(3, "http"), ssl=cluster.peer_ssl()) as response:
                 assert response.status >= 400
             # A WebSocket that sends garbage instead of a hello is closed.
-            async with session.ws_connect(f"ws://{host}:{port}/p2p") as socket:
+            async with session.ws_connect(cluster.peer_url(3), ssl=cluster.peer_ssl()) as socket:
                 await socket.send_bytes(b"\x00garbage")
                 message = await asyncio.wait_for(socket.receive(), timeout=10)
                 assert message.type in (
@@ -154,7 +157,7 @@ async def test_peer_port_survives_garbage_and_refuses_impostors(tmp_path: Path) 
                     aiohttp.WSMsgType.BINARY,
                 )
             # An impostor claiming validator-0's identity with another key is refused.
-            refusal = await _impostor_handshake(cluster, host, port)
+            refusal = await _impostor_handshake(cluster, 3)
             assert refusal["type"] == "refuse", refusal
         async with CarbonClient(cluster.api_url("validator-3")) as client:
             signer = await client.signer(org="bank", key=dev_admin_key("bank"))
@@ -171,7 +174,7 @@ async def test_peer_port_survives_garbage_and_refuses_impostors(tmp_path: Path) 
             await wait_until(all_linked, timeout_s=15, what="validator-3 linked to all 3 peers")
 
 
-async def _impostor_handshake(cluster: Cluster, host: str, port: int) -> dict:
+async def _impostor_handshake(cluster: Cluster, index: int) -> dict:
     """Claim validator-0's identity with another key and sign the transcript with it."""
     impostor = SigningKey.generate()
     nonce = os.urandom(32)
@@ -184,7 +187,8 @@ async def _impostor_handshake(cluster: Cluster, host: str, port: int) -> dict:
         nonce,
         b"",
     )
-    async with aiohttp.ClientSession() as session, session.ws_connect(f"ws://{host}:{port}/p2p") as socket:
+    url = cluster.peer_url(index)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, ssl=cluster.peer_ssl()) as socket:
         await socket.send_bytes(encode_hello(hello, ack=False))
         ack = decode_hello((await asyncio.wait_for(socket.receive(), timeout=10)).data, ack=True)
         transcript = Transcript(
@@ -194,7 +198,7 @@ async def _impostor_handshake(cluster: Cluster, host: str, port: int) -> dict:
             initiator_key=impostor.public_key,
             initiator_nonce=nonce,
             responder=ack.peer,
-            responder_key=cluster.genesis.validators[3].node_key_bytes,
+            responder_key=cluster.genesis.validators[index].node_key_bytes,
             responder_nonce=ack.nonce,
         )
         await socket.send_bytes(encode_auth(impostor.sign(transcript.compute_signed_digest("initiator"))))
@@ -203,6 +207,22 @@ async def _impostor_handshake(cluster: Cluster, host: str, port: int) -> dict:
             return {"type": "refuse", "closed": True}
         decoded: dict = codec.decode(answer.data)
         return decoded
+
+
+async def _raw_status(host: str, port: int, path: str, header: bytes) -> int:
+    """The status of a GET with one raw header line, sent as bytes."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + header + b"\r\n"
+    )
+    status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+    writer.transport.abort()
+    return int(status_line.split()[1])
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
 
 
 async def _post_raw(url: str, raw: bytes) -> tuple[int, dict]:
@@ -217,3 +237,106 @@ async def _is_up(cluster: Cluster, session: aiohttp.ClientSession, url: str) -> 
             return response.status == 200
     except aiohttp.ClientError:
         return False
+
+
+_UPGRADE = (
+    b"GET /p2p HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def _peer_garbage(rng: random.Random) -> bytes:
+    """What a port scanner or a confused client sends: not HTTP, broken HTTP, or an upgrade and then junk."""
+    junk = rng.randbytes(rng.randrange(1, 3000))
+    return rng.choice(
+        [
+            junk,
+            b"GET /p2p HTTP/1.1\r\n" + junk,
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + junk,
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + junk,  # a TLS ClientHello
+            _UPGRADE + junk,
+            _UPGRADE[: rng.randrange(len(_UPGRADE))],
+        ]
+    )
+
+
+async def _send_peer_garbage(cluster: Cluster, *, connections: int) -> None:
+    """Garbage to validator-0's peer port, 20 connections at a time; waits until the port listens."""
+    host, port = cluster.peer_address(0)
+    rng = random.Random(17)
+
+    async def listening() -> bool:
+        cluster.check_alive()
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            return False
+        writer.transport.abort()
+        return True
+
+    async def one(data: bytes, wait_for_answer: bool) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(data)
+        await writer.drain()
+        if wait_for_answer:
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                await asyncio.wait_for(reader.read(), timeout=5)
+        writer.transport.abort()
+
+    await wait_until(listening, timeout_s=30, what="the peer port")
+    for _ in range(connections // 20):
+        await asyncio.gather(*(one(_peer_garbage(rng), rng.random() < 0.5) for _ in range(20)))
+
+
+async def test_http_and_peer_port_abuse_gets_4xx_and_one_log_line_per_cause(tmp_path: Path) -> None:
+    # Issue 17 items 3-5: 500s for deep JSON and a bad gzip body, a 202 for a pending transaction posted
+    # again with a zero signature, and a traceback per dropped POST or per garbage connection.
+    # Two of four validators: no quorum, so a submitted transaction stays pending.
+    with running_cluster(tmp_path, only=("validator-0", "validator-1", "observer-0")) as cluster:
+        garbage = asyncio.ensure_future(_send_peer_garbage(cluster, connections=120))
+        urls = [cluster.api_url("validator-0"), cluster.api_url("observer-0")]
+        async with aiohttp.ClientSession() as session:
+            for url in urls:
+                await wait_until(lambda url=url: _is_up(cluster, session, url), timeout_s=30, what="the API")
+            json_type = {"Content-Type": "application/json"}
+            for url in urls:
+                async with session.post(url + "/v1/txs", data=b"[" * 100_000, headers=json_type) as response:
+                    assert response.status == 400, url
+                    assert (await response.json())["error"] == "malformed"
+                for body in (b"this is not gzip", gzip.compress(b"{}")):
+                    headers = {**json_type, "Content-Encoding": "gzip"}
+                    async with session.post(url + "/v1/txs", data=body, headers=headers) as response:
+                        assert response.status == 415, url
+                        assert (await response.json())["error"] == "unsupported_encoding"
+            good = sign_transaction(_body(cluster), dev_admin_key("bank"))
+            unsigned = codec.encode({"body": good.body_bytes, "signature": bytes(64)})
+            for url in urls:
+                status, document = await _post(session, url, good.raw, "application/msgpack")
+                assert (status, document["status"]) == (202, "pending")
+                status, document = await _post(session, url, unsigned, "application/msgpack")
+                assert (status, document["error"]) == (400, "bad_signature"), url
+                status, document = await _post(session, url, good.raw, "application/msgpack")
+                assert status == 202  # the genuine one again: idempotent
+        # An Expect header that is not UTF-8 (aiohttp's own handler answered it with a 500 and a traceback).
+        ports = [(*_host_port(urls[0]), "/v1/status")]
+        if not cluster.tls:
+            ports.append((*cluster.peer_address(0), "/p2p"))
+        for host, port, path in ports:
+            assert await _raw_status(host, port, path, b"Expect: 100-co\xc3$#ntinue\r\n") == 417
+        # Twenty clients that drop their POST halfway through the body.
+        for _ in range(20):
+            _, writer = await asyncio.open_connection(*_host_port(urls[0]))
+            writer.write(
+                b"POST /v1/txs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"body": {'
+            )
+            await writer.drain()
+            writer.transport.abort()
+        await garbage
+        async with aiohttp.ClientSession() as session:
+            await wait_until(lambda: _is_up(cluster, session, urls[0]), timeout_s=10, what="the API")
+        log = (cluster.homes["validator-0"] / "node.log").read_text()
+        assert "Traceback" not in log
+        assert log.count("a client went away during POST /v1/txs") == 1  # then silent for a minute
+        warnings = [line for line in log.splitlines() if " WARNING " in line]
+        assert len(warnings) <= 12, "\n".join(warnings)  # one per cause, not one per connection

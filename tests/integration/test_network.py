@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,54 +10,20 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client import CarbonClient, Signer
-from core.devkeys import dev_admin_key
-from tests.integration.cluster import Cluster, get_status, running_cluster, wait_until
+from client import CarbonClient
+from tests.integration.cluster import (
+    Cluster,
+    bank_signer,
+    deposit,
+    get_status,
+    running_cluster,
+    wait_all_live,
+    wait_for_agreement,
+    wait_until,
+)
 from tools.bench.network import find_free_port_base
 
 pytestmark = pytest.mark.timeout(180)
-_refs = itertools.count(1)
-
-
-def deposit(signer: Signer, amount_fen: int = 100) -> Any:
-    return signer.build(
-        "deposit_cash", {"org": "ent-a", "amount_fen": amount_fen, "bank_ref": f"REF-{next(_refs)}"}
-    )
-
-
-async def bank_signer(client: CarbonClient) -> Signer:
-    return await client.signer(org="bank", key=dev_admin_key("bank"))
-
-
-async def wait_for_agreement(
-    cluster: Cluster, names: list[str], *, min_height: int, timeout_s: float = 30
-) -> dict[str, Any]:
-    """Wait until every named node reports the same height (>= min_height), block hash and state root."""
-
-    async def agreed() -> dict[str, Any] | None:
-        cluster.check_alive()
-        async with aiohttp.ClientSession() as session:
-            statuses = [await get_status(session, cluster.api_url(name)) for name in names]
-        if any(s is None for s in statuses):
-            return None
-        triples = {(s["height"], s["last_block_hash"], s["state_root"]) for s in statuses if s}
-        if len(triples) == 1 and statuses[0] and statuses[0]["height"] >= min_height:
-            return statuses[0]
-        return None
-
-    result: dict[str, Any] = await wait_until(agreed, timeout_s=timeout_s, what=f"agreement of {names}")
-    return result
-
-
-async def wait_all_live(cluster: Cluster, names: list[str] | None = None) -> None:
-    async def live() -> bool:
-        cluster.check_alive()
-        async with aiohttp.ClientSession() as session:
-            return all(
-                [await get_status(session, cluster.api_url(n)) is not None for n in names or cluster.names]
-            )
-
-    await wait_until(live, timeout_s=30, what="nodes to answer")
 
 
 async def test_network_commits_transactions_submitted_to_any_node_and_all_agree(tmp_path: Path) -> None:

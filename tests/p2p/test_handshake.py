@@ -23,7 +23,7 @@ from p2p.handshake import (
     encode_refusal,
 )
 from p2p.identity import PeerDirectory, compute_dial_targets, is_dialer
-from p2p.policy import BanList, compute_backoff_ms
+from p2p.policy import BanList, PendingHandshakes, compute_address_key, compute_backoff_ms
 
 from .conftest import make_genesis
 
@@ -285,3 +285,72 @@ def test_ban_list_expires() -> None:
     assert bans.is_banned(V2, 5_999) and not bans.is_banned(V1, 5_999)
     assert not bans.is_banned(V2, 6_000)
     assert bans.get_ban(V2, 5_500) is None  # forgotten once expired
+
+
+SMALL_POOL = PeerLimits(
+    pending_handshakes_max=6,
+    pending_reserved_for_members=3,
+    pending_per_address_max=2,
+    pending_per_member_address_max=4,
+    pending_per_identity_max=1,
+)
+
+
+def test_address_keys_group_ipv6_sites_and_unmap_ipv4() -> None:
+    assert compute_address_key("10.0.0.7") == "10.0.0.7"
+    assert compute_address_key("2001:db8:1:2:aaaa::1") == compute_address_key("2001:db8:1:2:bbbb::9")
+    assert compute_address_key("2001:db8:1:2::1") != compute_address_key("2001:db8:1:3::1")
+    assert compute_address_key("::ffff:10.0.0.7") == "10.0.0.7"
+    assert compute_address_key("fe80::1%eth0") == compute_address_key("fe80::2")
+    assert compute_address_key("not an address") == "not an address"
+
+
+def test_silent_connections_from_one_address_make_room_for_newer_ones() -> None:
+    pending = PendingHandshakes(SMALL_POOL)
+    first, second = pending.admit("10.0.0.9"), pending.admit("10.0.0.9")
+    assert first.ticket is not None and second.ticket is not None and not first.evicted
+    third = pending.admit("10.0.0.9")  # the address is at its cap: the oldest silent one goes
+    assert third.ticket is not None and third.evicted == (first.ticket,) and len(pending) == 2
+    assert pending.greet(second.ticket, V0) and pending.greet(third.ticket, V1)
+    assert pending.admit("10.0.0.9").ticket is None  # both spoke: nobody to evict, refused
+    assert pending.admit("10.0.0.8").ticket is not None  # other addresses are not affected
+    pending.release(third.ticket)
+    pending.release(third.ticket)  # twice is harmless
+    assert pending.admit("10.0.0.9").ticket is not None
+
+
+def test_room_is_kept_for_members_addresses() -> None:
+    pending = PendingHandshakes(SMALL_POOL, member_hosts=["127.0.0.1"])
+    strangers = [pending.admit(f"10.0.0.{i}").ticket for i in range(3)]
+    assert None not in strangers
+    # non-members together may hold pool - reserved = 3: a fourth stranger evicts the oldest silent one
+    fourth = pending.admit("10.0.0.50")
+    assert fourth.ticket is not None and fourth.evicted == (strangers[0],)
+    # the members' address still finds its reserved room, without evicting anyone
+    members = [pending.admit("127.0.0.1") for _ in range(3)]
+    assert all(a.ticket is not None and not a.evicted for a in members) and len(pending) == 6
+    # the pool is full: a member arrival evicts a silent stranger before any member
+    assert pending.admit("127.0.0.1").evicted == (strangers[1],)
+    # once every stranger has spoken, the oldest silent member connection makes room
+    assert strangers[2] is not None and pending.greet(strangers[2], V1) and pending.greet(fourth.ticket, V2)
+    assert pending.admit("127.0.0.2").ticket is None  # a stranger: only strangers may make room for it
+    pending.add_member_hosts(["127.0.0.2"])
+    assert pending.admit("127.0.0.2").evicted == (members[0].ticket,)
+
+
+def test_greeting_is_bounded_per_claimed_identity() -> None:
+    pending = PendingHandshakes(SMALL_POOL)
+    a, b = pending.admit("10.0.0.1").ticket, pending.admit("10.0.0.2").ticket
+    assert a is not None and b is not None
+    assert pending.greet(a, V0)
+    assert not pending.greet(b, V0)  # pending_per_identity_max = 1
+    assert pending.greet(b, V1)
+    pending.release(a)
+    assert not pending.greet(a, V2)  # a released ticket greets nothing
+
+
+def test_pending_limits_must_be_consistent() -> None:
+    with pytest.raises(InvariantBroken):
+        PeerLimits(pending_handshakes_max=8, pending_reserved_for_members=8)
+    with pytest.raises(InvariantBroken):
+        PeerLimits(pending_handshakes_max=8, pending_reserved_for_members=4, pending_per_address_max=5)

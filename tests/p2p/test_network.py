@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import msgpack
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from core import codec
-from core.errors import InvalidInput
+from core.errors import InvalidInput, ResourceFailure
 from core.keys import SigningKey
 from p2p import HandshakeRefused, PeerId, PeerLimits, PeerNetwork, RefusalCode, SendQueueFull, TlsConfig
 from p2p.handshake import InitiatorHandshake, ResponderHandshake
+from tests.tlskit import write_self_signed_cert
 
 from .conftest import FAST_LIMITS, P2PKit, handshake_config, make_genesis, receive_binary, run_initiator
 
@@ -180,26 +175,162 @@ async def test_bad_input_costs_the_sender_its_link_and_a_ban(kit: P2PKit, case: 
 
 
 async def test_unauthenticated_connections_time_out_and_are_capped(kit: P2PKit) -> None:
-    limits = PeerLimits(handshake_timeout_ms=300, pending_handshakes_max=2, inbound_connections_max=4)
+    limits = PeerLimits(
+        handshake_step_timeout_ms=300,
+        pending_handshakes_max=4,
+        pending_reserved_for_members=2,
+        pending_per_address_max=2,
+        pending_per_member_address_max=2,
+        inbound_connections_max=8,
+    )
     server = kit.network(V1, limits=limits)
     await server.start()
     assert server.bound_port is not None
     silent = [await kit.raw_connect(server.bound_port) for _ in range(2)]
-    # a third pending connection is refused before the WebSocket upgrade
-    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-        await kit.raw_connect(server.bound_port)
-    assert info.value.status == 503
-    for ws in silent:
+    # a third silent connection from the same address evicts the oldest one instead of waiting for it
+    third = await kit.raw_connect(server.bound_port)
+    assert (await silent[0].receive(timeout=TIMEOUT_S)).type in (
+        aiohttp.WSMsgType.CLOSE,
+        aiohttp.WSMsgType.CLOSED,
+        aiohttp.WSMsgType.ERROR,
+    )
+    assert server.metrics["pending_evicted"] == 1
+    # the others are dropped after one handshake step with a timeout refusal
+    for ws in (silent[1], third):
         refusal = codec.decode(await receive_binary(ws))
         assert refusal["code"] == "timeout"
         assert (await ws.receive(timeout=TIMEOUT_S)).type in (
             aiohttp.WSMsgType.CLOSE,
             aiohttp.WSMsgType.CLOSED,
         )
+    # a TCP connection that never sends its HTTP request is closed after one step, too
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.bound_port)
+    async with asyncio.timeout(TIMEOUT_S):
+        assert await reader.read() == b""
+    writer.close()
     # once they are gone a real peer still gets in
     ws = await kit.raw_handshake(server.bound_port, V0, V1)
     await server.wait_connected([V0], TIMEOUT_S)
     await ws.close()
+
+
+async def test_pending_connections_that_spoke_are_not_evicted(kit: P2PKit) -> None:
+    limits = PeerLimits(
+        handshake_step_timeout_ms=2_000,
+        pending_handshakes_max=4,
+        pending_reserved_for_members=2,
+        pending_per_address_max=2,
+        pending_per_member_address_max=2,
+        pending_per_identity_max=1,
+    )
+    server = kit.network(V2, limits=limits)
+    await server.start()
+    assert server.bound_port is not None
+    hello = InitiatorHandshake(handshake_config(V0, kit.genesis), V2, b"\x05" * 32).start()
+    spoke = await kit.raw_connect(server.bound_port)
+    await spoke.send_bytes(hello)
+    await receive_binary(spoke)  # hello-ack: it is greeted, waiting for auth
+    # a second hello as the same identity is refused as busy (one pending handshake per identity)
+    again = await kit.raw_connect(server.bound_port)
+    await again.send_bytes(hello)
+    assert codec.decode(await receive_binary(again))["code"] == "busy"
+    # the address's other slot is taken by a silent connection; the next arrival evicts that one, not `spoke`
+    silent = await kit.raw_connect(server.bound_port)
+    newest = await kit.raw_connect(server.bound_port)
+    assert (await silent.receive(timeout=TIMEOUT_S)).type in (
+        aiohttp.WSMsgType.CLOSE,
+        aiohttp.WSMsgType.CLOSED,
+        aiohttp.WSMsgType.ERROR,
+    )
+    assert not spoke.closed
+    # with `spoke` (spoke) and `newest` (silent, then speaking) both greeted, a further arrival is refused
+    await newest.send_bytes(InitiatorHandshake(handshake_config(V1, kit.genesis), V2, b"\x06" * 32).start())
+    await receive_binary(newest)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await kit.raw_connect(server.bound_port)
+    assert info.value.status == 503
+    for ws in (spoke, newest):
+        await ws.close()
+
+
+_UPGRADE_REQUEST = (
+    b"GET /p2p HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+class _Answers(list[bytes]):
+    """The status lines the flood got back; `warm` is set once there are 80 (every loop answered twice)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warm = asyncio.Event()
+
+    def append(self, line: bytes) -> None:
+        super().append(line)
+        if len(self) >= 80:
+            self.warm.set()
+
+
+async def _silent_upgrade_loop(port: int, source_host: str, stop: asyncio.Event, answers: _Answers) -> None:
+    """The flood of issue 17: upgrade GET /p2p, stay silent until dropped, retry 20 ms after a 503 or close."""
+    while not stop.is_set():
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source_host, 0))
+        except OSError:
+            await asyncio.sleep(0.02)
+            continue
+        try:
+            writer.write(_UPGRADE_REQUEST)
+            answers.append(await reader.readline())
+            read = asyncio.ensure_future(reader.read())  # silent until the node drops us
+            await asyncio.wait(
+                [read, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+            )
+            read.cancel()
+        except OSError:
+            pass
+        finally:
+            writer.transport.abort()
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    "flood_host", ["127.0.0.1", "127.0.0.2"], ids=["from-members-host", "from-elsewhere"]
+)
+async def test_members_link_within_2_s_while_silent_upgrades_flood_the_port(
+    kit: P2PKit, flood_host: str
+) -> None:
+    # Issue 17 item 2: 40 loops that upgrade and stay silent kept a restarted validator from re-linking.
+    # Real reconnect backoff (the node's 250 ms .. 3 s) and handshake deadlines, not the fast test limits.
+    limits = PeerLimits(reconnect_base_ms=250, reconnect_max_ms=3_000)
+    listener = kit.network(V3, limits=limits)
+    await listener.listen()
+    assert listener.bound_port is not None
+    port = listener.bound_port
+    await listener.start()
+    stop = asyncio.Event()
+    answers = _Answers()
+    flood = [asyncio.ensure_future(_silent_upgrade_loop(port, flood_host, stop, answers)) for _ in range(40)]
+    try:
+        async with asyncio.timeout(TIMEOUT_S):  # the flood is running: the loops got upgrades or 503s
+            await answers.warm.wait()
+        dialers = [kit.network(peer, limits=limits) for peer in (V0, V1, V2)]
+        for dialer in dialers:
+            dialer.set_peer_address(V3, f"127.0.0.1:{port}")
+        started = asyncio.get_running_loop().time()
+        for dialer in dialers:
+            await dialer.start()
+        await listener.wait_connected([V0, V1, V2], 2.0)
+        elapsed_s = asyncio.get_running_loop().time() - started
+        assert elapsed_s < 2.0
+        flooded = len(answers)
+        await asyncio.sleep(0.2)
+        assert len(answers) > flooded  # the flood was still running when they linked
+    finally:
+        stop.set()
+        await asyncio.gather(*flood, return_exceptions=True)
+    assert listener.metrics["pending_evicted"] + listener.metrics["inbound_refused"] > 0
 
 
 async def test_slow_peer_fills_its_bounded_queue(kit: P2PKit) -> None:
@@ -353,36 +484,8 @@ async def test_handler_errors_and_punish(kit: P2PKit) -> None:
     assert v0.is_banned(V1) and v0.metrics["bans"] == 1
 
 
-def _self_signed_cert(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "carbonchain test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "peer.crt", directory / "peer.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
-
-
 async def test_tls_round_trip(kit: P2PKit, tmp_path: Path) -> None:
-    cert_file, key_file = _self_signed_cert(tmp_path)
+    cert_file, key_file = write_self_signed_cert(tmp_path)
     tls = TlsConfig(cert_file, key_file, ca_file=cert_file)
     v0, v1 = kit.network(V0, tls=tls), kit.network(V1, tls=tls)
     inbox0, inbox1 = Inbox(), Inbox()
@@ -425,3 +528,24 @@ async def test_client_gone_during_the_upgrade_is_no_unhandled_error(
     ws = await kit.raw_handshake(server.bound_port, V0, V1)  # and the port still serves real peers
     await server.wait_connected([V0], TIMEOUT_S)
     await ws.close()
+
+
+async def test_our_own_resource_failures_do_not_count_against_the_peer(kit: P2PKit) -> None:
+    # A full disk made every handler fail, and the node banned all its honest peers after ten frames each.
+    limits = PeerLimits(handler_errors_max=2, handshake_timeout_ms=1_000, reconnect_base_ms=20)
+    v0, v1 = kit.network(V0, limits=limits), kit.network(V1, limits=limits)
+    seen = Inbox()
+
+    def disk_full(peer: PeerId, payload: bytes) -> None:
+        seen(peer, payload)
+        raise ResourceFailure("writing the consensus log failed: No space left on device")
+
+    v1.on("test", disk_full)
+    await kit.start_all([v0, v1])
+    await v1.wait_connected([V0], TIMEOUT_S)
+    await v0.wait_connected([V1], TIMEOUT_S)
+    for i in range(5):
+        assert v0.send(V1, "test", bytes([i]))
+    await seen.wait_for(5)
+    assert v1.is_connected(V0) and not v1.is_banned(V0)
+    assert v1.metrics["handler_errors"] == 5 and v1.metrics["bans"] == 0
