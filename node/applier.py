@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chaincode import ChaincodeRegistry, execute_block
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 class AppliedBlock:
     outcome: CommitOutcome  # roots after the block
     results: tuple[TxResult, ...]  # one per transaction
+    writes: Mapping[bytes, bytes | None]  # the block's net state changes (the roster reads set changes there)
 
 
 class BlockApplier:
@@ -54,7 +56,7 @@ class BlockApplier:
             elapsed * 1000,
             extra={"height": block.header.height, "view": None if certificate is None else certificate.view},
         )
-        return AppliedBlock(outcome, tuple(execution.results))
+        return AppliedBlock(outcome, tuple(execution.results), execution.writes)
 
     def _is_committed(self, tx_id: bytes) -> bool:
         return self.store.get_tx_location(tx_id) is not None

@@ -46,12 +46,12 @@ from core.block import Block, CertifiedBlock, encode_certified_block
 from core.errors import CodecError, InvalidInput
 from core.genesis import Genesis
 from core.keys import SigningKey
-from core.quorum import compute_quorum
 from core.tx import SignedTx
 from node.applier import BlockApplier
 from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_TX
 from node.checkpoints import CheckpointStatus, CheckpointWatch
 from node.clock import wall_clock_ms
+from node.roster import Roster
 from node.sync import BlockRequests
 from node.verified import VerifiedCache
 from p2p import FrameHandler, PeerId, PeerNetwork
@@ -82,6 +82,8 @@ class ValidatorShell:
         verified: VerifiedCache,
         on_committed: Callable[[Block], None],
         pool_limits: PoolLimits,
+        roster: Roster,
+        number: int | None = None,
     ) -> None:
         self.genesis = genesis
         self.store = store
@@ -89,7 +91,8 @@ class ValidatorShell:
         self.applier = applier
         self.verified = verified
         self.on_committed = on_committed
-        config = ReplicaConfig.from_genesis(genesis, key.public_key)
+        self.roster = roster
+        config = ReplicaConfig.from_genesis(genesis, key.public_key, number=number)
         recovered = self._recover()
         self.replica = Replica(config, key, recovered, pool_limits=pool_limits)
         self.checkpoints = CheckpointWatch(recovered.log, self.replica.stable_checkpoint)
@@ -131,7 +134,8 @@ class ValidatorShell:
         log.info(
             "recovered at height %d with %d log records", executed, len(records), extra={"height": executed}
         )
-        return RecoveredState(executed, roots, recent, records)
+        changes = [(change.approved_height, change.validators) for change in self.roster.history]
+        return RecoveredState(executed, roots, recent, records, changes)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -295,7 +299,8 @@ class ValidatorShell:
         certified = CertifiedBlock(output.block, output.certificate, applied.results)
         self.network.broadcast(CHANNEL_BLOCKS, encode_certified_block(certified), to="observers")
         height = output.block.header.height
-        return BlockExecuted(height, applied.outcome.state_root, applied.outcome.results_root)
+        validators = self.roster.note_block(height, applied.writes)
+        return BlockExecuted(height, applied.outcome.state_root, applied.outcome.results_root, validators)
 
     def set_timer(self, output: SetTimer) -> None:
         previous = self._timers.pop(output.timer_id, None)
@@ -378,7 +383,6 @@ class ValidatorRole:
     ) -> None:
         self.shell = shell
         self._network = network
-        self._quorum = compute_quorum(len(genesis.validators))
         self._on_gossiped_txs = on_gossiped_txs
         self._quorum_linked = asyncio.Event()
 
@@ -420,7 +424,9 @@ class ValidatorRole:
 
     @property
     def validators_needed(self) -> int:
-        return self._quorum - 1  # the other validators a quorum needs besides us
+        """The other validators a quorum of the set in force at the next height needs besides us."""
+        roster = self.shell.roster
+        return roster.membership.at(roster.executed_height + 1).quorum - 1
 
     def is_linked(self) -> bool:
         linked = sum(1 for peer in self._network.connected_peers() if peer.is_validator)

@@ -18,6 +18,7 @@ from node.applier import BlockApplier
 from node.events import EventHub
 from node.metrics import NodeMetrics
 from node.observer import ObserverFollower
+from node.roster import Roster
 from node.sync import SYNC_BLOCKS_MAX, GetBlocks
 from p2p import PeerId
 from storage import Store
@@ -50,7 +51,9 @@ def network() -> FakeNetwork:
 @pytest.fixture
 def follower(store: Store, network: FakeNetwork) -> ObserverFollower:
     applier = BlockApplier(store, build_registry(), EventHub(queue_max=10), NodeMetrics())
-    return ObserverFollower(GENESIS, store, network, applier)
+    return ObserverFollower(
+        GENESIS, store, network, applier, Roster(GENESIS, executed_height=store.last_height)
+    )
 
 
 def test_applies_pushed_blocks_in_order_to_the_validators_state(

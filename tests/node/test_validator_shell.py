@@ -24,6 +24,7 @@ from core.tx import decode_transaction
 from node.applier import BlockApplier
 from node.events import EventHub
 from node.metrics import NodeMetrics
+from node.roster import Roster
 from node.sync import GetTxs, decode_sync
 from node.validator import ValidatorShell
 from node.verified import VerifiedCache
@@ -69,6 +70,7 @@ def make_shell(store: Store, network: BroadcastNetwork, limits: PoolLimits | Non
         VerifiedCache(),
         lambda block: committed.append(block.header.height),
         limits or PoolLimits.for_chain(GENESIS.consensus.block_txs_max),
+        Roster(GENESIS, executed_height=store.last_height),
     )
     return shell
 
