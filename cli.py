@@ -16,6 +16,7 @@ from commands.audit import audit_group
 from commands.bench import bench
 from commands.ceremony import genesis_assemble, genesis_verify, member_group, node_init
 from commands.chain import block_command, status_command, tx_show
+from commands.join import node_join
 from commands.keys import keys_group
 from commands.network import genesis_group, init_network
 from commands.query import NODE_ENV, query_group
@@ -58,6 +59,7 @@ genesis_group.add_command(genesis_assemble)
 genesis_group.add_command(genesis_verify)
 main.add_command(node_group)
 node_group.add_command(node_init)
+node_group.add_command(node_join)
 main.add_command(devnet)
 main.add_command(tx_group)
 main.add_command(query_group)

@@ -19,6 +19,7 @@ from core.genesis import Genesis
 from core.validators import NUMBER_MAX
 from p2p.identity import ValidatorEntry
 
+VALIDATORS_FILE = "validators.json"  # its name in the node home
 VALIDATORS_FILE_BYTES_MAX = 256 * 1024
 _HEX32 = r"^[0-9a-f]{64}$"
 _ADDRESS = r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}$"
