@@ -407,7 +407,9 @@ class Run:
                 f"--format raw --output {options.profile_dir / (name + '.txt')}"
             )
             profilers.append(
-                subprocess.Popen(["/bin/sh", "-c", command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                subprocess.Popen(
+                    ["/bin/sh", "-c", command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                )
             )
         return profilers
 
@@ -425,7 +427,9 @@ class Run:
                 continue
             path = self.options.profile_dir / f"{name}.txt"
             if not path.exists():
-                summaries[name] = {"error": f"py-spy wrote no profile: {stderr.decode(errors='replace')[-300:]}"}
+                summaries[name] = {
+                    "error": f"py-spy wrote no profile: {stderr.decode(errors='replace')[-300:]}"
+                }
                 continue
             summaries[name] = summarise_raw_profile(path.read_text(), rate_per_s=100)
         return summaries
