@@ -222,6 +222,7 @@ class Node:
             self.verified,
             self._on_committed,
             self.pool_limits,
+            before_proposal=self.gossip.flush,
         )
         return ValidatorRole(shell, self.network, self.genesis, self._on_gossiped_txs)
 
