@@ -73,7 +73,7 @@ def _parse_consensus(items: tuple[str, ...]) -> dict[str, Any]:
     "--profile",
     "profile_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="py-spy validator-0 during the timed load; raw stacks go here (needs py-spy in the venv).",
+    help="py-spy validator-0 and observer-0 during the timed load; raw stacks go here (needs py-spy in the venv).",
 )
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Where node homes go.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")

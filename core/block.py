@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
+
 from core import codec
 from core.errors import CodecError, InvalidInput
 from core.hashing import HASH_BYTES, Domain, hash_value, merkle_root
@@ -266,6 +268,30 @@ def encode_certified_block(block: CertifiedBlock) -> bytes:
 
 def decode_certified_block(payload: bytes, *, tx_bytes_max: int = DEFAULT_TX_BYTES_MAX) -> CertifiedBlock:
     return CertifiedBlock.from_wire(codec.decode(payload), tx_bytes_max=tx_bytes_max)
+
+
+def peek_certified_block_height(payload: bytes) -> int | None:
+    """The height an encoded certified block claims, read from its header alone, or None if it cannot be
+    read. A hint only (nothing is checked): it lets a receiver skip decoding a block it already has, and
+    whatever it does not skip goes through decode_certified_block."""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=len(payload), strict_map_key=True)
+    unpacker.feed(payload)
+    try:
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() != "block":
+                unpacker.skip()
+                continue
+            for _ in range(unpacker.read_map_header()):
+                if unpacker.unpack() != "header":
+                    unpacker.skip()
+                    continue
+                header = unpacker.unpack()
+                height = header.get("height") if type(header) is dict else None
+                return height if type(height) is int else None
+            return None
+    except (ValueError, TypeError, msgpack.UnpackException, msgpack.OutOfData):
+        return None
+    return None
 
 
 # --- helpers ---------------------------------------------------------------------------------------------

@@ -72,12 +72,17 @@ async def _stream_live(
         if subscription.dropped_reason is not None and subscription.queue.empty():
             await socket.send_json({"type": "dropped", "reason": subscription.dropped_reason})
             return
-        next_event = asyncio.ensure_future(subscription.queue.get())
-        await asyncio.wait({next_event, client_gone}, return_when=asyncio.FIRST_COMPLETED)
-        if not next_event.done():
-            next_event.cancel()
+        if client_gone.done():
             return
-        event = next_event.result()
+        if subscription.queue.empty():
+            next_event = asyncio.ensure_future(subscription.queue.get())
+            await asyncio.wait({next_event, client_gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not next_event.done():
+                next_event.cancel()
+                return
+            event = next_event.result()
+        else:  # a block's events queue together: take them without a task and a wait each
+            event = subscription.queue.get_nowait()
         if event["height"] >= first:  # below: a from_height above the tip asked to skip them
             await socket.send_json(event)
 

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from consensus.pool import PoolLimits
-from core.block import CertifiedBlock, CommitCertificate, decode_certified_block
+from core.block import CertifiedBlock, CommitCertificate, decode_certified_block, peek_certified_block_height
 from core.errors import InvalidInput
 from core.genesis import Genesis
 from core.successor import ROOT_CHECKS, ChainTip, SuccessorError, validate_certified_successor
@@ -66,6 +66,7 @@ class ObserverFollower:
         self._ahead: dict[int, CertifiedBlock] = {}
         self._unverified: set[int] = set()  # heights in _ahead whose certificate waits for its set
         self._requests = BlockRequests(network)
+        self._applied_tip: ChainTip | None = None  # of the last block applied here (saves a block read)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -99,6 +100,13 @@ class ObserverFollower:
     # --- inputs -------------------------------------------------------------------------------------------
 
     def on_block_frame(self, peer: PeerId, payload: bytes) -> None:
+        if peer.role.value != "validator":
+            raise InvalidInput("only validators stream blocks")
+        # Every validator pushes every block it commits: decode (the observer's costliest step) only the
+        # first copy of a height, skipping heights already applied or buffered.
+        height = peek_certified_block_height(payload)
+        if height is not None and (height <= self.store.last_height or height in self._ahead):
+            return
         block = decode_certified_block(payload, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
         self.on_block(peer, block)
 
@@ -202,6 +210,8 @@ class ObserverFollower:
                 return
             applied = self.applier.apply(certified.block, certified.certificate)
             self.roster.note_block(height, applied.writes)
+            header = certified.block.header
+            self._applied_tip = ChainTip(header.height, certified.block.block_hash, header.time_ms)
             self.pool.remove_many(tx.tx_id for tx in certified.block.txs)
             next_block = self._ahead.pop(self.store.last_height + 1, None)
             if next_block is None:
@@ -232,6 +242,8 @@ class ObserverFollower:
 
     def _tip(self) -> ChainTip:
         height = self.store.last_height
+        if self._applied_tip is not None and self._applied_tip.height == height:
+            return self._applied_tip
         if height == 0:
             return ChainTip(0, self.genesis.genesis_hash, self.genesis.genesis_time_ms)
         stored = self.store.get_block(height)

@@ -270,6 +270,7 @@ class Node:
             self.pool_limits,
             self.roster,
             number=self.identity.index,
+            before_proposal=self.gossip.flush,
         )
         return ValidatorRole(shell, self.network, self.genesis, self._on_gossiped_txs)
 

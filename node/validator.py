@@ -39,7 +39,7 @@ from consensus.events import (
     TxRefused,
     TxsFetched,
 )
-from consensus.messages import ViewChange, decode_message, encode_message
+from consensus.messages import PrePrepare, ViewChange, decode_message, encode_message
 from consensus.pool import PoolLimits
 from consensus.replica import ExecutionRoots, RecoveredState, Replica, ReplicaConfig
 from core.block import Block, CertifiedBlock, encode_certified_block
@@ -84,6 +84,7 @@ class ValidatorShell:
         pool_limits: PoolLimits,
         roster: Roster,
         number: int | None = None,
+        before_proposal: Callable[[], None] = lambda: None,
     ) -> None:
         self.genesis = genesis
         self.store = store
@@ -92,6 +93,7 @@ class ValidatorShell:
         self.verified = verified
         self.on_committed = on_committed
         self.roster = roster
+        self.before_proposal = before_proposal
         config = ReplicaConfig.from_genesis(genesis, key.public_key, number=number)
         recovered = self._recover()
         self.replica = Replica(config, key, recovered, pool_limits=pool_limits)
@@ -288,10 +290,23 @@ class ValidatorShell:
 
     def send(self, output: Send) -> None:
         payload = encode_message(output.message)
-        if output.to == BROADCAST:
+        if isinstance(output.message, PrePrepare) and self._loop is not None:
+            # A proposal names its transactions by id. The ones admitted in the step that proposed them are
+            # queued for gossip only after the step returns: send the proposal after them, on the same
+            # links, so the other validators hold them when it arrives instead of fetching them.
+            self._loop.call_soon(self._send_proposal, output.to, payload)
+            return
+        self._send(output.to, payload)
+
+    def _send_proposal(self, to: int, payload: bytes) -> None:
+        self.before_proposal()
+        self._send(to, payload)
+
+    def _send(self, to: int, payload: bytes) -> None:
+        if to == BROADCAST:
             self.network.broadcast(CHANNEL_CONSENSUS, payload, to="validators")
         else:
-            self.network.send(PeerId.validator(output.to), CHANNEL_CONSENSUS, payload)
+            self.network.send(PeerId.validator(to), CHANNEL_CONSENSUS, payload)
 
     def execute(self, output: ExecuteBlock) -> BlockExecuted:
         applied = self.applier.apply(output.block, output.certificate)

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from chaincode import build_registry
-from core.block import CertifiedBlock, encode_certified_block
+from core import codec
+from core.block import (
+    CertifiedBlock,
+    decode_certified_block,
+    encode_certified_block,
+    peek_certified_block_height,
+)
 from core.errors import InvalidInput
 from node.applier import BlockApplier
 from node.events import EventHub
@@ -75,6 +81,32 @@ def test_the_block_frame_decodes_and_follows_like_a_pushed_block(
     handler = follower.get_frame_handlers()["blocks"]
     handler(V0, encode_certified_block(chain.blocks[1]))
     assert store.last_height == 1
+
+
+def test_the_copies_of_a_block_other_validators_push_are_not_decoded(
+    chain: ReferenceChain, store: Store, follower: ObserverFollower, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[int] = []
+
+    def counting_decode(payload: bytes, **limits: int) -> CertifiedBlock:
+        block = decode_certified_block(payload, **limits)
+        decoded.append(block.block.header.height)
+        return block
+
+    monkeypatch.setattr("node.observer.decode_certified_block", counting_decode)
+    handler = follower.get_frame_handlers()["blocks"]
+    handler(V0, encode_certified_block(chain.blocks[3]))  # ahead: buffered
+    for peer in (V0, V1, V2):  # every validator pushes the blocks it commits
+        for height in (1, 2, 3):
+            handler(peer, encode_certified_block(chain.blocks[height]))
+    assert store.last_height == 3
+    assert decoded == [3, 1, 2]
+
+
+def test_the_height_peek_reads_the_header_and_gives_up_on_anything_else(chain: ReferenceChain) -> None:
+    assert peek_certified_block_height(encode_certified_block(chain.blocks[2])) == 2
+    for payload in (b"", b"\xc1", codec.encode({"block": 1}), codec.encode([1, 2]), b"\x81\xa5block"):
+        assert peek_certified_block_height(payload) is None
 
 
 def test_buffers_blocks_ahead_and_applies_them_once_the_gap_is_filled(

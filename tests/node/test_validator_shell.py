@@ -5,7 +5,8 @@ learns the replica's refusals, and bad consensus frames are refused before they 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,14 @@ import pytest
 from chaincode import build_registry
 from consensus import log as clog
 from consensus.events import REFUSED_FULL, ExecuteBlock, FetchBlocks, FetchTxs, Persist, Send
-from consensus.messages import Prepare, PreparedCertificate, ViewChange, encode_message
+from consensus.messages import (
+    Prepare,
+    PreparedCertificate,
+    PrePrepare,
+    ViewChange,
+    decode_message,
+    encode_message,
+)
 from consensus.pool import PoolLimits
 from core import codec
 from core.block import decode_certified_block
@@ -58,12 +66,19 @@ def chain(tmp_path: Path) -> Iterator[ReferenceChain]:
     reference.store.close()
 
 
-def make_shell(store: Store, network: BroadcastNetwork, limits: PoolLimits | None = None) -> ValidatorShell:
+def make_shell(
+    store: Store,
+    network: BroadcastNetwork,
+    limits: PoolLimits | None = None,
+    *,
+    index: int = 1,
+    before_proposal: Callable[[], None] = lambda: None,
+) -> ValidatorShell:
     applier = BlockApplier(store, build_registry(), EventHub(queue_max=10), NodeMetrics())
     committed: list[int] = []
     shell = ValidatorShell(
         GENESIS,
-        dev_node_key("validator", 1),
+        dev_node_key("validator", index),
         store,
         network,  # type: ignore[arg-type]
         applier,
@@ -71,6 +86,7 @@ def make_shell(store: Store, network: BroadcastNetwork, limits: PoolLimits | Non
         lambda block: committed.append(block.header.height),
         limits or PoolLimits.for_chain(GENESIS.consensus.block_txs_max),
         Roster(GENESIS, executed_height=store.last_height),
+        before_proposal=before_proposal,
     )
     return shell
 
@@ -103,6 +119,42 @@ async def test_execute_commits_the_block_streams_it_to_observers_and_answers_its
     [(channel, payload, to)] = network.broadcasts
     assert (channel, to) == ("blocks", "observers")
     assert decode_certified_block(payload).block == certified.block
+
+
+async def test_a_proposal_leaves_after_the_gossip_queued_in_the_step_that_made_it(
+    store: Store, chain: ReferenceChain
+) -> None:
+    """A PRE-PREPARE names its transactions by id: the node queues the gossip of transactions it admits
+    only after offer() returns, so the proposal must leave after that gossip (same links, in order) or the
+    other validators fetch what they would have had."""
+    network = BroadcastNetwork()
+    proposals_sent_at_flush: list[int] = []
+    flushed = asyncio.Event()
+
+    def flush_gossip() -> None:
+        proposals_sent_at_flush.append(len(proposals_in(network)))
+        flushed.set()
+
+    shell = make_shell(store, network, index=0, before_proposal=flush_gossip)  # the primary of view 0
+    shell.start()
+    try:
+        assert shell.offer([chain.deposit()]) == [None]
+        await asyncio.wait_for(flushed.wait(), timeout=10)
+        await asyncio.sleep(0)  # the turn that sends what was proposed with it (an empty certifying block)
+        proposals = proposals_in(network)
+        assert proposals_sent_at_flush == list(range(len(proposals)))  # each proposal after a flush
+        assert len(proposals[0].tx_ids) == 1
+    finally:
+        shell.stop()
+
+
+def proposals_in(network: BroadcastNetwork) -> list[PrePrepare]:
+    messages = [
+        decode_message(payload, params=GENESIS.consensus, validator_count=len(GENESIS.validators))
+        for channel, payload, _ in network.broadcasts
+        if channel == "consensus"
+    ]
+    return [message for message in messages if isinstance(message, PrePrepare)]
 
 
 async def test_offer_answers_the_replicas_refusal(store: Store, chain: ReferenceChain) -> None:

@@ -61,7 +61,7 @@ class BenchOptions:
     blocks: int = 10_000  # catch-up: blocks the stopped validator misses
     runs: int = 3
     consensus: dict[str, Any] = field(default_factory=dict)
-    profile_dir: Path | None = None  # py-spy validator-0 during the timed load
+    profile_dir: Path | None = None  # py-spy validator-0 and observer-0 during the timed load
     workdir: Path | None = None
     log_level: str = "info"
     keep: bool = False  # keep node homes and logs after each run
@@ -387,30 +387,49 @@ class Run:
                 return False, {name: view for name, view in views.items()}
             await asyncio.sleep(0.25)
 
-    def _start_profiler(self) -> subprocess.Popen[bytes] | None:
+    def _profiled_nodes(self) -> list[str]:
+        """validator-0, and observer-0 when there is one (its work per transaction differs)."""
+        return ["validator-0"] + (["observer-0"] if self.network.observer_urls else [])
+
+    def _start_profiler(self) -> list[subprocess.Popen[bytes]] | None:
         options = self.options
         if options.profile_dir is None:
             return None
         options.profile_dir.mkdir(parents=True, exist_ok=True)
         py_spy = Path(sys.executable).parent / "py-spy"
         warmup = min(options.warmup_s, options.duration_s / 4)
-        # py-spy sleeps through the warm-up itself: the orchestration must not block here
-        command = (
-            f"sleep {warmup:.1f} && exec {py_spy} record --pid {self.network.pid('validator-0')} "
-            f"--duration {max(1, int(options.duration_s - warmup))} --rate 100 --nonblocking "
-            f"--format raw --output {options.profile_dir / 'validator-0.txt'}"
-        )
-        return subprocess.Popen(["/bin/sh", "-c", command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        profilers = []
+        for name in self._profiled_nodes():
+            # py-spy sleeps through the warm-up itself: the orchestration must not block here
+            command = (
+                f"sleep {warmup:.1f} && exec {py_spy} record --pid {self.network.pid(name)} "
+                f"--duration {max(1, int(options.duration_s - warmup))} --rate 100 --nonblocking "
+                f"--format raw --output {options.profile_dir / (name + '.txt')}"
+            )
+            profilers.append(
+                subprocess.Popen(
+                    ["/bin/sh", "-c", command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                )
+            )
+        return profilers
 
-    def _finish_profiler(self, profiler: subprocess.Popen[bytes]) -> dict[str, Any]:
+    def _finish_profiler(self, profilers: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+        """One summary per profiled node, by name."""
         assert self.options.profile_dir is not None
-        try:
-            _, stderr = profiler.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            profiler.kill()
-            profiler.communicate()
-            return {"error": "py-spy did not finish"}
-        path = self.options.profile_dir / "validator-0.txt"
-        if not path.exists():
-            return {"error": f"py-spy wrote no profile: {stderr.decode(errors='replace')[-300:]}"}
-        return summarise_raw_profile(path.read_text(), rate_per_s=100)
+        summaries: dict[str, Any] = {}
+        for name, profiler in zip(self._profiled_nodes(), profilers, strict=True):
+            try:
+                _, stderr = profiler.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                profiler.kill()
+                profiler.communicate()
+                summaries[name] = {"error": "py-spy did not finish"}
+                continue
+            path = self.options.profile_dir / f"{name}.txt"
+            if not path.exists():
+                summaries[name] = {
+                    "error": f"py-spy wrote no profile: {stderr.decode(errors='replace')[-300:]}"
+                }
+                continue
+            summaries[name] = summarise_raw_profile(path.read_text(), rate_per_s=100)
+        return summaries
