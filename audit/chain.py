@@ -98,6 +98,8 @@ class ReplayStore(StateReader, Protocol):
         results: Sequence[TxResult],
         tx_writes: Sequence[Mapping[bytes, bytes | None]],
         certificate: CommitCertificate | None = None,
+        *,
+        end_writes: Mapping[bytes, bytes | None] | None = None,
     ) -> Any: ...
 
 
@@ -166,7 +168,13 @@ class ChainAuditor:
                     f"transaction {index} ({block.txs[index].tx_id.hex()}): the node serves "
                     f"{_describe_result(served)}, re-execution gives {_describe_result(ours)}",
                 )
-        self.store.commit_block(block, execution.results, execution.tx_writes, certified.certificate)
+        self.store.commit_block(
+            block,
+            execution.results,
+            execution.tx_writes,
+            certified.certificate,
+            end_writes=execution.end_writes,
+        )
         self._advance(block.header)
         self.totals.blocks += 1
         self.totals.txs += len(block.txs)

@@ -22,7 +22,7 @@ from core.errors import InvalidInput
 from core.state import WriteSet
 
 if TYPE_CHECKING:
-    from chaincode.context import TxContext
+    from chaincode.context import OverlayState, TxContext
     from core.genesis import Genesis
 
 AMOUNT_MAX = 10**15  # largest quantity (t) or money amount (fen) a single argument may carry
@@ -182,6 +182,7 @@ class FunctionSpec:
     events: tuple[EventSpec, ...] = ()  # the events it emits on success
     admin_only: bool = False  # the sender key must be an admin key of the sender organisation
     frozen_ok: bool = False  # a frozen or blocked sender organisation may still call it
+    node_key_ok: bool = False  # a validator's node key may sign it (only evidence)
 
     def check_result(self, result: Any) -> None:
         """Raise ValueError unless a TxResult is a declared failure without events, or "ok" with events
@@ -250,12 +251,25 @@ class Chaincode(Protocol):
 
     name: str
 
+    def has_function(self, function: str) -> bool:
+        """Whether the chaincode has a function of this name."""
+        ...
+
+    def accepts_node_key(self, function: str) -> bool:
+        """Whether a validator's node key may sign a call of this function (only evidence)."""
+        ...
+
     def validate_args(self, function: str, args: Mapping[str, Any]) -> dict[str, Any]:
         """Stateless checks; returns the normalised args. Raises UnknownFunction or InvalidArgs."""
         ...
 
     def apply(self, ctx: TxContext, function: str, args: dict[str, Any]) -> None:
         """Apply a validated call; raises ChaincodeFailure for business failures."""
+        ...
+
+    def end_block(self, state: OverlayState, height: int, time_ms: int) -> None:
+        """Deterministic work at the end of every block (after its last transaction), written into
+        `state`; it may not fail (an exception is a bug)."""
         ...
 
     def genesis_writes(self, genesis: Genesis) -> WriteSet:

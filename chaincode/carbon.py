@@ -24,7 +24,7 @@ from chaincode.base import (
     UnknownFunction,
     validate_arg_map,
 )
-from chaincode.context import TxContext
+from chaincode.context import OverlayState, TxContext
 from chaincode.events import EVENTS
 from chaincode.executor import EXECUTOR_CODES
 from chaincode.genesis import compute_genesis_writes
@@ -563,6 +563,12 @@ class CarbonChaincode:
     def __init__(self, functions: Mapping[str, FunctionSpec] | None = None) -> None:
         self.functions = dict(FUNCTIONS if functions is None else functions)
 
+    def has_function(self, function: str) -> bool:
+        return function in self.functions
+
+    def accepts_node_key(self, function: str) -> bool:
+        return self.functions[function].node_key_ok
+
     def validate_args(self, function: str, args: Mapping[str, Any]) -> dict[str, Any]:
         spec = self.functions.get(function)
         if spec is None:
@@ -578,6 +584,9 @@ class CarbonChaincode:
         if not spec.frozen_ok:
             require_unrestricted(get_org(ctx, ctx.sender_org))
         spec.handler(ctx, args)
+
+    def end_block(self, state: OverlayState, height: int, time_ms: int) -> None:
+        pass
 
     def genesis_writes(self, genesis: Genesis) -> dict[bytes, bytes | None]:
         return compute_genesis_writes(genesis)

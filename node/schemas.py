@@ -307,7 +307,7 @@ class SignerBody(_Body):
 class VersionBody(_Body):
     height: int
     time_ms: int = Field(description="the block time of that height (the genesis time for height 0)")
-    tx_index: int | None = Field(description="null for the genesis write")
+    tx_index: int | None = Field(description="null for the genesis write and the end-of-block step")
     tx_id: Hex32 | None
     deleted: bool
     value: Any = Field(description="decoded canonical msgpack, or {'hex': ...}; null when deleted")

@@ -110,7 +110,9 @@ class ReferenceChain:
             store, block, self.registry, is_committed=lambda tx_id: store.get_tx_location(tx_id) is not None
         )
         certificate = certify(block)
-        store.commit_block(block, execution.results, execution.tx_writes, certificate)
+        store.commit_block(
+            block, execution.results, execution.tx_writes, certificate, end_writes=execution.end_writes
+        )
         self.blocks[height] = CertifiedBlock(block, certificate, execution.results)
         return self.blocks[height]
 
