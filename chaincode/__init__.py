@@ -5,6 +5,8 @@ Public API for the node and the CLI:
 - build_registry() -> ChaincodeRegistry (hosting the carbon chaincode)
 - genesis_writes(genesis, registry=None) -> dict[bytes, bytes | None]
 - get_key_status(state, org_id, public_key) -> "active" | "revoked" | "unknown"
+- get_validator_change(execution.writes, height) -> ValidatorSetChange | None: the validator-set change a
+  block approved (the node calls it after executing a block; consensus puts it in force)
 - FUNCTIONS (name -> FunctionSpec), QUERIES (name -> QuerySpec), run_query(state, name, params)
 See docs/CHAINCODE.md.
 """
@@ -21,10 +23,12 @@ from chaincode.base import (
     QuerySpec,
     UnknownFunction,
 )
-from chaincode.carbon import FUNCTIONS, CarbonChaincode
+from chaincode.carbon import FUNCTIONS
 from chaincode.context import OverlayState, TxContext
 from chaincode.executor import BlockExecution, ChaincodeRegistry, execute_block, get_key_status
+from chaincode.hosting import CarbonChaincode
 from chaincode.queries import QUERIES, run_query
+from chaincode.validators import ValidatorSetChange, get_validator_change
 from core.genesis import Genesis
 
 
@@ -54,9 +58,11 @@ __all__ = [
     "QuerySpec",
     "TxContext",
     "UnknownFunction",
+    "ValidatorSetChange",
     "build_registry",
     "execute_block",
     "genesis_writes",
     "get_key_status",
+    "get_validator_change",
     "run_query",
 ]

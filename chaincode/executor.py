@@ -200,6 +200,7 @@ def _execute_tx(
         height=height,
         block_time_ms=time_ms,
         tx_id=tx.tx_id,
+        chain_id=chain_id,
     )
     try:
         chaincode.apply(ctx, body.function, args)

@@ -1,15 +1,16 @@
 """The carbon chaincode's state at height 0, from the genesis document alone (docs/CHAINCODE.md section 6).
 
 The schema version, every parameter (defaults overridden by genesis `chaincode.carbon`), zero totals, the
-market's reference price, and an organisation record plus admin key records per genesis organisation.
+market's reference price, an organisation record plus admin key records per genesis organisation, the
+validators' node keys, and governance: the members, the four policies, the validator set and every node key.
 """
 
 from __future__ import annotations
 
-from chaincode import identity, schema
+from chaincode import identity, schema, schema_gov
 from chaincode.params import compute_params
 from core import codec
-from core.genesis import Genesis
+from core.genesis import POLICY_FIELDS, POLICY_NAMES, Genesis
 
 
 def compute_genesis_writes(genesis: Genesis) -> dict[bytes, bytes | None]:
@@ -29,4 +30,25 @@ def compute_genesis_writes(genesis: Genesis) -> dict[bytes, bytes | None]:
     }
     for key, record in identity.compute_identity_genesis(genesis).items():
         writes[key.encode()] = codec.encode(record)
+    for member in genesis.members:
+        writes[schema_gov.member_key(member)] = codec.encode(
+            {"org": member, "admitted_height": 0, "proposal": None}
+        )
+    for name in POLICY_NAMES:
+        policy = genesis.policy(name)
+        record = {field: getattr(policy, field) for field in POLICY_FIELDS}
+        writes[schema_gov.policy_key(name)] = codec.encode(
+            {"name": name, **record, "changed_height": 0, "proposal": None}
+        )
+    validators = [
+        {"org": v.org, "node_key": v.node_key, "peer_address": v.peer_address, "api_address": v.api_address}
+        for v in genesis.validators
+    ]
+    writes[schema_gov.VALSET] = codec.encode({"validators": validators, "since_height": 0})
+    nodes = [(v.node_key, v.org, "validator") for v in genesis.validators]
+    nodes += [(o.node_key, o.org, "observer") for o in genesis.observers]
+    for node_key, org, role in nodes:
+        writes[schema_gov.nodekey_key(node_key)] = codec.encode(
+            {"node_key": node_key, "org": org, "role": role, "since_height": 0}
+        )
     return writes

@@ -27,7 +27,7 @@ from core.validators import ValidatorSet
 
 MAX_GENESIS_BYTES = 4 * 1024 * 1024
 _HEX_KEY = re.compile(r"^[0-9a-f]{64}$")
-_ADDRESS = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,253}:(\d{1,5})$")
+ADDRESS_PATTERN = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,253}:(\d{1,5})$")  # host:port (port 1..65535)
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
@@ -49,7 +49,7 @@ class _Strict(BaseModel):
 PublicKeyHex = Annotated[
     str, Field(pattern=_HEX_KEY.pattern, description="32-byte Ed25519 key, lowercase hex")
 ]
-Address = Annotated[str, Field(pattern=_ADDRESS.pattern, description="host:port")]
+Address = Annotated[str, Field(pattern=ADDRESS_PATTERN.pattern, description="host:port")]
 
 
 class ConsensusParams(_Strict):

@@ -8,14 +8,23 @@ re-entrantly), timers are asyncio timer handles, FetchBlocks is a sync-channel r
 
 ValidatorRole is what the rest of the node sees of a validator (node.roles.Role): the shell, the
 transaction gossip it receives, and the quorum of validator links it waits for at start.
+
+ReportMisbehaviour that carries evidence (two conflicting messages signed by one validator) goes to the
+node's EvidenceReporter (node/evidence.py), which puts it on chain. The environment variable
+CARBONCHAIN_TEST_EQUIVOCATE_AT (a height) is a test hook, for devnet chains only: from that height on the
+validator sends one PREPARE, once, with a second, conflicting PREPARE for a made-up block, so that
+integration tests can watch real evidence reach the chain (tests/integration/test_governance.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from consensus.driver import Driver
 from consensus.events import (
@@ -39,11 +48,20 @@ from consensus.events import (
     TxRefused,
     TxsFetched,
 )
-from consensus.messages import PrePrepare, ViewChange, decode_message, encode_message
+from consensus.messages import (
+    Message,
+    Prepare,
+    PrePrepare,
+    ViewChange,
+    compute_signing_digest,
+    decode_message,
+    encode_message,
+)
 from consensus.pool import PoolLimits
 from consensus.replica import ExecutionRoots, RecoveredState, Replica, ReplicaConfig
 from core.block import Block, CertifiedBlock, encode_certified_block
-from core.errors import CodecError, InvalidInput
+from core.devkeys import is_devnet_chain_id
+from core.errors import CodecError, ConfigError, InvalidInput
 from core.genesis import Genesis
 from core.keys import SigningKey
 from core.quorum import compute_quorum
@@ -52,6 +70,7 @@ from node.applier import BlockApplier
 from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_TX
 from node.checkpoints import CheckpointStatus, CheckpointWatch
 from node.clock import wall_clock_ms
+from node.evidence import EvidenceReporter
 from node.sync import BlockRequests
 from node.verified import VerifiedCache
 from p2p import FrameHandler, PeerId, PeerNetwork
@@ -63,6 +82,7 @@ STARTUP_LINK_WAIT_S = 5.0  # at start, wait this long at most for a quorum of va
 RECOVERY_BLOCKS_MAX = 1000  # recent blocks handed to the replica at start (replay window), at most
 REFUSALS_KEPT = 10_000  # more than one request can offer (node/api.py TXS_PER_REQUEST_MAX)
 PRESTART_INPUTS_MAX = 10_000  # inputs queued while peers connect before start(); later ones are dropped
+EQUIVOCATE_ENV = "CARBONCHAIN_TEST_EQUIVOCATE_AT"  # test only: see the module docstring
 
 
 def now_ms() -> int:
@@ -83,6 +103,7 @@ class ValidatorShell:
         on_committed: Callable[[Block], None],
         pool_limits: PoolLimits,
         before_proposal: Callable[[], None] = lambda: None,
+        evidence: EvidenceReporter | None = None,
     ) -> None:
         self.genesis = genesis
         self.store = store
@@ -109,6 +130,8 @@ class ValidatorShell:
         self._refusals: dict[bytes, str] = {}
         self._last_view = self.replica.view
         applier.metrics.view.set(self.replica.view)
+        self._evidence = evidence
+        self._equivocation = _EquivocationHook.from_environment(genesis, key)
 
     # --- recovery -----------------------------------------------------------------------------------------
 
@@ -279,6 +302,8 @@ class ValidatorShell:
     def report(self, output: ReportMisbehaviour) -> None:
         log.warning("validator %d misbehaved: %s", output.peer, output.reason, extra={"peer": output.peer})
         self.applier.metrics.misbehaviour.labels(kind="consensus").inc()
+        if output.evidence and self._evidence is not None:
+            self._evidence.report(output)  # on chain, through our own admission (once per pair)
 
     def halt(self, output: Halt) -> None:
         self.stop()
@@ -293,6 +318,10 @@ class ValidatorShell:
             self._loop.call_soon(self._send_proposal, output.to, payload)
             return
         self._send(output.to, payload)
+        if self._equivocation is not None:
+            conflicting = self._equivocation.conflicting(output.message)
+            if conflicting is not None:
+                self._send(output.to, encode_message(conflicting))
 
     def _send_proposal(self, to: int, payload: bytes) -> None:
         self.before_proposal()
@@ -373,6 +402,35 @@ class ValidatorShell:
             log_records=self.checkpoints.log_records,
             pruned_records=self.checkpoints.pruned_records,
         )
+
+
+class _EquivocationHook:
+    """TEST ONLY (devnet chains): make this validator sign one conflicting PREPARE, once."""
+
+    def __init__(self, chain_id: str, key: SigningKey, from_height: int) -> None:
+        self._chain_id = chain_id
+        self._key = key
+        self._from_height = from_height
+        self._done = False
+
+    @classmethod
+    def from_environment(cls, genesis: Genesis, key: SigningKey) -> _EquivocationHook | None:
+        text = os.environ.get(EQUIVOCATE_ENV)
+        if not text:
+            return None
+        if not is_devnet_chain_id(genesis.chain_id):
+            raise ConfigError(f"{EQUIVOCATE_ENV} is a test hook, refused on chain {genesis.chain_id!r}")
+        if not text.isdigit():
+            raise ConfigError(f"{EQUIVOCATE_ENV} must be a height")
+        log.warning("TEST HOOK: this validator will equivocate once, at height %s or above", text)
+        return cls(genesis.chain_id, key, int(text))
+
+    def conflicting(self, message: Message) -> Prepare | None:
+        if self._done or not isinstance(message, Prepare) or message.height < self._from_height:
+            return None
+        self._done = True
+        fake = replace(message, block_hash=hashlib.sha256(b"equivocation" + message.block_hash).digest())
+        return replace(fake, signature=self._key.sign(compute_signing_digest(self._chain_id, fake)))
 
 
 def _blocks_in(message: object) -> tuple[Block, ...]:

@@ -14,12 +14,21 @@ import pytest
 
 from chaincode import build_registry
 from consensus import log as clog
-from consensus.events import REFUSED_FULL, ExecuteBlock, FetchBlocks, FetchTxs, Persist, Send
+from consensus.events import (
+    REFUSED_FULL,
+    ExecuteBlock,
+    FetchBlocks,
+    FetchTxs,
+    Persist,
+    ReportMisbehaviour,
+    Send,
+)
 from consensus.messages import (
     Prepare,
     PreparedCertificate,
     PrePrepare,
     ViewChange,
+    compute_signing_digest,
     decode_message,
     encode_message,
 )
@@ -27,13 +36,16 @@ from consensus.pool import PoolLimits
 from core import codec
 from core.block import decode_certified_block
 from core.devkeys import dev_node_key
-from core.errors import InvalidInput
-from core.tx import decode_transaction
+from core.errors import ConfigError, InvalidInput
+from core.genesis import Genesis
+from core.keys import is_valid_signature
+from core.tx import SignedTx, decode_transaction
 from node.applier import BlockApplier
 from node.events import EventHub
+from node.evidence import EvidenceReporter
 from node.metrics import NodeMetrics
 from node.sync import GetTxs, decode_sync
-from node.validator import ValidatorShell
+from node.validator import EQUIVOCATE_ENV, ValidatorShell
 from node.verified import VerifiedCache
 from p2p import PeerId
 from storage import Store
@@ -72,11 +84,13 @@ def make_shell(
     *,
     index: int = 1,
     before_proposal: Callable[[], None] = lambda: None,
+    evidence: EvidenceReporter | None = None,
+    genesis: Genesis = GENESIS,
 ) -> ValidatorShell:
     applier = BlockApplier(store, build_registry(), EventHub(queue_max=10), NodeMetrics())
     committed: list[int] = []
     shell = ValidatorShell(
-        GENESIS,
+        genesis,
         dev_node_key("validator", index),
         store,
         network,  # type: ignore[arg-type]
@@ -85,6 +99,7 @@ def make_shell(
         lambda block: committed.append(block.header.height),
         limits or PoolLimits.for_chain(GENESIS.consensus.block_txs_max),
         before_proposal=before_proposal,
+        evidence=evidence,
     )
     return shell
 
@@ -212,3 +227,48 @@ def test_a_fetch_of_an_unlinked_peer_waits_for_its_link(store: Store) -> None:
     shell.on_peer_connected(V0)
     [(peer, request)] = network.block_requests()
     assert peer == V0 and (request.from_height, request.to_height) == (1, 10) and shell.catching_up
+
+
+def test_evidence_in_a_report_goes_on_chain_once_signed_by_the_node_key(store: Store) -> None:
+    submitted: list[SignedTx] = []
+    reporter = EvidenceReporter(GENESIS, dev_node_key("validator", 1), "bank", submitted.append, lambda: 5)
+    shell = make_shell(store, BroadcastNetwork(), evidence=reporter)
+    key = dev_node_key("validator", 2)
+    first = Prepare(0, 3, b"\x01" * 32, 2, b"")
+    second = Prepare(0, 3, b"\x02" * 32, 2, b"")
+    first, second = (
+        replace(m, signature=key.sign(compute_signing_digest(GENESIS.chain_id, m))) for m in (first, second)
+    )
+    shell.report(ReportMisbehaviour(2, "conflicting Prepare messages", (first, second)))
+    shell.report(
+        ReportMisbehaviour(2, "conflicting Prepare messages", (first, second))
+    )  # the same pair again
+    shell.report(ReportMisbehaviour(2, "bad signature"))  # no evidence: only logged
+    [tx] = submitted
+    body = tx.body
+    assert (body.function, body.sender_org, body.sender_key) == ("report_evidence", "bank", reporter_key())
+    assert body.args["validator"] == key.public_key.hex() and body.args["view"] == 0
+    assert body.valid_until == 5 + 100
+
+
+def reporter_key() -> bytes:
+    return dev_node_key("validator", 1).public_key
+
+
+def test_the_equivocation_hook_is_for_devnets_only(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(EQUIVOCATE_ENV, "2")
+    network = BroadcastNetwork()
+    shell = make_shell(store, network)
+    early, vote = Prepare(0, 1, b"\x01" * 32, 1, b"\x02" * 64), Prepare(0, 2, b"\x01" * 32, 1, b"\x02" * 64)
+    shell.send(Send(-1, early))
+    shell.send(Send(-1, vote))
+    shell.send(Send(-1, vote))  # once only
+    assert len(network.broadcasts) == 4
+    conflicting = decode_message(network.broadcasts[2][1], params=GENESIS.consensus, validator_count=4)
+    assert isinstance(conflicting, Prepare) and conflicting.block_hash != vote.block_hash
+    assert (conflicting.view, conflicting.height, conflicting.sender) == (0, 2, 1)
+    signed = compute_signing_digest(GENESIS.chain_id, conflicting)
+    assert is_valid_signature(dev_node_key("validator", 1).public_key, signed, conflicting.signature)
+    main = GENESIS.model_copy(update={"chain_id": "carbon-main"})
+    with pytest.raises(ConfigError, match="test hook"):
+        make_shell(store, network, genesis=main)
