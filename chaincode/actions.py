@@ -84,14 +84,14 @@ def check_remove_member(ctx: TxContext, args: dict[str, Any]) -> None:
     org = args["org"]
     if ctx.get(schema_gov.member_key(org)) is None:
         fail(Code.NOT_MEMBER, f"{org!r} is not a member")
+    if len(get_electorate(ctx, "members")) <= 1:
+        fail(Code.LAST_MEMBER, "the consortium keeps at least one member")
     operated = [v["org"] for v in validators.get_validator_set(ctx)["validators"]]
     pending = ctx.get_record(schema_gov.VALSET_PENDING)
     if pending is not None:
         operated += [v["org"] for v in pending["validators"]]
     if org in operated:
         fail(Code.RUNS_VALIDATOR, f"{org!r} operates a validator: remove the validator first")
-    if len(get_electorate(ctx, "members")) <= 1:
-        fail(Code.LAST_MEMBER, "the consortium keeps at least one member")
 
 
 def apply_remove_member(ctx: TxContext, args: dict[str, Any], proposal: int) -> None:
@@ -191,7 +191,7 @@ _LIST = (
         "Remove a member (the organisation stays registered).",
         check_remove_member,
         apply_remove_member,
-        (Code.NOT_MEMBER, Code.RUNS_VALIDATOR, Code.LAST_MEMBER),
+        (Code.NOT_MEMBER, Code.LAST_MEMBER, Code.RUNS_VALIDATOR),
         _events("member_removed"),
     ),
     Action(

@@ -29,7 +29,8 @@ from chaincode import build_registry, execute_block, genesis_writes
 from chaincode.carbon import check_result
 from chaincode.schema import check_state_entry
 from conformance.genesis import make_genesis_document
-from conformance.script import Call, ScriptBlock, build_script
+from conformance.script import build_script
+from conformance.script_blocks import Call, ScriptBlock
 from core.block import (
     EMPTY_ROOT,
     Block,
@@ -69,6 +70,8 @@ class Height:
 def sign_call(call: Call, nonce: int) -> SignedTx:
     if call.key == "admin":
         key = dev_admin_key(call.org)
+    elif call.key.startswith("node-"):
+        key = dev_node_key("validator", int(call.key.removeprefix("node-")))
     else:
         key = dev_client_key(call.org, int(call.key.removeprefix("client-")))
     body = TxBody(
