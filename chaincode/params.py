@@ -57,7 +57,11 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("buffer_bps", 0, 0, 5_000, "default share of an issuance withheld in the buffer"),
     # bounds on what one record may hold
     Parameter(
-        "keys_per_org_max", 64, 1, 1_000, "most keys an organisation enrols, revoked ones included (not node keys)"
+        "keys_per_org_max",
+        64,
+        1,
+        1_000,
+        "most keys an organisation enrols, revoked ones included (not node keys)",
     ),
     Parameter("allocations_per_period_max", 16, 1, 256, "most allocations per enterprise and period"),
     Parameter("issuances_per_project_max", 1_000, 1, 10_000, "most issuances per offset project"),

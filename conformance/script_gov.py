@@ -107,7 +107,7 @@ def _proposals(b: ScriptBlock, proposals: count[int]) -> ScriptBlock:
     b.add("mee", "report_evidence", key="node-0", **checkpoint)  # a validator, with its node key
     b.add("mee", "set_reference_price", "restricted_key", key="node-0", price_fen=5000)  # only evidence
     # refusals of propose, in check order
-    p5 = {"name": "offset_cap_bps", "value": 600}
+    p5: dict[str, Any] = {"name": "offset_cap_bps", "value": 600}
     _propose(b, "mee", "set_parameter", "not_admin", key="client-0", **p5)
     _propose(b, "mee", "set_parameter", "bad_expiry", expires=height, **p5)
     _propose(b, "mee", "set_parameter", "bad_expiry", expires=height + 101, **p5)  # proposal_blocks_max 100
@@ -127,7 +127,7 @@ def _proposals(b: ScriptBlock, proposals: count[int]) -> ScriptBlock:
              approvers="verifier", threshold_num=1, threshold_den=1, threshold_min=5)  # fmt: skip
     _propose(b, "mee", "set_policy", "invalid_args", policy="membership", proposers="members",
              approvers="members", threshold_num=2, threshold_den=1, threshold_min=1)  # fmt: skip
-    add = {"org": "mee", "node_key": node_hex(4), "peer_address": "127.0.0.1:7004",
+    add: dict[str, Any] = {"org": "mee", "node_key": node_hex(4), "peer_address": "127.0.0.1:7004",
            "api_address": "127.0.0.1:8004", "proof": proof(4, "mee")}  # fmt: skip
     _propose(b, "mee", "add_validator", "unknown_org", **{**add, "org": "ghost"})
     _propose(b, "mee", "add_validator", "not_member", **{**add, "org": "ent2", "proof": proof(4, "ent2")})
