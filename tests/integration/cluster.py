@@ -54,8 +54,10 @@ class Cluster:
         observers: int = 1,
         consensus: dict[str, Any] | None = None,
         tls: bool = TLS_BY_DEFAULT,
+        node_env: dict[str, dict[str, str]] | None = None,
     ):
         self.root = root
+        self.node_env = node_env or {}  # node name -> extra environment variables of its process
         base = find_free_port_base(validators)
         self.plan: NetworkPlan = build_network(
             validators=validators,
