@@ -220,7 +220,9 @@ _SPECS = (
         "validator_change_approved",
         ("proposal", "int", "the deciding proposal"),
         ("action", _VALIDATOR_ACTION, "the change"),
-        ("node_key", "hex32", "the validator concerned (a rotation: its old key)"),
+        ("number", "int", "the number of the validator concerned"),
+        ("node_key", "hex32", "its node key (a rotation: its old key)"),
+        ("activation_height", "int", "L: the end of this block puts the change in force"),
     ),
     # --- four-eyes (section 13) ---
     _event(

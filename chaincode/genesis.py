@@ -2,7 +2,8 @@
 
 The schema version, every parameter (defaults overridden by genesis `chaincode.carbon`), zero totals, the
 market's reference price, an organisation record plus admin key records per genesis organisation, the
-validators' node keys, and governance: the members, the four policies, the validator set and every node key.
+validators' node keys, and governance: the members, the four policies, the validator set (numbered in genesis
+order, as epoch 0) with the activation rule's parameters, and every node key.
 """
 
 from __future__ import annotations
@@ -41,10 +42,18 @@ def compute_genesis_writes(genesis: Genesis) -> dict[bytes, bytes | None]:
             {"name": name, **record, "changed_height": 0, "proposal": None}
         )
     validators = [
-        {"org": v.org, "node_key": v.node_key, "peer_address": v.peer_address, "api_address": v.api_address}
-        for v in genesis.validators
-    ]
-    writes[schema_gov.VALSET] = codec.encode({"validators": validators, "since_height": 0})
+        {"number": number, "org": v.org, "node_key": v.node_key, "peer_address": v.peer_address,
+         "api_address": v.api_address}
+        for number, v in enumerate(genesis.validators)
+    ]  # fmt: skip
+    genesis_set = {"epoch": 0, "first_height": 1, "approved_height": None, "proposal": None, "action": None,
+                   "validators": validators}  # fmt: skip
+    writes[schema_gov.VALSET] = codec.encode({**genesis_set, "next_number": len(validators)})
+    writes[schema_gov.valset_epoch_key(0)] = codec.encode(genesis_set)
+    rule = genesis.consensus
+    writes[schema_gov.VALSET_RULE] = codec.encode(
+        {"checkpoint_interval": rule.checkpoint_interval, "pipeline_depth": rule.pipeline_depth}
+    )
     nodes = [(v.node_key, v.org, "validator") for v in genesis.validators]
     nodes += [(o.node_key, o.org, "observer") for o in genesis.observers]
     for node_key, org, role in nodes:

@@ -11,6 +11,7 @@ from chaincode.base import Arg, QuerySpec
 from chaincode.context import decode_record
 from chaincode.query_kit import LIMIT_ARG, after_arg, get_or_not_found, iter_records, page
 from chaincode.schema import SEQ_MAX
+from chaincode.validators import list_epochs
 from core.state import StateReader
 
 SCAN_MAX = 10_000  # records a filtered list looks at for one page, at most (then it pages on)
@@ -70,15 +71,26 @@ def query_policies(state: StateReader, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def query_validators(state: StateReader, p: dict[str, Any]) -> dict[str, Any]:
-    """The set in force (since_height 0: the genesis set), the approved change not yet in force with its
-    approval height, and the open validator-set proposal."""
+    """The set in force at `height` (default: the current set, which certifies the heights after the last
+    executed block), every set since genesis with the heights it certifies (a pending change's set last),
+    the approved change not in force yet with its activation height, and the open validator-set proposal."""
     current = get_or_not_found(state, schema_gov.VALSET, "validator set")
-    pending = state.get(schema_gov.VALSET_PENDING)
+    raw_pending = state.get(schema_gov.VALSET_PENDING)
+    epochs = list_epochs(state)
+    for epoch, successor in zip(epochs, [*epochs[1:], None], strict=True):
+        epoch["last_height"] = None if successor is None else successor["first_height"] - 1
+    height = p["height"]
+    if height is None:
+        in_force = epochs[current["epoch"]]
+    else:
+        in_force = next(epoch for epoch in reversed(epochs) if epoch["first_height"] <= height)
     open_proposal = state.get(schema_gov.VALSET_OPEN)
     return {
-        "validators": current["validators"],
-        "since_height": current["since_height"],
-        "pending": None if pending is None else decode_record(pending),
+        "height": height,
+        **{k: in_force[k] for k in ("epoch", "first_height", "last_height", "validators")},
+        "next_number": current["next_number"],
+        "history": epochs,
+        "pending": None if raw_pending is None else decode_record(raw_pending),
         "open_proposal": None if open_proposal is None else decode_record(open_proposal)["proposal"],
     }
 
@@ -154,8 +166,18 @@ GOVERNANCE_QUERIES = (
     QuerySpec("policies", (), "The governance policies.", query_policies),
     QuerySpec(
         "validators",
-        (),
-        "The validator set in force, the pending change and its approval height.",
+        (
+            Arg(
+                "height",
+                "int",
+                "the height whose set is asked (default: the current set)",
+                required=False,
+                minimum=1,
+                maximum=2**62,
+            ),
+        ),
+        "The validator set in force at a height, the history of sets with the heights they certify, and the "
+        "pending change with its activation height.",
         query_validators,
     ),
     QuerySpec(

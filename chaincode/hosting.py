@@ -3,7 +3,8 @@
 It dispatches a call to its function in the table (chaincode.carbon.FUNCTIONS) after the checks every call
 makes (chaincode.declare.check_caller), through the four-eyes step for the functions that have one
 (chaincode.foureyes); at the end of every block it expires the proposals and four-eyes requests whose last
-height that block is (docs/CHAINCODE.md 2.4), and at genesis it writes the initial state.
+height that block is and activates a pending validator-set change at its height (docs/CHAINCODE.md 2.4),
+and at genesis it writes the initial state.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chaincode import foureyes, governance, schema_gov
+from chaincode import foureyes, governance, schema_gov, validators
 from chaincode.base import FunctionSpec, UnknownFunction, validate_arg_map
 from chaincode.carbon import FUNCTIONS
 from chaincode.context import OverlayState, TxContext
@@ -53,7 +54,8 @@ class CarbonChaincode:
             spec.handler(ctx, args)
 
     def end_block(self, state: OverlayState, height: int, time_ms: int) -> None:
-        """Expire the proposals and four-eyes requests whose last height this is (docs/CHAINCODE.md 2.4)."""
+        """Expire the proposals and four-eyes requests whose last height this is, then put in force the
+        validator-set change whose activation height this is (docs/CHAINCODE.md 2.4)."""
         ctx = TxContext(
             state,
             sender_org="",
@@ -71,6 +73,7 @@ class CarbonChaincode:
                 foureyes.expire_request(ctx, int(request["request"]))
             else:
                 raise InvariantBroken(f"unknown expiry entry {key!r}")
+        validators.activate_pending_change(ctx)
 
     def genesis_writes(self, genesis: Genesis) -> dict[bytes, bytes | None]:
         return compute_genesis_writes(genesis)

@@ -39,12 +39,13 @@ VOTE = Shape(
 VALIDATOR = Shape(
     "validator",
     (
+        F("number", "int", "its permanent number (genesis order, then the next unused; never reused)"),
         F("org", "org", "the organisation operating it"),
         F("node_key", "hex32", "its node key: signs consensus messages and authenticates its peer links"),
         F("peer_address", "str", "host:port for the peer layer"),
         F("api_address", "str", "host:port of its client API"),
     ),
-    "one validator of a validator set (as in genesis `validators`)",
+    "one validator of a validator set (a genesis `validators` entry with its number)",
 )
 LOCK = Shape(
     "lock",
@@ -163,14 +164,38 @@ THRESHOLDS_RECORD = Record(
     ),
     "an organisation's own four-eyes thresholds (absent record: the parameters)",
 )
+_SET_FIELDS = (
+    F("epoch", "int", "0 for the genesis set, then one more per change put in force"),
+    F("first_height", "int", "the first height this set certifies (1 for the genesis set, else L + 1)"),
+    F("approved_height", "int|nil", "the height whose execution approved it (nil: genesis)"),
+    F("proposal", "int|nil", "the proposal that approved it (nil: genesis)"),
+    F("action", f"enum({','.join(VALIDATOR_ACTIONS)})|nil", "the change that made it (nil: genesis)"),
+    F("validators", "list(validator)", "its members in number order"),
+)
 VALSET_RECORD = Record(
     "validator set",
     KeyTemplate("valset/current"),
     (
-        F("validators", "list(validator)", "the validators in index order"),
-        F("since_height", "int", "the height from which this set is in force (0: genesis)"),
+        *_SET_FIELDS,
+        F("next_number", "int", "the number the next validator added gets (one more than any ever used)"),
     ),
-    "the validator set in force",
+    "the validator set in force after the last executed block (a copy of its epoch record)",
+)
+VALSET_EPOCH_RECORD = Record(
+    "validator-set epoch",
+    KeyTemplate("valset/epoch/{epoch:u20}"),
+    _SET_FIELDS,
+    "one set in the history of validator sets, written when it comes into force and never changed "
+    "(it certifies from first_height to the next epoch's first_height - 1)",
+)
+VALSET_RULE_RECORD = Record(
+    "activation rule",
+    KeyTemplate("valset/rule"),
+    (
+        F("checkpoint_interval", "int", "genesis consensus.checkpoint_interval"),
+        F("pipeline_depth", "int", "genesis consensus.pipeline_depth"),
+    ),
+    "the genesis consensus parameters the activation height derives from (written at genesis)",
 )
 VALSET_PENDING_RECORD = Record(
     "pending validator-set change",
@@ -178,12 +203,18 @@ VALSET_PENDING_RECORD = Record(
     (
         F("action", f"enum({','.join(VALIDATOR_ACTIONS)})", "the change"),
         F("proposal", "int", "the proposal that approved it"),
-        F("approved_height", "int", "the height at which it was approved (activation derives from it)"),
-        F("node_key", "hex32", "the validator added, removed, rotated or moved (its old key)"),
+        F("approved_height", "int", "the height whose execution approved it"),
+        F(
+            "activation_height",
+            "int",
+            "L: the last height of the current set; the end of block L puts it in force",
+        ),
+        F("number", "int", "the number of the validator added, removed, rotated or moved"),
+        F("node_key", "hex32", "that validator's node key (for a rotation: its old key)"),
         F("new_node_key", "hex32|nil", "rotate_validator_key: the new key (nil otherwise)"),
-        F("validators", "list(validator)", "the set after the change, in index order"),
+        F("validators", "list(validator)", "the set after the change, in number order"),
     ),
-    "an approved change of the validator set not yet in force (consensus activates it: issue 14)",
+    "an approved change of the validator set, present from its approval until the end of block L",
 )
 VALSET_OPEN_RECORD = Record(
     "open validator-set proposal",
@@ -236,6 +267,8 @@ RECORDS = (
     REQUEST_EXPIRY_RECORD,
     THRESHOLDS_RECORD,
     VALSET_RECORD,
+    VALSET_EPOCH_RECORD,
+    VALSET_RULE_RECORD,
     VALSET_PENDING_RECORD,
     VALSET_OPEN_RECORD,
     NODEKEY_RECORD,
@@ -246,6 +279,8 @@ RECORDS = (
 
 VALSET = VALSET_RECORD.key.format()
 VALSET_PENDING = VALSET_PENDING_RECORD.key.format()
+VALSET_RULE = VALSET_RULE_RECORD.key.format()
+VALSET_EPOCH_PREFIX = VALSET_EPOCH_RECORD.key.prefix
 VALSET_OPEN = VALSET_OPEN_RECORD.key.format()
 MEMBER_PREFIX = MEMBER_RECORD.key.prefix
 POLICY_PREFIX = POLICY_RECORD.key.prefix
@@ -264,6 +299,7 @@ org_request_key = ORG_REQUEST_RECORD.key.format
 request_expiry_key = REQUEST_EXPIRY_RECORD.key.format
 thresholds_key = THRESHOLDS_RECORD.key.format
 nodekey_key = NODEKEY_RECORD.key.format
+valset_epoch_key = VALSET_EPOCH_RECORD.key.format
 evidence_key = EVIDENCE_RECORD.key.format
 
 
