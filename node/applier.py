@@ -10,8 +10,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-from chaincode import ChaincodeRegistry, execute_block
+from chaincode import ChaincodeRegistry, execute_block, get_validator_change
 from core.block import Block, CommitCertificate, TxResult
+from core.validators import ValidatorSet
 from node.events import EventHub, compute_block_events
 from node.metrics import NodeMetrics
 from storage import CommitOutcome, Store
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 class AppliedBlock:
     outcome: CommitOutcome  # roots after the block
     results: tuple[TxResult, ...]  # one per transaction
+    validators: ValidatorSet | None = None  # the set a governance change in this block approved, if any
 
 
 class BlockApplier:
@@ -56,7 +58,18 @@ class BlockApplier:
             elapsed * 1000,
             extra={"height": block.header.height, "view": None if certificate is None else certificate.view},
         )
-        return AppliedBlock(outcome, tuple(execution.results))
+        change = get_validator_change(execution.writes, block.header.height)
+        if change is not None:
+            log.warning(
+                "validator-set change approved (%s of validator %d): in force after height %d",
+                change.action,
+                change.number,
+                change.activation_height,
+                extra={"height": block.header.height},
+            )
+        return AppliedBlock(
+            outcome, tuple(execution.results), None if change is None else change.validator_set
+        )
 
     def _is_committed(self, tx_id: bytes) -> bool:
         return self.store.get_tx_location(tx_id) is not None

@@ -81,15 +81,18 @@ class EvidenceReporter:
         self._next_height = next_height
         self._reported: OrderedDict[bytes, None] = OrderedDict()
 
-    def report(self, output: ReportMisbehaviour) -> SignedTx | None:
-        """The transaction submitted for this report, or None (no evidence in it, or reported already)."""
+    def report(
+        self, output: ReportMisbehaviour, signer_key: Callable[[Message], bytes | None]
+    ) -> SignedTx | None:
+        """The transaction submitted for this report, or None (no evidence in it, or reported already).
+        `signer_key` names the key of a message's sender in the validator set in force at its height."""
         if len(output.evidence) != 2:
             return None
         first, second = output.evidence
-        validators = self._genesis.validators
-        if not 0 <= first.sender < len(validators) or first.sender != second.sender:
+        key = signer_key(first)
+        if key is None or first.sender != second.sender:
             return None
-        args = compute_evidence_args(first, second, validators[first.sender].node_key_bytes)
+        args = compute_evidence_args(first, second, key)
         if args is None:
             return None
         pair = codec.encode(args)  # the pair, as reported

@@ -2,7 +2,8 @@
 
 For every block it receives (pushed by validators as they commit, or fetched for a range it missed) it
 checks that the block is a valid certified successor of its chain (core/successor.py): on arrival what the
-block proves on its own (counts, transaction root, the commit certificate against the validator set), and
+block proves on its own (counts, transaction root, the commit certificate against the validator set in force
+at its height: the sets governance changes, as the executed chain decides them, consensus.membership), and
 before applying it the link to the previous block and the roots of an earlier height (state_height) it
 certifies. A block that fails on arrival is a lie by its sender (banned); one that fails at apply time
 means the validators' state diverged from the rules, and the observer halts loudly instead of following.
@@ -19,6 +20,8 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 
+from chaincode import list_validator_changes
+from consensus.membership import Membership
 from consensus.pool import PoolLimits
 from core.block import CertifiedBlock, CommitCertificate, decode_certified_block, peek_certified_block_height
 from core.errors import InvalidInput
@@ -61,6 +64,16 @@ class ObserverFollower:
         self.paused_reason: str | None = None  # set by pause(): no block is applied meanwhile
         self.known_height = store.last_height  # the highest height any validator showed us
         self._ahead: dict[int, CertifiedBlock] = {}
+        self._unverified: set[int] = set()  # heights in _ahead whose certificate awaits their set
+        consensus = genesis.consensus
+        # the validator set of each height, as the executed chain decides it (governance changes it)
+        self.membership = Membership(
+            genesis.validator_set,
+            checkpoint_interval=consensus.checkpoint_interval,
+            pipeline_depth=consensus.pipeline_depth,
+            executed_height=store.last_height,
+            approvals=list_validator_changes(store),
+        )
         self._requests = BlockRequests(network)
         self._applied_tip: ChainTip | None = None  # of the last block applied here (saves a block read)
         self._task: asyncio.Task[None] | None = None
@@ -110,25 +123,27 @@ class ObserverFollower:
         """A block pushed by a validator as it committed it."""
         if peer.role.value != "validator":
             raise InvalidInput("only validators stream blocks")
-        self._verify_certificate(block)
         height = block.block.header.height
-        self.known_height = max(self.known_height, height)
+        verified = self._verify_certificate(block)
         if height <= self.store.last_height:
             return
+        self.known_height = max(self.known_height, height)
         if height == self.store.last_height + 1:
             self._apply_in_order(block)
         elif len(self._ahead) < BUFFERED_BLOCKS_MAX:
             self._ahead[height] = block
+            if not verified:
+                self._unverified.add(height)
             self._request_missing(peer)
 
     def on_blocks_answer(self, peer: PeerId, request_id: int, blocks: tuple[CertifiedBlock, ...]) -> None:
         if not self._requests.accept_answer(peer, request_id):
             return
         for block in blocks:
-            self._verify_certificate(block)
+            verified = self._verify_certificate(block)  # the next height's set is always certain
             height = block.block.header.height
             self.known_height = max(self.known_height, height)
-            if height == self.store.last_height + 1:
+            if height == self.store.last_height + 1 and verified:
                 self._apply_in_order(block)
         if blocks and self.catching_up:
             self._request_missing(peer)
@@ -165,20 +180,33 @@ class ObserverFollower:
 
     # --- work -----------------------------------------------------------------------------------------------
 
-    def _verify_certificate(self, certified: CertifiedBlock) -> None:
+    def _verify_certificate(self, certified: CertifiedBlock) -> bool:
         """Everything a block proves on its own (core/successor.py without the tip): a block that fails is
-        a lie by the sender, and InvalidInput bans it."""
+        a lie by the sender, and InvalidInput bans it. False when the validator sets of its heights are not
+        certain yet (a change executed later could still end the current set before it): then it is
+        checked with its certificate when its turn comes."""
+        if not self.membership.is_known(certified.block.header.height + 1):
+            return False
         try:
             self._validate(certified, certified.certificate, tip=None, check_roots=False)
         except SuccessorError as exc:
             raise InvalidInput(f"served a bad block: {exc}") from None
+        return True
 
     def _apply_in_order(self, certified: CertifiedBlock) -> None:
         if self.paused_reason is not None:
             return
         while certified is not None and self.halted_reason is None:
+            height = certified.block.header.height
+            if height in self._unverified:  # its set was not certain on arrival; it is now
+                self._unverified.discard(height)
+                try:
+                    self._validate(certified, certified.certificate, tip=None, check_roots=False)
+                except SuccessorError as exc:
+                    log.warning("dropped a buffered block that does not verify: %s", exc)
+                    break  # asked for again (_request_missing)
             try:
-                # the certificate was verified on arrival; now the link and the roots it certifies
+                # the certificate is verified; now the link and the roots it certifies
                 self._validate(certified, None, tip=self._tip(), check_roots=True)
             except SuccessorError as exc:
                 # a certified block that certifies other roots than our own execution (the validators'
@@ -189,7 +217,8 @@ class ObserverFollower:
                 else:
                     self._halt(f"a certified block does not extend our chain: {exc}")
                 return
-            self.applier.apply(certified.block, certified.certificate)
+            applied = self.applier.apply(certified.block, certified.certificate)
+            self.membership.note_executed(height, applied.validators)
             header = certified.block.header
             self._applied_tip = ChainTip(header.height, certified.block.block_hash, header.time_ms)
             self.pool.remove_many(tx.tx_id for tx in certified.block.txs)
@@ -199,6 +228,7 @@ class ObserverFollower:
             certified = next_block
         for height in [h for h in self._ahead if h <= self.store.last_height]:
             del self._ahead[height]
+            self._unverified.discard(height)
 
     def _validate(
         self,
@@ -213,8 +243,8 @@ class ObserverFollower:
             certificate,
             tip,
             chain_id=self.genesis.chain_id,
-            validators=self.genesis.validator_set,
-            next_validators=self.genesis.validator_set,
+            validators=self.membership.at(certified.block.header.height),
+            next_validators=self.membership.at(certified.block.header.height + 1),
             params=self.genesis.consensus,
             roots=self.store.get_roots if check_roots else None,
         )

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
+from chaincode import list_validator_changes
 from consensus.driver import Driver
 from consensus.events import (
     BROADCAST,
@@ -70,7 +71,7 @@ from node.applier import BlockApplier
 from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_TX
 from node.checkpoints import CheckpointStatus, CheckpointWatch
 from node.clock import wall_clock_ms
-from node.evidence import EvidenceReporter
+from node.evidence import EvidenceReporter, Vote
 from node.sync import BlockRequests
 from node.verified import VerifiedCache
 from p2p import FrameHandler, PeerId, PeerNetwork
@@ -156,7 +157,8 @@ class ValidatorShell:
         log.info(
             "recovered at height %d with %d log records", executed, len(records), extra={"height": executed}
         )
-        return RecoveredState(executed, roots, recent, records)
+        # the sets governance changed, from the chain state (the chaincode's record of every change)
+        return RecoveredState(executed, roots, recent, records, list_validator_changes(self.store))
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -303,7 +305,13 @@ class ValidatorShell:
         log.warning("validator %d misbehaved: %s", output.peer, output.reason, extra={"peer": output.peer})
         self.applier.metrics.misbehaviour.labels(kind="consensus").inc()
         if output.evidence and self._evidence is not None:
-            self._evidence.report(output)  # on chain, through our own admission (once per pair)
+            self._evidence.report(output, self._signer_key)  # on chain, through our admission (once a pair)
+
+    def _signer_key(self, message: Message) -> bytes | None:
+        """The sender's key in the set in force at the message's height (which changes by governance)."""
+        if not isinstance(message, Vote) or not self.replica.membership.is_known(message.height):
+            return None
+        return self.replica.membership.at(message.height).key_of(message.sender)
 
     def halt(self, output: Halt) -> None:
         self.stop()
@@ -339,7 +347,9 @@ class ValidatorShell:
         certified = CertifiedBlock(output.block, output.certificate, applied.results)
         self.network.broadcast(CHANNEL_BLOCKS, encode_certified_block(certified), to="observers")
         height = output.block.header.height
-        return BlockExecuted(height, applied.outcome.state_root, applied.outcome.results_root)
+        return BlockExecuted(
+            height, applied.outcome.state_root, applied.outcome.results_root, applied.validators
+        )
 
     def set_timer(self, output: SetTimer) -> None:
         previous = self._timers.pop(output.timer_id, None)
