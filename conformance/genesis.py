@@ -57,7 +57,9 @@ def make_genesis_document() -> dict[str, Any]:
     return {
         "chain_id": CHAIN_ID,
         "genesis_time": GENESIS_TIME,
-        "consensus": {"pipeline_depth": 2},
+        # the fifth validator approved at height 7 comes into force at the earliest height the rule allows:
+        # L = 13 = 7 + 2 * pipeline_depth + 2, a multiple of checkpoint_interval (docs/protocol/core.md 6.5)
+        "consensus": {"pipeline_depth": 2, "checkpoint_interval": 13},
         "validators": [
             {
                 "org": "mee",
