@@ -1,14 +1,17 @@
 """Governance on a real network (OS processes, sockets on 127.0.0.1, LevelDB): a parameter change approved
 by 2/3 of the members takes effect on every node; a four-eyes transfer waits for, then executes on, the
 organisation's second key; the equivocation of a test validator (validator-3 signs one conflicting PREPARE:
-CARBONCHAIN_TEST_EQUIVOCATE_AT) ends on chain as evidence, submitted by the validators that saw it; and
-`audit verify` re-executes all of it from genesis."""
+CARBONCHAIN_TEST_EQUIVOCATE_AT) ends on chain as evidence, submitted by the validators that saw it; a fifth
+validator approved by 2/3 of the members comes into force after its activation height on every node (the
+four running validators, a quorum of the five, keep the chain going; the fifth node itself is not run: the
+peer directory admits only genesis validators); and `audit verify` re-executes all of it from genesis."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ from client import CarbonClient
 from core.devkeys import dev_admin_key, dev_client_key, dev_node_key
 from core.keystore import save_key
 from core.tx import SignedTx
+from core.validators import ValidatorSet, compute_activation_height
+from core.votes import compute_node_key_proof_digest
 from tests.integration.cluster import Cluster, running_cluster, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -30,7 +35,8 @@ DAY_MS = 86_400_000
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("governance")
     hook = {"validator-3": {"CARBONCHAIN_TEST_EQUIVOCATE_AT": "1"}}  # its first PREPARE is doubled
-    with running_cluster(root, node_env=hook) as network:
+    # checkpoints every 10 heights: a validator-set change comes into force within 6 + 10 blocks
+    with running_cluster(root, node_env=hook, consensus={"checkpoint_interval": 10}) as network:
         yield network
 
 
@@ -117,6 +123,64 @@ async def test_the_evidence_of_an_equivocation_ends_on_chain(cluster: Cluster) -
     reporters = {v.node_key: v.org for v in cluster.genesis.validators[:3]}
     assert evidence["reporter_key"] in reporters  # a validator that saw it, with its node key
     assert evidence["reporter"] == reporters[evidence["reporter_key"]]
+
+
+async def test_a_fifth_validator_comes_into_force_after_its_activation_height(cluster: Cluster) -> None:
+    genesis = cluster.genesis
+    new_key = dev_node_key("validator", 4)
+    proof = new_key.sign(compute_node_key_proof_digest(genesis.chain_id, "mee", new_key.public_key, None))
+    add = {"org": "mee", "node_key": new_key.public_key.hex(), "peer_address": "127.0.0.1:1",
+           "api_address": "127.0.0.1:2", "proof": proof.hex()}  # fmt: skip
+    async with (
+        CarbonClient(cluster.api_url("validator-2")) as client,
+        CarbonClient(cluster.api_url("observer-0")) as observer,
+    ):
+        await wait_until(client.is_ready, timeout_s=60, what="validator-2 ready")
+        admins = {
+            org: await client.signer(org=org, key=dev_admin_key(org)) for org in ("mee", "bank", "ent-a")
+        }
+        status = await client.status()
+        [created] = await commit(client, admins["mee"].build("propose", {
+            "action": "add_validator", "args": add, "expires_height": status["height"] + 500}))  # fmt: skip
+        proposal = int(event(created, "proposal_created")["proposal"])
+        await commit(client, admins["bank"].build("approve", {"proposal": proposal}))
+        [third] = await commit(client, admins["ent-a"].build("approve", {"proposal": proposal}))  # 3 of 4
+        approved = event(third, "validator_change_approved")
+        pending = await client.query("validators")
+        height = pending["pending"]["approved_height"]
+        last = compute_activation_height(height, checkpoint_interval=10, pipeline_depth=2)
+        assert (approved["number"], approved["activation_height"]) == (4, last)
+        assert len(pending["validators"]) == 4 and pending["pending"]["activation_height"] == last
+        # transactions until the chain is past L: the old set certifies up to L, the five from L + 1
+        signer = await client.signer(org="bank", key=dev_admin_key("bank"))
+        for ref in count():
+            if (await client.status())["height"] > last + 1:
+                break
+            deposit = {"org": "ent-a", "amount_fen": 1, "bank_ref": f"valset-{ref}"}
+            await commit(client, signer.build("deposit_cash", deposit))
+        five = ValidatorSet((*genesis.validator_set.members, (4, new_key.public_key)))
+        for node in (client, observer):
+            view = await node.query("validators")
+            assert [(v["number"], v["node_key"]) for v in view["validators"]] == [
+                (number, key.hex()) for number, key in five.members]  # fmt: skip
+            assert (view["epoch"], view["first_height"], view["pending"]) == (1, last + 1, None)
+            assert [(e["first_height"], e["last_height"]) for e in view["history"]] == [
+                (1, last),
+                (last + 1, None),
+            ]
+            assert len((await node.query("validators", height=last))["validators"]) == 4
+        headers = [(await client.block(h))["header"] for h in (last, last + 1)]
+        assert headers[0]["validators_hash"] == genesis.validator_set.set_hash.hex()
+        assert headers[0]["next_validators_hash"] == five.set_hash.hex()
+        assert headers[1]["validators_hash"] == five.set_hash.hex()
+        # the observer verified block L + 1 against the five, and follows
+        await wait_until(
+            lambda: _height_at_least(observer, last + 1), timeout_s=30, what="the observer past L"
+        )
+
+
+async def _height_at_least(client: CarbonClient, height: int) -> bool:
+    return bool((await client.status())["height"] >= height)
 
 
 def test_the_gov_commands_and_audit_verify(cluster: Cluster, tmp_path: Path) -> None:

@@ -40,6 +40,8 @@ from core.errors import ConfigError, InvalidInput
 from core.genesis import Genesis
 from core.keys import is_valid_signature
 from core.tx import SignedTx, decode_transaction
+from core.validators import ValidatorSet, compute_activation_height
+from core.votes import compute_node_key_proof_digest
 from node.applier import BlockApplier
 from node.events import EventHub
 from node.evidence import EvidenceReporter
@@ -168,6 +170,38 @@ def proposals_in(network: BroadcastNetwork) -> list[PrePrepare]:
         if channel == "consensus"
     ]
     return [message for message in messages if isinstance(message, PrePrepare)]
+
+
+async def test_an_approved_validator_change_reaches_the_replica_and_survives_a_restart(
+    tmp_path: Path, chain: ReferenceChain
+) -> None:
+    """BlockExecuted carries the set the block approved; a restarted shell rebuilds the sets from state."""
+    store = open_store(tmp_path / "own")
+    shell = make_shell(store, BroadcastNetwork())
+    new_key = dev_node_key("validator", 4)
+    proof = new_key.sign(compute_node_key_proof_digest(GENESIS.chain_id, "mee", new_key.public_key, None))
+    add = {"org": "mee", "node_key": new_key.public_key.hex(), "peer_address": "127.0.0.1:7999",
+           "api_address": "127.0.0.1:8999", "proof": proof.hex()}  # fmt: skip
+    blocks = [
+        (chain.call("mee", "propose", {"action": "add_validator", "args": add, "expires_height": 50}),),
+        (chain.call("bank", "approve", {"proposal": 1}),),
+        (chain.call("verifier-a", "approve", {"proposal": 1}),),  # 3 of the 4 members: approved at 3
+        (chain.deposit(),),
+    ]
+    executed = [shell.execute(ExecuteBlock(c.block, c.certificate)) for c in map(chain.extend, blocks)]
+    five = ValidatorSet((*GENESIS.validator_set.members, (4, new_key.public_key)))
+    assert [e.validators for e in executed] == [None, None, five, None]
+    store.close()
+    restarted = make_shell(reopened := Store.open(tmp_path / "own"), BroadcastNetwork())
+    try:
+        consensus = GENESIS.consensus
+        last = compute_activation_height(3, checkpoint_interval=consensus.checkpoint_interval,
+                                         pipeline_depth=consensus.pipeline_depth)  # fmt: skip
+        epochs = restarted.replica.membership.epochs()
+        assert [(e.number, e.first_height, e.validators) for e in epochs] == [
+            (0, 1, GENESIS.validator_set), (1, last + 1, five)]  # fmt: skip
+    finally:
+        reopened.close()
 
 
 async def test_offer_answers_the_replicas_refusal(store: Store, chain: ReferenceChain) -> None:
