@@ -11,9 +11,10 @@ transaction gossip it receives, and the quorum of validator links it waits for a
 
 ReportMisbehaviour that carries evidence (two conflicting messages signed by one validator) goes to the
 node's EvidenceReporter (node/evidence.py), which puts it on chain. The environment variable
-CARBONCHAIN_TEST_EQUIVOCATE_AT (a height) is a test hook, for devnet chains only: from that height on the
-validator sends one PREPARE, once, with a second, conflicting PREPARE for a made-up block, so that
-integration tests can watch real evidence reach the chain (tests/integration/test_governance.py).
+CARBONCHAIN_TEST_EQUIVOCATE_AT (a height) is a test hook, for devnet chains only: with its first PREPARE
+from that height on the validator sends, once, two conflicting PREPAREs for made-up blocks a few heights
+ahead (_EquivocationHook), so that integration tests can watch real evidence reach the chain
+(tests/integration/test_governance.py).
 """
 
 from __future__ import annotations
@@ -327,8 +328,7 @@ class ValidatorShell:
             return
         self._send(output.to, payload)
         if self._equivocation is not None:
-            conflicting = self._equivocation.conflicting(output.message)
-            if conflicting is not None:
+            for conflicting in self._equivocation.conflicting(output.message):
                 self._send(output.to, encode_message(conflicting))
 
     def _send_proposal(self, to: int, payload: bytes) -> None:
@@ -415,12 +415,18 @@ class ValidatorShell:
 
 
 class _EquivocationHook:
-    """TEST ONLY (devnet chains): make this validator sign one conflicting PREPARE, once."""
+    """TEST ONLY (devnet chains): make this validator sign two conflicting PREPAREs, once.
 
-    def __init__(self, chain_id: str, key: SigningKey, from_height: int) -> None:
+    At its first PREPARE at or above `from_height` it also signs PREPAREs for two made-up blocks at a
+    height `pipeline_depth + 1` ahead, in the same view. Every replica receives both before that height can
+    commit, so each one that gets them holds the conflict (a second vote for the PREPARE's own height could
+    arrive after the others committed it without this validator, and be dropped unseen)."""
+
+    def __init__(self, chain_id: str, key: SigningKey, from_height: int, ahead: int) -> None:
         self._chain_id = chain_id
         self._key = key
         self._from_height = from_height
+        self._ahead = ahead
         self._done = False
 
     @classmethod
@@ -433,14 +439,20 @@ class _EquivocationHook:
         if not text.isdigit():
             raise ConfigError(f"{EQUIVOCATE_ENV} must be a height")
         log.warning("TEST HOOK: this validator will equivocate once, at height %s or above", text)
-        return cls(genesis.chain_id, key, int(text))
+        return cls(genesis.chain_id, key, int(text), genesis.consensus.pipeline_depth + 1)
 
-    def conflicting(self, message: Message) -> Prepare | None:
+    def conflicting(self, message: Message) -> tuple[Prepare, ...]:
         if self._done or not isinstance(message, Prepare) or message.height < self._from_height:
-            return None
+            return ()
         self._done = True
-        fake = replace(message, block_hash=hashlib.sha256(b"equivocation" + message.block_hash).digest())
-        return replace(fake, signature=self._key.sign(compute_signing_digest(self._chain_id, fake)))
+        fakes = (
+            replace(message, height=message.height + self._ahead, block_hash=hashlib.sha256(tag).digest())
+            for tag in (b"equivocation-1" + message.block_hash, b"equivocation-2" + message.block_hash)
+        )
+        return tuple(
+            replace(fake, signature=self._key.sign(compute_signing_digest(self._chain_id, fake)))
+            for fake in fakes
+        )
 
 
 def _blocks_in(message: object) -> tuple[Block, ...]:

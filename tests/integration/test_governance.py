@@ -1,6 +1,6 @@
 """Governance on a real network (OS processes, sockets on 127.0.0.1, LevelDB): a parameter change approved
 by 2/3 of the members takes effect on every node; a four-eyes transfer waits for, then executes on, the
-organisation's second key; the equivocation of a test validator (validator-3 signs one conflicting PREPARE:
+organisation's second key; the equivocation of a test validator (validator-3 signs two conflicting PREPAREs:
 CARBONCHAIN_TEST_EQUIVOCATE_AT) ends on chain as evidence, submitted by the validators that saw it; a fifth
 validator approved by 2/3 of the members comes into force after its activation height on every node (the
 four running validators, a quorum of the five, keep the chain going; the fifth node itself is not run: the
@@ -34,7 +34,7 @@ DAY_MS = 86_400_000
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("governance")
-    hook = {"validator-3": {"CARBONCHAIN_TEST_EQUIVOCATE_AT": "1"}}  # its first PREPARE is doubled
+    hook = {"validator-3": {"CARBONCHAIN_TEST_EQUIVOCATE_AT": "1"}}  # with its first PREPARE
     # checkpoints every 10 heights: a validator-set change comes into force within 6 + 10 blocks
     with running_cluster(root, node_env=hook, consensus={"checkpoint_interval": 10}) as network:
         yield network

@@ -297,12 +297,14 @@ def test_the_equivocation_hook_is_for_devnets_only(store: Store, monkeypatch: py
     shell.send(Send(-1, early))
     shell.send(Send(-1, vote))
     shell.send(Send(-1, vote))  # once only
-    assert len(network.broadcasts) == 4
-    conflicting = decode_message(network.broadcasts[2][1], params=GENESIS.consensus, validator_count=4)
-    assert isinstance(conflicting, Prepare) and conflicting.block_hash != vote.block_hash
-    assert (conflicting.view, conflicting.height, conflicting.sender) == (0, 2, 1)
-    signed = compute_signing_digest(GENESIS.chain_id, conflicting)
-    assert is_valid_signature(dev_node_key("validator", 1).public_key, signed, conflicting.signature)
+    assert len(network.broadcasts) == 5
+    fakes = [decode_message(payload, params=GENESIS.consensus) for _, payload, _ in network.broadcasts[2:4]]
+    ahead = 2 + GENESIS.consensus.pipeline_depth + 1  # a height no replica can have committed yet
+    for fake in fakes:
+        assert isinstance(fake, Prepare) and (fake.view, fake.height, fake.sender) == (0, ahead, 1)
+        signed = compute_signing_digest(GENESIS.chain_id, fake)
+        assert is_valid_signature(dev_node_key("validator", 1).public_key, signed, fake.signature)
+    assert len({fake.block_hash for fake in fakes} | {vote.block_hash}) == 3  # two conflicting votes
     main = GENESIS.model_copy(update={"chain_id": "carbon-main"})
     with pytest.raises(ConfigError, match="test hook"):
         make_shell(store, network, genesis=main)
