@@ -281,6 +281,10 @@ class FunctionBody(_Body):
     roles: list[str]
     admin_only: bool
     frozen_ok: bool
+    node_key_ok: bool = Field(description="a validator's node key may sign it (only evidence)")
+    four_eyes: str | None = Field(
+        description="when a call needs a second key of the organisation (null: never)"
+    )
     description: str
     args: list[ArgBody]
     failures: list[str]
