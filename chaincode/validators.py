@@ -100,15 +100,17 @@ def list_epochs(state: StateReader) -> list[dict[str, Any]]:
         raise InvariantBroken("the validator set is missing from state (genesis not applied?)")
     pending = state.get(schema_gov.VALSET_PENDING)
     if pending is not None:
-        change = decode_record(pending)
-        epochs.append(
-            {
-                "epoch": epochs[-1]["epoch"] + 1,
-                "first_height": change["activation_height"] + 1,
-                **{k: change[k] for k in ("approved_height", "proposal", "action", "validators")},
-            }
-        )
+        epochs.append(compute_next_epoch(epochs[-1], decode_record(pending)))
     return epochs
+
+
+def compute_next_epoch(current: Mapping[str, Any], pending: Mapping[str, Any]) -> dict[str, Any]:
+    """The epoch record a pending change becomes: the one after `current`, from its activation height + 1."""
+    return {
+        "epoch": current["epoch"] + 1,
+        "first_height": pending["activation_height"] + 1,
+        **{k: pending[k] for k in ("approved_height", "proposal", "action", "validators")},
+    }
 
 
 def list_validator_changes(state: StateReader) -> list[tuple[int, ValidatorSet]]:
@@ -314,11 +316,7 @@ def activate_pending_change(ctx: TxContext) -> None:
         return
     current = get_validator_set(ctx)
     validators = pending["validators"]
-    epoch = {
-        "epoch": current["epoch"] + 1,
-        "first_height": ctx.height + 1,
-        **{k: pending[k] for k in ("approved_height", "proposal", "action", "validators")},
-    }
+    epoch = compute_next_epoch(current, pending)
     next_number = max(current["next_number"], *(v["number"] + 1 for v in validators))
     ctx.put_record(schema_gov.VALSET, {**epoch, "next_number": next_number})
     ctx.put_record(schema_gov.valset_epoch_key(epoch["epoch"]), epoch)
