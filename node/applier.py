@@ -40,7 +40,9 @@ class BlockApplier:
         """Execute and durably commit the next block; returns the roots after it."""
         started = time.perf_counter()
         execution = execute_block(self.store, block, self.registry, is_committed=self._is_committed)
-        outcome = self.store.commit_block(block, execution.results, execution.tx_writes, certificate)
+        outcome = self.store.commit_block(
+            block, execution.results, execution.tx_writes, certificate, end_writes=execution.end_writes
+        )
         elapsed = time.perf_counter() - started
         self.metrics.block_commit_seconds.observe(elapsed)
         self.metrics.block_txs.observe(len(block.txs))

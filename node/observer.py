@@ -2,7 +2,8 @@
 
 For every block it receives (pushed by validators as they commit, or fetched for a range it missed) it
 checks that the block is a valid certified successor of its chain (core/successor.py): on arrival what the
-block proves on its own (counts, transaction root, the commit certificate against the validator set), and
+block proves on its own (counts, transaction root, the commit certificate against the validator set in force
+at its height: the sets governance changes, as the executed chain decides them, consensus.membership), and
 before applying it the link to the previous block and the roots of an earlier height (state_height) it
 certifies. A block that fails on arrival is a lie by its sender (banned); one that fails at apply time
 means the validators' state diverged from the rules, and the observer halts loudly instead of following.
@@ -105,10 +106,14 @@ class ObserverFollower:
         # Every validator pushes every block it commits: decode (the observer's costliest step) only the
         # first copy of a height, skipping heights already applied or buffered.
         height = peek_certified_block_height(payload)
-        if height is not None and (height <= self.store.last_height or height in self._ahead):
+        if height is not None and (height <= self.store.last_height or self._is_buffered(height)):
             return
         block = decode_certified_block(payload, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
         self.on_block(peer, block)
+
+    def _is_buffered(self, height: int) -> bool:
+        """A checked block of this height waits in the buffer (an unchecked one may be replaced)."""
+        return height in self._ahead and height not in self._unverified
 
     def on_block(self, peer: PeerId, block: CertifiedBlock) -> None:
         """A block pushed by a validator as it committed it."""

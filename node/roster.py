@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+from chaincode.validators import get_validator_change, list_epochs
 from consensus.membership import Membership
 from core.genesis import Genesis
+from core.state import StateReader
 from core.validators import ValidatorSet
 from p2p.identity import ValidatorEntry
 
@@ -32,6 +35,7 @@ class ApprovedSet:
 
     approved_height: int
     members: tuple[ValidatorEntry, ...]
+    orgs: Mapping[int, str] = field(default_factory=dict)  # number -> the organisation that runs it
 
     @property
     def validators(self) -> ValidatorSet:
@@ -44,13 +48,22 @@ ChangeReader = Callable[[Mapping[bytes, bytes | None], int], "ApprovedSet | None
 
 
 def read_validator_change(writes: Mapping[bytes, bytes | None], height: int) -> ApprovedSet | None:
-    """The validator-set change block `height` approved, read from its net writes."""
-    return None  # TODO(gov merge): chaincode.validators.get_validator_change
+    """The validator-set change block `height` approved, read from its net writes (the chaincode's rule)."""
+    change = get_validator_change(writes, height)
+    return None if change is None else _approved_set(change.approved_height, change.validators)
 
 
-def read_validator_history(store: object) -> list[ApprovedSet]:
-    """Every validator-set change the executed chain approved, oldest first, from chain state."""
-    return []  # TODO(gov merge)
+def read_validator_history(state: StateReader) -> list[ApprovedSet]:
+    """Every validator-set change the executed chain approved, oldest first (a pending one last)."""
+    return [_approved_set(epoch["approved_height"], epoch["validators"]) for epoch in list_epochs(state)[1:]]
+
+
+def _approved_set(approved_height: int, validators: Sequence[Mapping[str, Any]]) -> ApprovedSet:
+    """The chaincode's validator records (number order: number, node_key, org, peer_address, ...)."""
+    members = tuple(
+        ValidatorEntry(v["number"], bytes.fromhex(v["node_key"]), v["peer_address"]) for v in validators
+    )
+    return ApprovedSet(approved_height, members, {v["number"]: v["org"] for v in validators})
 
 
 class Roster:
@@ -67,6 +80,7 @@ class Roster:
             ValidatorEntry(i, v.node_key_bytes, v.peer_address) for i, v in enumerate(genesis.validators)
         )
         self._members: list[tuple[ValidatorEntry, ...]] = [genesis_members]  # per epoch
+        self._orgs = {i: v.org for i, v in enumerate(genesis.validators)}
         self.membership = Membership(
             genesis.validator_set,
             checkpoint_interval=genesis.consensus.checkpoint_interval,
@@ -75,6 +89,8 @@ class Roster:
             approvals=[(change.approved_height, change.validators) for change in history],
         )
         self._members += [change.members for change in history]
+        for change in history:
+            self._orgs.update(change.orgs)
         self._history = tuple(history)
         self._read_change = read_change
         self._on_admitted = on_admitted
@@ -102,6 +118,7 @@ class Roster:
         if change is not None:
             self.membership.note_executed(height, change.validators)
             self._members.append(change.members)
+            self._orgs.update(change.orgs)
             self._history += (change,)
             epoch = self.membership.epochs()[-1]
             log.info(
@@ -119,6 +136,10 @@ class Roster:
             if self._on_admitted is not None:
                 self._on_admitted(list(admitted))
         return None if change is None else change.validators
+
+    def org_of(self, number: int) -> str:
+        """The organisation running validator `number` ("" for a number the executed chain has not named)."""
+        return self._orgs.get(number, "")
 
     def admitted(self) -> list[ValidatorEntry]:
         return list(self._admitted)

@@ -38,6 +38,7 @@ from node.clock import configure_clock_offset
 from node.config import NodeConfig, load_config, resolve
 from node.diskguard import DISK_CHECK_INTERVAL_S, MIB, DiskGuard, compute_free_bytes_min, get_free_bytes
 from node.events import EventHub
+from node.evidence import EvidenceReporter
 from node.gossip import TxGossip, decode_tx_batch
 from node.joining import ValidatorsFile, load_validators_file
 from node.logs import configure_logging
@@ -259,6 +260,13 @@ class Node:
             return ObserverFollower(
                 self.genesis, self.store, self.network, self.applier, self.roster, self.pool_limits
             )
+        evidence = EvidenceReporter(
+            self.genesis,
+            self.identity.key,
+            lambda: self.roster.org_of(self.identity.index),
+            self._submit_evidence,
+            lambda: self.store.last_height + 1,
+        )
         shell = ValidatorShell(
             self.genesis,
             self.identity.key,
@@ -271,6 +279,7 @@ class Node:
             self.roster,
             number=self.identity.index,
             before_proposal=self.gossip.flush,
+            evidence=evidence,
         )
         return ValidatorRole(shell, self.network, self.genesis, self._on_gossiped_txs)
 
@@ -347,6 +356,17 @@ class Node:
         if gossip and accepted:
             self.gossip.queue(accepted)
         return outcomes
+
+    def _submit_evidence(self, tx: SignedTx) -> None:
+        """Our evidence transaction goes through our own admission, after the replica's current step (the
+        report is one of its outputs: the driver is never fed re-entrantly)."""
+        asyncio.get_running_loop().call_soon(self._admit_evidence, tx)
+
+    def _admit_evidence(self, tx: SignedTx) -> None:
+        try:
+            self.admit_transaction(tx, gossip=True)
+        except TransactionError as exc:
+            log.warning("our evidence transaction was not admitted: %s", exc)
 
     def _admit_submitted(self, txs: Sequence[SignedTx]) -> list[TransactionError | None]:
         return self.admit_transactions(txs, gossip=True)
