@@ -1,4 +1,4 @@
-"""The `carbonchain` command: node operation, keys, transactions, queries and audit.
+"""The `carbonchain` command: node operation, keys, transactions, governance, queries and audit.
 
 Errors print as one line saying what failed, never a traceback (set CARBONCHAIN_DEBUG=1 for one).
 """
@@ -16,6 +16,8 @@ from commands.audit import audit_group
 from commands.bench import bench
 from commands.ceremony import genesis_assemble, genesis_verify, member_group, node_init
 from commands.chain import block_command, status_command, tx_show
+from commands.gov import gov_group
+from commands.join import node_join
 from commands.keys import keys_group
 from commands.network import genesis_group, init_network
 from commands.query import NODE_ENV, query_group
@@ -58,8 +60,10 @@ genesis_group.add_command(genesis_assemble)
 genesis_group.add_command(genesis_verify)
 main.add_command(node_group)
 node_group.add_command(node_init)
+node_group.add_command(node_join)
 main.add_command(devnet)
 main.add_command(tx_group)
+main.add_command(gov_group)
 main.add_command(query_group)
 main.add_command(audit_group)
 main.add_command(report_group)

@@ -4,9 +4,12 @@ The auditor's core, free of network I/O: the CLI (commands/audit.py) fetches cer
 and statuses and hands them here. `ChainAuditor` walks a chain from genesis, one certified block at a time:
 
 1-3. the one rule for a certified successor (core/successor.py), in its order: height, chain id, hash
-   link, strictly increasing block time, proposer index, transaction count and limits, transaction root,
-   state height, the commit certificate against the genesis validator set (2f+1 COMMIT signatures), and
-   the roots the header certifies for `state_height` against the roots our own re-execution produced;
+   link, strictly increasing block time, proposer number, both validator-set hashes, transaction count and
+   limits, transaction root, state height, the commit certificate against the validator set in force at
+   the height (a quorum of COMMIT signatures), and the roots the header certifies for `state_height`
+   against the roots our own re-execution produced. The sets are the genesis set and those governance
+   puts in force, as our own re-execution decides them (consensus.membership over the changes
+   chaincode.get_validator_change reads from each block: docs/protocol/core.md 6.5);
 4. transactions: every signature, and that honest validators could have included each one (right chain,
    not expired, not valid for too long, no duplicate in the block, not committed before);
 5. execution: the block is re-executed through the chaincode over the auditor's own store (a fresh LevelDB
@@ -29,7 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chaincode import ChaincodeRegistry, build_registry, execute_block, genesis_writes
+from chaincode import ChaincodeRegistry, build_registry, execute_block, genesis_writes, get_validator_change
+from consensus.membership import Membership
 from core import codec
 from core.block import (
     Block,
@@ -56,7 +60,7 @@ from storage.errors import ProofError
 from storage.proof import StateProof, verify_state_proof
 
 _CHECK_CONTEXT = {  # what the auditor's side of a comparison is
-    CHECK_CERTIFICATE: " (checked against the genesis validator set)",
+    CHECK_CERTIFICATE: " (checked against the validator set in force at the height)",
     CHECK_STATE_ROOT: " (ours: re-executing the chain from genesis)",
     CHECK_RESULTS_ROOT: " (ours: re-executing the chain from genesis)",
 }
@@ -98,6 +102,8 @@ class ReplayStore(StateReader, Protocol):
         results: Sequence[TxResult],
         tx_writes: Sequence[Mapping[bytes, bytes | None]],
         certificate: CommitCertificate | None = None,
+        *,
+        end_writes: Mapping[bytes, bytes | None] | None = None,
     ) -> Any: ...
 
 
@@ -129,6 +135,11 @@ class ChainAuditor:
         self.registry = registry or build_registry()
         self.params = genesis.consensus
         self.validator_keys = genesis.validator_keys
+        self.membership = Membership(
+            genesis.validator_set,
+            checkpoint_interval=self.params.checkpoint_interval,
+            pipeline_depth=self.params.pipeline_depth,
+        )
         self.totals = AuditTotals()
         store.initialise_genesis(genesis.genesis_hash, genesis_writes(genesis, self.registry))
         if store.last_height != 0:
@@ -166,7 +177,15 @@ class ChainAuditor:
                     f"transaction {index} ({block.txs[index].tx_id.hex()}): the node serves "
                     f"{_describe_result(served)}, re-execution gives {_describe_result(ours)}",
                 )
-        self.store.commit_block(block, execution.results, execution.tx_writes, certified.certificate)
+        self.store.commit_block(
+            block,
+            execution.results,
+            execution.tx_writes,
+            certified.certificate,
+            end_writes=execution.end_writes,
+        )
+        change = get_validator_change(execution.writes, height)
+        self.membership.note_executed(height, None if change is None else change.validator_set)
         self._advance(block.header)
         self.totals.blocks += 1
         self.totals.txs += len(block.txs)
@@ -200,14 +219,21 @@ class ChainAuditor:
         with the roots of our own re-execution."""
         header = certified.block.header
         tip = ChainTip(self.header_height, self.header_hash, self.header_time_ms)
+        if not self.membership.is_known(header.height + 1):
+            raise AuditFailure(
+                header.height,
+                "validator set",
+                f"the sets of heights above {self.membership.known_through} are not decided by the "
+                f"{self.height} blocks executed so far",
+            )
         try:
             validate_certified_successor(
                 certified.block,
                 certified.certificate,
                 tip,
                 chain_id=self.genesis.chain_id,
-                validators=self.genesis.validator_set,
-                next_validators=self.genesis.validator_set,
+                validators=self.membership.at(header.height),
+                next_validators=self.membership.at(header.height + 1),
                 params=self.params,
                 roots=self.store.get_roots,
             )

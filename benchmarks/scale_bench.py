@@ -43,7 +43,7 @@ def apply(bench: Bench, store: Store, txs: list[SignedTx]) -> float:
     execution = execute_block(
         store, block, bench.registry, is_committed=lambda tx_id: store.get_tx_location(tx_id) is not None
     )
-    store.commit_block(block, execution.results, execution.tx_writes, None)
+    store.commit_block(block, execution.results, execution.tx_writes, None, end_writes=execution.end_writes)
     elapsed = time.perf_counter() - start
     failed = [result for result in execution.results if not result.is_ok]
     assert not failed, failed[:3]

@@ -5,6 +5,11 @@ Public API for the node and the CLI:
 - build_registry() -> ChaincodeRegistry (hosting the carbon chaincode)
 - genesis_writes(genesis, registry=None) -> dict[bytes, bytes | None]
 - get_key_status(state, org_id, public_key) -> "active" | "revoked" | "unknown"
+- get_validator_change(execution.writes, height) -> ValidatorSetChange | None: the validator-set change a
+  block approved (the node calls it after executing a block; consensus puts it in force at its
+  activation height, and so does the chaincode's end-of-block step)
+- list_validator_changes(state) -> [(approved height, ValidatorSet)]: every change the executed chain
+  approved, in order (what a restarted node rebuilds the sets from)
 - FUNCTIONS (name -> FunctionSpec), QUERIES (name -> QuerySpec), run_query(state, name, params)
 See docs/CHAINCODE.md.
 """
@@ -21,10 +26,12 @@ from chaincode.base import (
     QuerySpec,
     UnknownFunction,
 )
-from chaincode.carbon import FUNCTIONS, CarbonChaincode
+from chaincode.carbon import FUNCTIONS
 from chaincode.context import OverlayState, TxContext
 from chaincode.executor import BlockExecution, ChaincodeRegistry, execute_block, get_key_status
+from chaincode.hosting import CarbonChaincode
 from chaincode.queries import QUERIES, run_query
+from chaincode.validators import ValidatorSetChange, get_validator_change, list_validator_changes
 from core.genesis import Genesis
 
 
@@ -54,9 +61,12 @@ __all__ = [
     "QuerySpec",
     "TxContext",
     "UnknownFunction",
+    "ValidatorSetChange",
     "build_registry",
     "execute_block",
     "genesis_writes",
     "get_key_status",
+    "get_validator_change",
+    "list_validator_changes",
     "run_query",
 ]

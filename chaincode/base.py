@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chaincode.layout import HEX32_REGEX, ID_REGEX, ORG_REGEX, Field, check_fields
+from chaincode.layout import HEX32_REGEX, HEX64_REGEX, ID_REGEX, ORG_REGEX, Field, check_fields
 from core.errors import InvalidInput
+from core.genesis import ADDRESS_PATTERN
 from core.state import WriteSet
 
 if TYPE_CHECKING:
-    from chaincode.context import TxContext
+    from chaincode.context import OverlayState, TxContext
     from core.genesis import Genesis
 
 AMOUNT_MAX = 10**15  # largest quantity (t) or money amount (fen) a single argument may carry
@@ -31,6 +32,7 @@ LIST_MAX = 64  # longest list argument
 ID_PATTERN = re.compile(ID_REGEX)  # all patterns must match the whole string (fullmatch)
 ORG_PATTERN = re.compile(ORG_REGEX)
 HEX32_PATTERN = re.compile(HEX32_REGEX)
+HEX64_PATTERN = re.compile(HEX64_REGEX)
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, fixed for ever
 
 
@@ -68,7 +70,8 @@ class Arg:
     """One argument of a chaincode function or query."""
 
     name: str  # argument name in the args map
-    kind: str  # "int", "str", "id", "org", "hex32", "bool", "enum", "int_list", "hex32_list"
+    kind: str  # "int", "str", "id", "org", "hex32", "hex64", "address", "bool", "enum", "value", "map",
+    # "int_list", "hex32_list"
     description: str  # one line for docs and CLI help
     unit: str = ""  # "t", "fen", "kg", "ms", "bps", ... (empty for unit-less values)
     required: bool = True  # absent optional args take `default`
@@ -94,6 +97,14 @@ def validate_value(function: str, spec: Arg, value: Any) -> Any:
         if type(value) is not bool:
             raise InvalidArgs(function, spec.name, "must be true or false")
         return value
+    if kind == "value":  # a parameter's new value: an integer, or a string
+        if type(value) is int:
+            return validate_value(function, replace(spec, kind="int"), value)
+        return validate_value(function, replace(spec, kind="str"), value)
+    if kind == "map":
+        if type(value) is not dict or len(value) > spec.max_len or any(type(k) is not str for k in value):
+            raise InvalidArgs(function, spec.name, f"must be a map of at most {spec.max_len} named values")
+        return value
     if type(value) is str:
         if kind == "str":
             # Not str.isprintable(): it depends on the Unicode version of the interpreter, and validity
@@ -115,6 +126,15 @@ def validate_value(function: str, spec: Arg, value: Any) -> Any:
             if not HEX32_PATTERN.fullmatch(value):
                 raise InvalidArgs(function, spec.name, "must be 64 lowercase hex digits")
             return value
+        if kind == "hex64":
+            if not HEX64_PATTERN.fullmatch(value):
+                raise InvalidArgs(function, spec.name, "must be 128 lowercase hex digits (a signature)")
+            return value
+        if kind == "address":
+            match = ADDRESS_PATTERN.fullmatch(value)
+            if match is None or not 1 <= int(match.group(1)) <= 65535:
+                raise InvalidArgs(function, spec.name, "must be host:port with a port in 1..65535")
+            return value
         if kind == "enum":
             if value not in spec.choices:
                 raise InvalidArgs(function, spec.name, f"must be one of {list(spec.choices)}")
@@ -128,7 +148,7 @@ def validate_value(function: str, spec: Arg, value: Any) -> Any:
     raise InvalidArgs(function, spec.name, f"must be a {kind}, got {type(value).__name__}")
 
 
-def validate_arg_map(function: str, specs: tuple[Arg, ...], args: Mapping[str, Any]) -> dict[str, Any]:
+def validate_arg_map(function: str, specs: tuple[Arg, ...], args: Any) -> dict[str, Any]:
     """Check an args map against specs: no unknown names, required present, each value valid.
 
     Returns a new dict holding every declared argument (absent optional ones set to their default).
@@ -170,6 +190,18 @@ class EventSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FourEyesRule:
+    """When a call needs a second key of the sender's organisation, and what it locks meanwhile
+    (chaincode.foureyes; docs/CHAINCODE.md section 13)."""
+
+    description: str  # for the docs and the CLI: when a second key is needed
+    # given the call's context, its arguments and the events it would emit: does it need a second key?
+    needs_second: Callable[[TxContext, dict[str, Any], list[dict[str, Any]]], bool] = field(compare=False)
+    # lock what the call would take, for request `id`; returns the lock record, or None (nothing to lock)
+    lock: Callable[[TxContext, dict[str, Any], int], dict[str, Any] | None] = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class FunctionSpec:
     """A chaincode function: who may call it, its arguments, what it may answer and emit, its handler."""
 
@@ -182,6 +214,10 @@ class FunctionSpec:
     events: tuple[EventSpec, ...] = ()  # the events it emits on success
     admin_only: bool = False  # the sender key must be an admin key of the sender organisation
     frozen_ok: bool = False  # a frozen or blocked sender organisation may still call it
+    node_key_ok: bool = False  # a validator's node key may sign it (only evidence)
+    # checks across arguments that need no state (a failure is invalid_args), after each is checked alone
+    check_args: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False, compare=False)
+    four_eyes: FourEyesRule | None = field(default=None, repr=False, compare=False)
 
     def check_result(self, result: Any) -> None:
         """Raise ValueError unless a TxResult is a declared failure without events, or "ok" with events
@@ -202,6 +238,8 @@ class FunctionSpec:
             "roles": list(self.roles),
             "admin_only": self.admin_only,
             "frozen_ok": self.frozen_ok,
+            "node_key_ok": self.node_key_ok,
+            "four_eyes": None if self.four_eyes is None else self.four_eyes.description,
             "description": self.description,
             "args": [describe_arg(arg) for arg in self.args],
             "failures": list(self.failures),
@@ -250,12 +288,25 @@ class Chaincode(Protocol):
 
     name: str
 
+    def has_function(self, function: str) -> bool:
+        """Whether the chaincode has a function of this name."""
+        ...
+
+    def accepts_node_key(self, function: str) -> bool:
+        """Whether a validator's node key may sign a call of this function (only evidence)."""
+        ...
+
     def validate_args(self, function: str, args: Mapping[str, Any]) -> dict[str, Any]:
         """Stateless checks; returns the normalised args. Raises UnknownFunction or InvalidArgs."""
         ...
 
     def apply(self, ctx: TxContext, function: str, args: dict[str, Any]) -> None:
         """Apply a validated call; raises ChaincodeFailure for business failures."""
+        ...
+
+    def end_block(self, state: OverlayState, height: int, time_ms: int) -> None:
+        """Deterministic work at the end of every block (after its last transaction), written into
+        `state`; it may not fail (an exception is a bug)."""
         ...
 
     def genesis_writes(self, genesis: Genesis) -> WriteSet:

@@ -1,44 +1,36 @@
-"""The carbon chaincode: its function table (FUNCTIONS), dispatch with role checks, and genesis state.
+"""The carbon chaincode's function table (FUNCTIONS); chaincode.hosting dispatches calls to it.
 
 FUNCTIONS is the single source of truth for what may be called, by whom, with which arguments (and units),
 what each function may answer (failure codes) and emit (events with their attributes): the executor
 validates against it, the API and CLI enumerate it, tests check every result against it (`check_result`),
 and docs/CHAINCODE.md's function headers are generated from it (`python -m chaincode.docgen --write`; the
-numbered steps there are written by hand). Checks applied to every call before the handler runs, in order:
+numbered steps there are written by hand). Checks applied to every call before the handler runs, in order
+(chaincode.declare.check_caller):
 1. the sender organisation's role is in `roles` (else `forbidden`);
 2. for `admin_only` functions the sender key is an admin key (else `not_admin`);
 3. unless `frozen_ok`, the sender organisation is neither frozen nor blocked (else `frozen`).
+A function with a four-eyes rule then runs through chaincode.foureyes (at once, or as a request for a
+second key); `approve_request`, declared here because it runs the other functions of the table, runs the
+waiting function with these checks again. The governance part of the table is chaincode.gov_table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from chaincode import compliance, identity, market, offsets
-from chaincode.base import (
-    AMOUNT_MAX,
-    Arg,
-    EventSpec,
-    FunctionSpec,
-    UnknownFunction,
-    validate_arg_map,
-)
+from chaincode import compliance, foureyes, identity, market, offsets
+from chaincode.base import AMOUNT_MAX, Arg, FunctionSpec
 from chaincode.context import TxContext
-from chaincode.events import EVENTS
+from chaincode.declare import BANK, ENT, HOLDERS, REG, ROLE_NAMES, VER, check_caller, declare, events
 from chaincode.executor import EXECUTOR_CODES
-from chaincode.genesis import compute_genesis_writes
-from chaincode.ledger import Code, fail, get_org, require_unrestricted
+from chaincode.foureyes import RULES
+from chaincode.gov_table import FOUR_EYES, GOVERNANCE
+from chaincode.ledger import Code
 from chaincode.params import PENALTY_RULES
+from chaincode.schema import SEQ_MAX
 from core.block import TxResult
-from core.genesis import Genesis, Role
+from core.genesis import Role
 
-REG = (Role.REGULATOR.value,)
-ENT = (Role.ENTERPRISE.value,)
-VER = (Role.VERIFIER.value,)
-BANK = (Role.SETTLEMENT_BANK.value,)
-HOLDERS = (Role.ENTERPRISE.value, Role.OFFSET_DEVELOPER.value)
-ROLE_NAMES = tuple(role.value for role in Role)
 TIME_MAX = 2**53  # block-time milliseconds (well beyond year 285,000)
 PRICE_MAX = 10**9  # fen per tonne (CNY 10 million)
 QUANTITY_MAX = 10**12  # tonnes in one argument
@@ -49,41 +41,16 @@ _reason = Arg("reason", "str", "why (recorded in the event)")
 _first = Arg("first", "int", "first serial of the range", minimum=1, maximum=AMOUNT_MAX)
 _last = Arg("last", "int", "last serial of the range (inclusive)", minimum=1, maximum=AMOUNT_MAX)
 _hash = Arg("evidence_hash", "hex32", "SHA-256 of the evidence documents, 64 lowercase hex digits")
+_events = events
 
 
-def _events(*types: str) -> tuple[EventSpec, ...]:
-    return tuple(EVENTS[event_type] for event_type in types)
-
-
-def _spec(
-    name: str,
-    roles: tuple[str, ...],
-    args: tuple[Arg, ...],
-    description: str,
-    handler: Any,
-    failures: tuple[str, ...],
-    events: tuple[EventSpec, ...],
-    *,
-    admin_only: bool = False,
-    frozen_ok: bool = False,
-) -> FunctionSpec:
-    """A function whose failures are the common checks it can fail, then the handler's codes in check order.
-
-    `frozen` is reachable only for roles that can be frozen or blocked: never a regulator.
-    """
-    common = []
-    if set(roles) != set(ROLE_NAMES):
-        common.append(Code.FORBIDDEN)
-    if admin_only:
-        common.append(Code.NOT_ADMIN)
-    if not frozen_ok and set(roles) != set(REG):
-        common.append(Code.FROZEN)
-    codes = tuple(dict.fromkeys((*common, *failures)))
-    return FunctionSpec(name, roles, args, description, handler, codes, events, admin_only, frozen_ok)
+def _spec(name: str, *rest: Any, **flags: Any) -> FunctionSpec:
+    """A function of the table; the four-eyes functions get their rule (chaincode.foureyes.RULES)."""
+    return declare(name, *rest, four_eyes=RULES.get(name), **flags)
 
 
 _RANGE_CODES = (Code.RANGE_NOT_IN_BLOCK, Code.UNKNOWN_SERIAL)  # find_range
-_MOVABLE_CODES = (*_RANGE_CODES, Code.SERIAL_FINAL, Code.NOT_HOLDER, Code.SERIAL_FROZEN)  # + require_movable
+_MOVABLE_CODES = (*_RANGE_CODES, Code.SERIAL_FINAL, Code.NOT_HOLDER, Code.SERIAL_FROZEN, Code.SERIAL_HELD)
 
 _SPECS = (
     # --- identity and access ---
@@ -452,7 +419,7 @@ _SPECS = (
         (_first, _last, _reason),
         "Cancel held or buffer serials (invalid issuance, or a reversal drawn on the buffer); final.",
         offsets.apply_cancel_offsets,
-        (*_RANGE_CODES, Code.SERIAL_FINAL),
+        (*_RANGE_CODES, Code.SERIAL_FINAL, Code.SERIAL_HELD),
         _events("offsets_cancelled"),
     ),
     # --- allowances, cash and the order book ---
@@ -542,7 +509,41 @@ _SPECS = (
     ),
 )
 
-FUNCTIONS: dict[str, FunctionSpec] = {spec.name: spec for spec in _SPECS}
+
+def _run_approved(ctx: TxContext, spec: FunctionSpec, args: dict[str, Any]) -> None:
+    """A four-eyes function once its second key approved it: the caller checks again, then the function."""
+    check_caller(ctx, spec)
+    spec.handler(ctx, args)
+
+
+def _apply_approve_request(ctx: TxContext, args: dict[str, Any]) -> None:
+    foureyes.approve_request(ctx, args, FUNCTIONS.__getitem__, _run_approved)
+
+
+_GUARDED_EVENTS = tuple(
+    dict.fromkeys(e for spec in _SPECS + FOUR_EYES if spec.four_eyes for e in spec.events)
+)
+_APPROVE_REQUEST = declare(
+    "approve_request",
+    ROLE_NAMES,
+    (Arg("request", "int", "four-eyes request id", minimum=1, maximum=SEQ_MAX),),
+    "A second key of the organisation approves a four-eyes request: the waiting function runs now.",
+    _apply_approve_request,
+    (
+        Code.UNKNOWN_REQUEST,
+        Code.REQUEST_CLOSED,
+        Code.FORBIDDEN,
+        Code.SAME_KEY,
+        Code.NOT_ADMIN,
+        Code.KEY_REVOKED,
+    ),
+    (*events("request_approved", "request_failed"), *_GUARDED_EVENTS),
+    frozen_ok=True,
+)
+
+FUNCTIONS: dict[str, FunctionSpec] = {
+    spec.name: spec for spec in (*_SPECS, *GOVERNANCE, _APPROVE_REQUEST, *FOUR_EYES)
+}
 
 
 def check_result(function: str, result: TxResult) -> None:
@@ -553,31 +554,3 @@ def check_result(function: str, result: TxResult) -> None:
             raise ValueError(f"{function} has no declaration for {result}")
         return
     spec.check_result(result)
-
-
-class CarbonChaincode:
-    """The carbon market (and, as the first chaincode, the identity functions of the platform)."""
-
-    name = "carbon"
-
-    def __init__(self, functions: Mapping[str, FunctionSpec] | None = None) -> None:
-        self.functions = dict(FUNCTIONS if functions is None else functions)
-
-    def validate_args(self, function: str, args: Mapping[str, Any]) -> dict[str, Any]:
-        spec = self.functions.get(function)
-        if spec is None:
-            raise UnknownFunction(f"chaincode {self.name!r} has no function {function!r}")
-        return validate_arg_map(function, spec.args, args)
-
-    def apply(self, ctx: TxContext, function: str, args: dict[str, Any]) -> None:
-        spec = self.functions[function]
-        if ctx.sender_role not in spec.roles:
-            fail(Code.FORBIDDEN, f"role {ctx.sender_role!r} may not call {function}")
-        if spec.admin_only and not ctx.sender_is_admin:
-            fail(Code.NOT_ADMIN, f"{function} needs an admin key of {ctx.sender_org!r}")
-        if not spec.frozen_ok:
-            require_unrestricted(get_org(ctx, ctx.sender_org))
-        spec.handler(ctx, args)
-
-    def genesis_writes(self, genesis: Genesis) -> dict[bytes, bytes | None]:
-        return compute_genesis_writes(genesis)

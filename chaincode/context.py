@@ -87,6 +87,7 @@ class TxContext:
 
     __slots__ = (
         "block_time_ms",
+        "chain_id",
         "events",
         "height",
         "sender_is_admin",
@@ -108,6 +109,7 @@ class TxContext:
         height: int,
         block_time_ms: int,
         tx_id: bytes,
+        chain_id: str = "",
     ) -> None:
         self.state = state  # the transaction's own overlay
         self.sender_org = sender_org  # organisation that signed
@@ -117,7 +119,29 @@ class TxContext:
         self.height = height  # height of the block being executed
         self.block_time_ms = block_time_ms  # agreed block time (never the wall clock)
         self.tx_id = tx_id  # id of the transaction being applied
+        self.chain_id = chain_id  # the block's chain id (signing digests of evidence and key proofs)
         self.events: list[dict[str, Any]] = []
+
+    def fork(self) -> TxContext:
+        """A context over an overlay of this one's state, with no events yet: run something in it, then
+        `absorb` it to keep its writes and events, or drop it to discard them (a failed step inside a
+        transaction that itself goes on)."""
+        return TxContext(
+            OverlayState(self.state),
+            sender_org=self.sender_org,
+            sender_role=self.sender_role,
+            sender_key=self.sender_key,
+            sender_is_admin=self.sender_is_admin,
+            height=self.height,
+            block_time_ms=self.block_time_ms,
+            tx_id=self.tx_id,
+            chain_id=self.chain_id,
+        )
+
+    def absorb(self, child: TxContext) -> None:
+        """Keep what a forked context wrote and emitted."""
+        self.state.update(child.state.writes)
+        self.events.extend(child.events)
 
     # --- raw bytes ---------------------------------------------------------------------------------------
 

@@ -21,9 +21,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from chaincode.actions import ACTIONS
 from chaincode.base import LIST_MAX, TEXT_MAX, Arg
 from chaincode.carbon import FUNCTIONS
-from chaincode.layout import SEGMENT_FORMATS, Field, Record, describe_type
+from chaincode.layout import HEX64_REGEX, SEGMENT_FORMATS, Field, Record, describe_type
 from chaincode.params import PARAMETERS
 from chaincode.queries import QUERIES
 from chaincode.schema import RECORDS, SHAPES
@@ -56,6 +57,18 @@ def render_arg_kinds() -> str:
         ("id", f"a string matching `{SEGMENT_FORMATS['id'].regex}` as a whole"),
         ("org", f"a string matching `{SEGMENT_FORMATS['org'].regex}` as a whole (an organisation id)"),
         ("hex32", f"a string matching `{SEGMENT_FORMATS['hex32'].regex}` as a whole"),
+        ("hex64", f"a string matching `{HEX64_REGEX}` as a whole (an Ed25519 signature)"),
+        (
+            "address",
+            "a string `host:port` matching `[A-Za-z0-9.\\-\\[\\]:]{1,253}:[0-9]{1,5}` as a whole, "
+            "the port 1 … 65535",
+        ),
+        ("value", "an `int` in the argument's bounds, or a `str`"),
+        (
+            "map",
+            f"a map of at most max entries (max {LIST_MAX} unless said) with string keys: the arguments of "
+            "another declaration, which checks them",
+        ),
         ("enum", "a string, one of the argument's choices"),
         ("int_list", f"an array of 1 … max items (max {LIST_MAX} unless said), each an `int` in the bounds"),
         ("hex32_list", f"an array of 1 … max items (max {LIST_MAX} unless said), each a `hex32`"),
@@ -110,7 +123,9 @@ def _arg_line(arg: Arg) -> str:
     kind = arg.kind
     if arg.kind in ("int", "int_list"):
         kind += f" {arg.minimum} … {arg.maximum}"
-    elif arg.kind in ("str", "hex32_list") and (arg.max_len != (TEXT_MAX if arg.kind == "str" else LIST_MAX)):
+    elif arg.kind in ("str", "hex32_list", "map") and (
+        arg.max_len != (TEXT_MAX if arg.kind == "str" else LIST_MAX)
+    ):
         kind += f", at most {arg.max_len}"
     elif arg.choices:
         kind += ": " + " / ".join(f"`{choice}`" for choice in arg.choices)
@@ -145,7 +160,11 @@ def render_function(name: str) -> str:
         "allowed while frozen or blocked" if spec.frozen_ok else "the sender must not be frozen or blocked"
     )
     lines = [f"### `{spec.name}`", "", spec.description, ""]
+    if spec.node_key_ok:
+        flags.append("a validator's node key may sign it")
     lines.append(f"- Sender roles: {', '.join(f'`{role}`' for role in spec.roles)}; {'; '.join(flags)}.")
+    if spec.four_eyes is not None:
+        lines.append(f"- Four-eyes (§13): a second key approves it {spec.four_eyes.description}.")
     lines.append(
         f"- Failure codes, in check order: {', '.join(f'`{code}`' for code in spec.failures) or 'none'}."
     )
@@ -173,6 +192,17 @@ def render_queries() -> str:
     return "\n".join(lines)
 
 
+def render_actions() -> str:
+    lines: list[str] = []
+    for action in ACTIONS.values():
+        lines += [f"#### `{action.name}` (policy `{action.policy}`)", "", action.description, ""]
+        codes = ", ".join(f"`{code}`" for code in action.failures) or "none"
+        lines += [f"- Failure codes of its checks, in check order: {codes}."]
+        lines += [f"- Events when it executes: {', '.join(f'`{e.type}`' for e in action.events)}.", ""]
+        lines += [*_arg_table(action.args, "argument"), ""]
+    return "\n".join(lines)
+
+
 def render_parameters() -> str:
     lines = ["| name | default | allowed | meaning |", "|---|---|---|---|"]
     for p in PARAMETERS:
@@ -187,6 +217,7 @@ REGIONS: dict[str, Callable[[], str]] = {
     "keys": render_keys,
     "records": render_records,
     "queries": render_queries,
+    "actions": render_actions,
     "parameters": render_parameters,
 }
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from chaincode.base import EventSpec
 from chaincode.layout import Field
+from chaincode.schema_gov import ACTIONS, EVIDENCE_KINDS, VALIDATOR_ACTIONS
 
 _ROLE = "enum(regulator,enterprise,verifier,offset_developer,settlement_bank,auditor)"
 _OPINION = "enum(satisfactory,satisfactory_with_comments,not_satisfactory)"
+_ACTION = f"enum({','.join(ACTIONS)})"
+_VALIDATOR_ACTION = f"enum({','.join(VALIDATOR_ACTIONS)})"
+_EVIDENCE_KIND = f"enum({','.join(EVIDENCE_KINDS)})"
 
 
 def _event(event_type: str, *attributes: tuple[str, str, str]) -> EventSpec:
@@ -174,5 +178,82 @@ _SPECS = (
         ("remaining_t", "int", "the quantity that was still resting"),
     ),
     _event("reference_price_set", ("price_fen", "int", "the price argument")),
+    # --- governance (section 12) ---
+    _event(
+        "proposal_created",
+        ("proposal", "int", "the new proposal's id"),
+        ("action", _ACTION, "the action argument"),
+        ("proposer", "org", "the sender's organisation"),
+        ("expires_height", "int", "the last height at which it can pass"),
+    ),
+    _event(
+        "proposal_approved", ("proposal", "int", "the proposal"), ("org", "org", "the approving organisation")
+    ),
+    _event(
+        "proposal_rejected", ("proposal", "int", "the proposal"), ("org", "org", "the rejecting organisation")
+    ),
+    _event("proposal_defeated", ("proposal", "int", "the proposal, which can no longer pass: rejected")),
+    _event("proposal_cancelled", ("proposal", "int", "the proposal argument")),
+    _event(
+        "proposal_executed",
+        ("proposal", "int", "the proposal whose thresholds were met"),
+        ("action", _ACTION, "its action (its own events follow)"),
+    ),
+    _event(
+        "proposal_failed",
+        ("proposal", "int", "the proposal whose thresholds were met"),
+        ("action", _ACTION, "its action"),
+        ("code", "id", "the code the action failed with"),
+    ),
+    _event("member_admitted", ("org", "org", "the new member"), ("proposal", "int", "the deciding proposal")),
+    _event(
+        "member_removed", ("org", "org", "the former member"), ("proposal", "int", "the deciding proposal")
+    ),
+    _event(
+        "parameter_changed",
+        ("name", "id", "the parameter"),
+        ("value", "int|str", "its new value"),
+        ("proposal", "int", "the deciding proposal"),
+    ),
+    _event("policy_changed", ("policy", "id", "the policy"), ("proposal", "int", "the deciding proposal")),
+    _event(
+        "validator_change_approved",
+        ("proposal", "int", "the deciding proposal"),
+        ("action", _VALIDATOR_ACTION, "the change"),
+        ("number", "int", "the number of the validator concerned"),
+        ("node_key", "hex32", "its node key (a rotation: its old key)"),
+        ("activation_height", "int", "L: the end of this block puts the change in force"),
+    ),
+    # --- four-eyes (section 13) ---
+    _event(
+        "request_created",
+        ("request", "int", "the new request's id"),
+        ("function", "id", "the function that waits for a second key"),
+        ("expires_height", "int", "the last height at which it can be approved"),
+    ),
+    _event(
+        "request_approved",
+        ("request", "int", "the request argument"),
+        ("function", "id", "the function, which ran (its own events follow)"),
+    ),
+    _event(
+        "request_failed",
+        ("request", "int", "the request argument"),
+        ("function", "id", "the function, which ran and failed"),
+        ("code", "id", "its failure code"),
+    ),
+    _event(
+        "request_rejected", ("request", "int", "the request argument"), ("function", "id", "its function")
+    ),
+    _event("four_eyes_thresholds_set", ("org", "org", "the sender's organisation")),
+    # --- evidence (section 14) ---
+    _event(
+        "evidence_recorded",
+        ("validator", "hex32", "the equivocating validator's node key"),
+        ("org", "org", "its organisation"),
+        ("kind", _EVIDENCE_KIND, "the kind of the two messages"),
+        ("view", "int", "their view (0 for checkpoints)"),
+        ("height", "int", "their height"),
+    ),
 )
 EVENTS: dict[str, EventSpec] = {spec.type: spec for spec in _SPECS}

@@ -13,9 +13,15 @@ Per transaction, in order (the first failing check is the result code; the trans
 4. `unknown_sender` / `revoked_key`: the key is not enrolled for sender_org, or was revoked (state as of
    the previous transaction of this block).
 5. `unknown_function`: no chaincode or function of that name.
-6. `invalid_args`: the chaincode's stateless argument checks failed.
-7. The chaincode's own failure code (ChaincodeFailure), or "ok" with the emitted events.
+6. `restricted_key`: the key is a validator's node key (enrolled for its organisation at genesis or when
+   the validator was added) and the function does not take node keys: a node key signs only evidence.
+7. `invalid_args`: the chaincode's stateless argument checks failed.
+8. The chaincode's own failure code (ChaincodeFailure), or "ok" with the emitted events.
 An exception of any other kind from a chaincode is a bug: it is re-raised as InvariantBroken, loudly.
+
+After the last transaction every chaincode's `end_block` runs once against the block's state (also in a
+block without transactions): what it writes (the expiry of proposals and four-eyes requests whose last
+height this is) belongs to the block, not to a transaction, and is returned as `end_writes`.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ CODE_REPLAY = "replay"
 CODE_UNKNOWN_SENDER = "unknown_sender"
 CODE_REVOKED_KEY = "revoked_key"
 CODE_UNKNOWN_FUNCTION = "unknown_function"
+CODE_RESTRICTED_KEY = "restricted_key"
 CODE_INVALID_ARGS = "invalid_args"
 EXECUTOR_CODES = (
     CODE_WRONG_CHAIN,
@@ -46,6 +53,7 @@ EXECUTOR_CODES = (
     CODE_UNKNOWN_SENDER,
     CODE_REVOKED_KEY,
     CODE_UNKNOWN_FUNCTION,
+    CODE_RESTRICTED_KEY,
     CODE_INVALID_ARGS,
 )  # the results of the checks made before a function runs (docs/CHAINCODE.md 2.1)
 MESSAGE_MAX = 300  # result messages are truncated to this many characters (stored, not hashed)
@@ -67,6 +75,11 @@ class ChaincodeRegistry:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self._chaincodes))
+
+    def end_block(self, state: OverlayState, height: int, time_ms: int) -> None:
+        """Every hosted chaincode's end-of-block step, in name order, writing into `state`."""
+        for name in self.names:
+            self._chaincodes[name].end_block(state, height, time_ms)
 
     def genesis_writes(self, genesis: Genesis) -> dict[bytes, bytes | None]:
         """Initial state of every hosted chaincode; two chaincodes writing one key is a bug.
@@ -90,7 +103,8 @@ class ChaincodeRegistry:
 class BlockExecution:
     results: tuple[TxResult, ...]  # one per transaction, in block order
     tx_writes: tuple[dict[bytes, bytes | None], ...]  # what each transaction changed ({} when it failed)
-    writes: dict[bytes, bytes | None]  # the block's net changes (later transactions win)
+    end_writes: dict[bytes, bytes | None]  # what the end-of-block step changed, after every transaction
+    writes: dict[bytes, bytes | None]  # the block's net changes (later transactions win, then end_writes)
 
 
 def get_key_status(state: StateReader, org_id: str, public_key: bytes) -> str:
@@ -123,7 +137,15 @@ def execute_block(
         tx_writes.append(writes)
         if writes:
             block_state.update(writes)
-    return BlockExecution(tuple(results), tuple(tx_writes), dict(block_state.writes))
+    end_state = OverlayState(block_state)
+    try:
+        registry.end_block(end_state, header.height, header.time_ms)
+    except InvariantBroken:
+        raise
+    except (Exception, CarbonchainError) as exc:
+        raise InvariantBroken(f"end of block {header.height} raised {type(exc).__name__}: {exc}") from exc
+    block_state.update(end_state.writes)
+    return BlockExecution(tuple(results), tuple(tx_writes), end_state.writes, dict(block_state.writes))
 
 
 def _execute_tx(
@@ -154,6 +176,13 @@ def _execute_tx(
     chaincode = registry.get(body.chaincode)
     if chaincode is None:
         return _failed(CODE_UNKNOWN_FUNCTION, f"no chaincode named {body.chaincode!r}")
+    if not chaincode.has_function(body.function):
+        return _failed(
+            CODE_UNKNOWN_FUNCTION, f"chaincode {body.chaincode!r} has no function {body.function!r}"
+        )
+    is_node_key = bool(key_record.get("node"))
+    if is_node_key and not chaincode.accepts_node_key(body.function):
+        return _failed(CODE_RESTRICTED_KEY, f"a validator's node key may not call {body.function}")
     try:
         args = chaincode.validate_args(body.function, body.args)
     except UnknownFunction as exc:
@@ -171,6 +200,7 @@ def _execute_tx(
         height=height,
         block_time_ms=time_ms,
         tx_id=tx.tx_id,
+        chain_id=chain_id,
     )
     try:
         chaincode.apply(ctx, body.function, args)

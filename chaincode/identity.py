@@ -33,11 +33,14 @@ def make_org_record(org_id: str, name: str, role: str, height: int) -> dict[str,
     }
 
 
-def make_key_record(org_id: str, public_key: bytes, *, admin: bool, height: int) -> dict[str, Any]:
+def make_key_record(
+    org_id: str, public_key: bytes, *, admin: bool, height: int, node: bool = False
+) -> dict[str, Any]:
     return {
         "org": org_id,
         "public_key": public_key.hex(),
         "admin": admin,
+        "node": node,  # a validator's node key: it signs only evidence (chaincode.executor)
         "status": "active",
         "enrolled_height": height,
         "revoked_height": None,
@@ -45,7 +48,8 @@ def make_key_record(org_id: str, public_key: bytes, *, admin: bool, height: int)
 
 
 def compute_identity_genesis(genesis: Genesis) -> dict[str, dict[str, Any]]:
-    """Records (key -> map) for every genesis organisation and its admin keys."""
+    """Records (key -> map) for every genesis organisation, its admin keys, and its validators' node keys
+    (enrolled as node keys: a validator signs its evidence transactions with the key it votes with)."""
     records: dict[str, dict[str, Any]] = {}
     for org in genesis.organisations:
         records[schema.org_key(org.id).decode()] = make_org_record(org.id, org.name, org.role.value, 0)
@@ -53,14 +57,18 @@ def compute_identity_genesis(genesis: Genesis) -> dict[str, dict[str, Any]]:
             public_key = bytes.fromhex(key_hex)
             record = make_key_record(org.id, public_key, admin=True, height=0)
             records[schema.key_key(org.id, public_key).decode()] = record
+    for validator in genesis.validators:
+        record = make_key_record(validator.org, validator.node_key_bytes, admin=False, height=0, node=True)
+        records[schema.key_key(validator.org, validator.node_key_bytes).decode()] = record
     return records
 
 
 def _count_keys(ctx: TxContext, org: str) -> tuple[int, int]:
-    """(keys of any status, active admin keys) of an organisation."""
+    """(keys of any status it enrolled itself, active admin keys) of an organisation; its validators' node
+    keys are not counted: governance enrols them, and the validator set bounds them."""
     total = admins = 0
     for _, record in ctx.iterate_records(schema.key_prefix(org)):
-        total += 1
+        total += 0 if record["node"] else 1
         if record["admin"] and record["status"] == "active":
             admins += 1
     return total, admins

@@ -9,9 +9,10 @@ Key templates are text with typed segments, e.g. `issuance/{project:id}/{monitor
 segment's format says exactly what bytes it becomes (SEGMENT_FORMATS): ids as their ASCII text, numbers as
 zero-padded decimal of a fixed width, so that byte order equals numeric order.
 
-Value types are short expressions: `int`, `str`, `bool`, `nil`, the id formats `org`, `id` and `hex32`
-(strings of that pattern), `""` (the empty string), `enum(a,b,c)` (one of these strings), `list(T)`, the
-name of a declared Shape (a nested map), and alternatives joined by `|` (for example `int|nil`).
+Value types are short expressions: `int`, `str`, `bool`, `nil`, the id formats `org`, `id`, `hex32` and
+`hex64` (strings of that pattern), `""` (the empty string), `enum(a,b,c)` (one of these strings), `list(T)`,
+`map` (a map with string keys, the arguments of a proposal or request: their own declarations say more),
+the name of a declared Shape (a nested map), and alternatives joined by `|` (for example `int|nil`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 ORG_REGEX = r"[a-z0-9][a-z0-9_.-]{0,63}"
 ID_REGEX = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}"
 HEX32_REGEX = r"[0-9a-f]{64}"
+HEX64_REGEX = r"[0-9a-f]{128}"  # a 64-byte Ed25519 signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,7 @@ _PATTERN_TYPES = {
     "org": re.compile(ORG_REGEX),
     "id": re.compile(ID_REGEX),
     "hex32": re.compile(HEX32_REGEX),
+    "hex64": re.compile(HEX64_REGEX),
 }
 
 
@@ -176,6 +179,8 @@ def _check_one(what: str, type_expr: str, value: Any, shapes: Mapping[str, Shape
         ok = type(value) is bool
     elif type_expr == "str":
         ok = type(value) is str
+    elif type_expr == "map":
+        ok = type(value) is dict and all(type(key) is str for key in value)
     elif type_expr in _PATTERN_TYPES:
         ok = type(value) is str and _PATTERN_TYPES[type_expr].fullmatch(value) is not None
     elif (enum := _ENUM.match(type_expr)) is not None:

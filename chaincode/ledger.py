@@ -57,6 +57,7 @@ class Code:
     NOT_HOLDER = "not_holder"
     SERIAL_FINAL = "serial_final"
     SERIAL_FROZEN = "serial_frozen"
+    SERIAL_HELD = "serial_held"  # a pending four-eyes request holds the serials
     BAD_SPLIT = "bad_split"
     PRICE_OUT_OF_BAND = "price_out_of_band"
     UNKNOWN_ORDER = "unknown_order"
@@ -64,6 +65,34 @@ class Code:
     DUPLICATE_REFERENCE = "duplicate_reference"
     BAD_AMOUNT = "bad_amount"
     OVERFLOW = "overflow"
+    # governance (section 12)
+    UNKNOWN_PROPOSAL = "unknown_proposal"
+    PROPOSAL_CLOSED = "proposal_closed"  # it already ended (executed, failed, rejected, cancelled, expired)
+    NOT_ELIGIBLE = "not_eligible"  # the sender's organisation is not in the electorate that may do this
+    ALREADY_VOTED = "already_voted"  # the organisation voted on this proposal already (with any key)
+    NOT_PROPOSER = "not_proposer"
+    BAD_EXPIRY = "bad_expiry"
+    POLICY_UNREACHABLE = "policy_unreachable"  # the threshold needs more organisations than there are
+    NO_CHANGE = "no_change"
+    ALREADY_MEMBER = "already_member"
+    NOT_MEMBER = "not_member"
+    LAST_MEMBER = "last_member"
+    RUNS_VALIDATOR = "runs_validator"
+    CHANGE_PENDING = "change_pending"  # a validator-set change is proposed or approved and not yet in force
+    UNKNOWN_VALIDATOR = "unknown_validator"
+    NODE_KEY_USED = "node_key_used"  # a node key is used once, ever
+    ADDRESS_IN_USE = "address_in_use"
+    TOO_FEW_VALIDATORS = "too_few_validators"
+    TOO_MANY_VALIDATORS = "too_many_validators"
+    BAD_PROOF = "bad_proof"  # the new node key did not sign its proof of possession
+    # four-eyes requests (section 13)
+    UNKNOWN_REQUEST = "unknown_request"
+    REQUEST_CLOSED = "request_closed"
+    SAME_KEY = "same_key"  # the second approval must come from another key
+    # evidence (section 14)
+    SAME_MESSAGE = "same_message"
+    INVALID_SIGNATURE = "invalid_signature"
+    DUPLICATE_EVIDENCE = "duplicate_evidence"
 
 
 def fail(code: str, message: str) -> NoReturn:

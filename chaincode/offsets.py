@@ -87,6 +87,15 @@ def require_movable(ctx: TxContext, block: dict[str, Any], owner: str) -> None:
         fail(Code.NOT_HOLDER, f"{owner!r} does not hold serials {block['first']}..{block['last']}")
     if block["frozen"]:
         fail(Code.SERIAL_FROZEN, f"serials {block['first']}..{block['last']} are frozen")
+    require_not_held(block)
+
+
+def require_not_held(block: dict[str, Any]) -> None:
+    if block["held"] is not None:
+        fail(
+            Code.SERIAL_HELD,
+            f"serials {block['first']}..{block['last']} are held by four-eyes request {block['held']}",
+        )
 
 
 # --- projects and issuance -----------------------------------------------------------------------------------
@@ -140,6 +149,7 @@ def apply_issue_offsets(ctx: TxContext, args: dict[str, Any]) -> None:
         "vintage": args["vintage"],
         "standard": project["standard"],
         "frozen": False,
+        "held": None,
         "period": None,
         "receipt": None,
     }
@@ -310,6 +320,7 @@ def apply_cancel_offsets(ctx: TxContext, args: dict[str, Any]) -> None:
     block = find_range(ctx, first, last)
     if block["status"] not in ("active", "buffer"):
         fail(Code.SERIAL_FINAL, f"serials {first}..{last} are {block['status']}")
+    require_not_held(block)  # a request holds them: it must end first (a final block never changes)
     was_buffer = block["status"] == "buffer"
     piece = carve(ctx, block, first, last)
     piece["status"] = "cancelled"

@@ -13,6 +13,8 @@ from typing import Any
 from core.errors import GenesisError
 
 PENALTY_RULES = ("china", "eu")
+SWITCH = ("on", "off")
+AMOUNT_LIMIT = 10**15  # a threshold this high is never exceeded: no argument carries more
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +56,58 @@ PARAMETERS: tuple[Parameter, ...] = (
     # offsets
     Parameter("buffer_bps", 0, 0, 5_000, "default share of an issuance withheld in the buffer"),
     # bounds on what one record may hold
-    Parameter("keys_per_org_max", 64, 1, 1_000, "most keys an organisation may have, revoked ones included"),
+    Parameter(
+        "keys_per_org_max",
+        64,
+        1,
+        1_000,
+        "most keys an organisation enrols, revoked ones included (not node keys)",
+    ),
     Parameter("allocations_per_period_max", 16, 1, 256, "most allocations per enterprise and period"),
     Parameter("issuances_per_project_max", 1_000, 1, 10_000, "most issuances per offset project"),
     Parameter("penalty_rule", "china", 0, 0, "default settlement rule of a period", choices=PENALTY_RULES),
+    # four-eyes: a second key of the same organisation approves these (docs/CHAINCODE.md section 13)
+    Parameter(
+        "four_eyes_allowance_t", 10_000, 0, AMOUNT_LIMIT, "transfer_allowances above this needs a second key"
+    ),
+    Parameter("four_eyes_offset_t", 10_000, 0, AMOUNT_LIMIT, "transfer_offsets above this many serials"),
+    Parameter("four_eyes_cash_fen", 100_000_000, 0, AMOUNT_LIMIT, "withdraw_cash above this (CNY 1 million)"),
+    Parameter("four_eyes_order_t", 100_000, 0, AMOUNT_LIMIT, "place_order above this quantity"),
+    Parameter(
+        "four_eyes_allocation_t", 10_000_000, 0, AMOUNT_LIMIT, "allocate above this (a large allocation)"
+    ),
+    Parameter(
+        "four_eyes_freezes",
+        "on",
+        0,
+        0,
+        "freeze_account and unfreeze_account need a second key",
+        choices=SWITCH,
+    ),
+    Parameter("four_eyes_window_blocks", 1_000, 1, 1_000_000, "blocks a request waits for its second key"),
+    Parameter("open_requests_max", 16, 1, 1_000, "most pending four-eyes requests per organisation"),
+    # governance proposals (section 12)
+    Parameter("proposal_blocks_max", 100_000, 1, 10_000_000, "longest a proposal may stay open, in blocks"),
+    Parameter("open_proposals_max", 8, 1, 1_000, "most open proposals per proposing organisation"),
 )
 _BY_NAME = {parameter.name: parameter for parameter in PARAMETERS}
+
+
+def get_parameter(name: str) -> Parameter | None:
+    return _BY_NAME.get(name)
+
+
+def validate_parameter_value(name: str, value: Any) -> str:
+    """'' when `value` is allowed for the parameter, else why not."""
+    parameter = _BY_NAME.get(name)
+    if parameter is None:
+        return f"{name} is not a carbon parameter"
+    if parameter.choices:
+        if value not in parameter.choices:
+            return f"{name} must be one of {list(parameter.choices)}"
+    elif type(value) is not int or not parameter.minimum <= value <= parameter.maximum:
+        return f"{name} must be an integer in [{parameter.minimum}, {parameter.maximum}]"
+    return ""
 
 
 def compute_params(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -67,15 +115,8 @@ def compute_params(overrides: dict[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {parameter.name: parameter.default for parameter in PARAMETERS}
     for name in sorted(overrides):
         value = overrides[name]
-        parameter = _BY_NAME.get(name)
-        if parameter is None:
-            raise GenesisError(f"chaincode.carbon.{name} is not a carbon parameter")
-        if parameter.choices:
-            if value not in parameter.choices:
-                raise GenesisError(f"chaincode.carbon.{name} must be one of {list(parameter.choices)}")
-        elif type(value) is not int or not parameter.minimum <= value <= parameter.maximum:
-            raise GenesisError(
-                f"chaincode.carbon.{name} must be an integer in [{parameter.minimum}, {parameter.maximum}]"
-            )
+        problem = validate_parameter_value(name, value)
+        if problem:
+            raise GenesisError(f"chaincode.carbon.{problem}")
         params[name] = value
     return params

@@ -8,48 +8,26 @@ following page, or null). Parameters may arrive as strings (HTTP query strings) 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from itertools import islice
 from typing import Any
 
 from chaincode import schema
 from chaincode.base import Arg, InvalidArgs, NotFound, QuerySpec, UnknownFunction, validate_value
 from chaincode.context import decode_record
+from chaincode.gov_queries import GOVERNANCE_QUERIES
 from chaincode.market import compute_reference_price
 from chaincode.offsets import compute_serial_string
+from chaincode.query_kit import LIMIT_ARG, PAGE_MAX, after_arg, get_or_not_found, iter_records, page
 from core.state import StateReader
 
-PAGE_DEFAULT = 100
-PAGE_MAX = 1000
-
-_limit = Arg("limit", "int", "page size", required=False, default=PAGE_DEFAULT, minimum=1, maximum=PAGE_MAX)
+_limit = LIMIT_ARG
 _org = Arg("org", "org", "organisation id")
 _period = Arg("period", "id", "compliance period id")
-
-
-def _after(description: str, kind: str = "id") -> Arg:
-    return Arg("start_after", kind, description, required=False, maximum=2**62)
-
-
-def _records(
-    state: StateReader, prefix: bytes, start_after: bytes | None
-) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    for key, raw in state.iterate(prefix, start_after=start_after):
-        yield key, decode_record(raw)
-
-
-def _page(items: list[Any], limit: int, cursor: Callable[[Any], Any]) -> dict[str, Any]:
-    """`items` holds up to limit + 1 entries; the extra one only tells whether there is a next page."""
-    more = len(items) > limit
-    items = items[:limit]
-    return {"items": items, "next": cursor(items[-1]) if more and items else None}
-
-
-def _get(state: StateReader, key: bytes, what: str) -> dict[str, Any]:
-    raw = state.get(key)
-    if raw is None:
-        raise NotFound(f"{what} not found")
-    return decode_record(raw)
+_after = after_arg
+_records = iter_records
+_page = page
+_get = get_or_not_found
 
 
 # --- identity ----------------------------------------------------------------------------------------------
@@ -346,6 +324,7 @@ _QUERY_LIST = (
     ),
     QuerySpec("supply", (), "Unit and cash totals (for conservation checks).", query_supply),
     QuerySpec("params", (), "Carbon chaincode parameters.", query_params),
+    *GOVERNANCE_QUERIES,
 )
 
 QUERIES: dict[str, QuerySpec] = {spec.name: spec for spec in _QUERY_LIST}

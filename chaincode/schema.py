@@ -14,16 +14,21 @@ Schema history (the version is in `meta/schema`; any change of what is stored is
 2. index entries hold the empty map instead of zero bytes; compliance rows and allocation entries have a
    fixed field set; allowances bought today ("fresh") are debited last and move with a transfer;
    counters stop at the width of their keys.
+3. governance (chaincode.schema_gov): members, policies, proposals, four-eyes requests with their locks,
+   per-organisation four-eyes thresholds, the validator set with its pending change, every node key ever
+   used, evidence; key records gain `node` (a validator's node key, enrolled at genesis), serial blocks
+   `held` (the four-eyes request that locks them); balances' `locked` also counts four-eyes locks.
 """
 
 from __future__ import annotations
 
+from chaincode import schema_gov
 from chaincode.layout import Field, KeyTemplate, Record, Shape
 from chaincode.params import PARAMETERS
 from core import codec
 from core.errors import CodecError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PRICE_PAD_MAX = 10**16 - 1  # prices are stored inverted for the buy side: PRICE_PAD_MAX - price
 SERIAL_MAX = 10**15  # highest serial (serial arguments go up to here)
 SEQ_MAX = 10**16 - 1  # highest order and trade id (16-digit keys)
@@ -64,11 +69,11 @@ VERIFICATION = Shape(
     ),
     "a report's verification",
 )
-SHAPES: dict[str, Shape] = {shape.name: shape for shape in (ALLOC_ENTRY, VERIFICATION)}
+SHAPES: dict[str, Shape] = {shape.name: shape for shape in (ALLOC_ENTRY, VERIFICATION, *schema_gov.SHAPES)}
 
 # --- records ----------------------------------------------------------------------------------------------
 
-_COUNTERS = ("order", "trade", "serial", "issuance")
+_COUNTERS = ("order", "trade", "serial", "issuance", "proposal", "request")
 _HEIGHT = F("height", "int", "height of the writing block")
 _TIME = F("time_ms", "int", "time of the writing block")
 
@@ -161,6 +166,7 @@ KEY_RECORD = Record(
         F("org", "org", "the organisation"),
         F("public_key", "hex32", "the Ed25519 public key"),
         F("admin", "bool", "may administer the organisation"),
+        F("node", "bool", "a validator's node key: it signs only report_evidence (never admin)"),
         F("status", "enum(active,revoked)", "revocation is final"),
         F("enrolled_height", "int", "0 for genesis admin keys"),
         F("revoked_height", "int|nil", "nil while active"),
@@ -246,7 +252,7 @@ BAL_ALLOWANCE_RECORD = Record(
     KeyTemplate("bal/{org:org}/allowance"),
     (
         F("available", "int", "allowances held and not locked, t"),
-        F("locked", "int", "allowances locked in resting sell orders, t"),
+        F("locked", "int", "allowances locked in resting sell orders and pending four-eyes requests, t"),
         F("fresh", "int", "of `available`, bought on trading day fresh_day (<= available)"),
         F("fresh_day", "int", "the trading day of `fresh` (0 before any purchase)"),
     ),
@@ -257,7 +263,7 @@ BAL_CASH_RECORD = Record(
     KeyTemplate("bal/{org:org}/cash"),
     (
         F("available", "int", "cash, fen"),
-        F("locked", "int", "cash locked in resting buy orders, fen"),
+        F("locked", "int", "cash locked in resting buy orders and pending four-eyes requests, fen"),
     ),
     "an organisation's cash (absent record: all 0)",
 )
@@ -315,6 +321,7 @@ OFFSET_RECORD = Record(
             "all but active and buffer are final",
         ),
         F("frozen", "bool", "frozen by the regulator"),
+        F("held", "int|nil", "the pending four-eyes request that locks it (nil: none)"),
         F("period", "id|nil", "the period it was surrendered for"),
         F("receipt", "hex32|nil", "the retirement receipt id"),
     ),
@@ -427,6 +434,7 @@ RECORDS: tuple[Record, ...] = (
     BOOK_SELL_RECORD,
     ORG_ORDER_RECORD,
     TRADE_RECORD,
+    *schema_gov.RECORDS,
 )
 
 
@@ -445,9 +453,11 @@ def find_record(key: bytes) -> tuple[Record, dict[str, str | int]] | None:
 SCHEMA = SCHEMA_RECORD.key.format()
 PARAMS = PARAMS_RECORD.key.format()
 MARKET = MARKET_RECORD.key.format()
-COUNTER_ORDER, COUNTER_TRADE, COUNTER_SERIAL, COUNTER_ISSUANCE = (r.key.format() for r in COUNTER_RECORDS)
+COUNTER_ORDER, COUNTER_TRADE, COUNTER_SERIAL, COUNTER_ISSUANCE, COUNTER_PROPOSAL, COUNTER_REQUEST = (
+    r.key.format() for r in COUNTER_RECORDS
+)
 COUNTER_MAX = {COUNTER_ORDER: SEQ_MAX, COUNTER_TRADE: SEQ_MAX, COUNTER_SERIAL: SERIAL_MAX}
-COUNTER_MAX[COUNTER_ISSUANCE] = ISSUANCE_MAX
+COUNTER_MAX.update({COUNTER_ISSUANCE: ISSUANCE_MAX, COUNTER_PROPOSAL: SEQ_MAX, COUNTER_REQUEST: SEQ_MAX})
 SUPPLY_ALLOWANCE = SUPPLY_ALLOWANCE_RECORD.key.format()
 SUPPLY_OFFSET = SUPPLY_OFFSET_RECORD.key.format()
 SUPPLY_CASH = SUPPLY_CASH_RECORD.key.format()

@@ -205,7 +205,7 @@ def node_init(
     genesis = load_genesis(genesis_path)
     member = load_member(folder / MEMBER_FILE)
     places = locate_member(genesis, member)
-    index = _choose_node(member, node_index)
+    index = choose_node(member, node_index)
     place = places[index]
     key_file = folder / key_file_names(member)[f"node {index}"]
     write_node_home(
@@ -216,7 +216,7 @@ def node_init(
     click.echo(f"  start it: carbonchain node run --home {home}")
 
 
-def _choose_node(member: MemberFile, node_index: int | None) -> int:
+def choose_node(member: MemberFile, node_index: int | None) -> int:
     if not member.nodes:
         raise click.UsageError(f"member {member.org.id} runs no node (member init --validator/--observer)")
     if node_index is None:

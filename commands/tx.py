@@ -134,6 +134,17 @@ def _list_value(arg: Arg, values: tuple[str, ...]) -> list[Any]:
     return items
 
 
+def _map_value(arg: Arg, text: str) -> Any:
+    """A map argument (a proposal's `args`) given as a JSON object."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"must be a JSON object: {exc}", param_hint=option_name(arg)) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=option_name(arg))
+    return value
+
+
 def describe_callers(spec: FunctionSpec) -> str:
     who = ", ".join(spec.roles)
     notes = []
@@ -144,14 +155,9 @@ def describe_callers(spec: FunctionSpec) -> str:
     return who + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def build_tx_command(spec: FunctionSpec) -> click.Command:
-    clash = {arg.name for arg in spec.args} & set(COMMON_OPTIONS)
-    if clash:
-        raise InvariantBroken(
-            f"function {spec.name} has arguments {sorted(clash)} that clash with CLI options"
-        )
-    params: list[click.Parameter] = [_arg_option(arg) for arg in spec.args]
-    params += [
+def signing_options() -> list[click.Parameter]:
+    """The options every signing command takes (this module's docstring), after its own."""
+    params: list[click.Parameter] = [
         click.Option(
             ["--key", "key"],
             required=True,
@@ -197,6 +203,16 @@ def build_tx_command(spec: FunctionSpec) -> click.Command:
             help=f"Read the key passphrase from this file (else ${PASSPHRASE_ENV}, else a prompt).",
         )
     )
+    return params
+
+
+def build_tx_command(spec: FunctionSpec) -> click.Command:
+    clash = {arg.name for arg in spec.args} & set(COMMON_OPTIONS)
+    if clash:
+        raise InvariantBroken(
+            f"function {spec.name} has arguments {sorted(clash)} that clash with CLI options"
+        )
+    params: list[click.Parameter] = [_arg_option(arg) for arg in spec.args] + signing_options()
     units = [f"{arg.name} in {arg.unit}" for arg in spec.args if arg.unit]
     help_text = f"{spec.description}\n\nWho may call it: {describe_callers(spec)}."
     if units:
@@ -219,14 +235,24 @@ def compute_args(spec: FunctionSpec, values: dict[str, Any]) -> dict[str, Any]:
         value = values.get(arg.name)
         if arg.kind in ("int_list", "hex32_list"):
             value = _list_value(arg, value or ()) or None
+        if arg.kind == "map" and isinstance(value, str):
+            value = _map_value(arg, value)
         if arg.kind in ("hex32", "hex32_list") and value is not None:
             items = value if isinstance(value, list) else [value]
             items = [read_public_key_file(item) if item.startswith("@") else item for item in items]
             value = items if isinstance(value, list) else items[0]
         if value is not None:
             args[arg.name] = value
-    validate_arg_map(spec.name, spec.args, args)  # InvalidArgs (a one-line error) before anything is signed
+    validated = validate_arg_map(spec.name, spec.args, args)  # InvalidArgs (a one-line error) before signing
+    if spec.check_args is not None:
+        spec.check_args(validated)  # e.g. a proposal's action arguments
     return args
+
+
+def submit_function(spec: FunctionSpec, values: dict[str, Any]) -> int:
+    """Check, sign and submit a call of `spec` from option values (its arguments and signing_options());
+    returns the exit status. The governance commands use it too (commands/gov.py)."""
+    return _submit(spec, values)
 
 
 def _submit(spec: FunctionSpec, values: dict[str, Any]) -> int:

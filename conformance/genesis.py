@@ -1,4 +1,5 @@
-"""The conformance chain's genesis: four validators, eleven organisations, low limits; and its dev keys.
+"""The conformance chain's genesis: four validators, eleven organisations, four members, low limits; and its
+dev keys.
 
 Every key is a well-known development key (core.devkeys), so anyone can recompute every signature.
 """
@@ -36,14 +37,29 @@ PARAMS = {
     "allocations_per_period_max": 2,
     "issuances_per_project_max": 2,
     "block_trade_min_t": 500,
+    # four-eyes low enough to reach in a few transactions, above what blocks 1-6 move; freezes single-key
+    # until block 7 switches them on
+    "four_eyes_allowance_t": 100,
+    "four_eyes_offset_t": 60,
+    "four_eyes_cash_fen": 100_000,
+    "four_eyes_order_t": 500,
+    "four_eyes_allocation_t": 5_000,
+    "four_eyes_freezes": "off",
+    "four_eyes_window_blocks": 2,
+    "open_requests_max": 2,
+    "open_proposals_max": 2,
+    "proposal_blocks_max": 100,
 }
+MEMBERS = ["mee", "bank", "ent1", "ver1"]  # four members: three approve a decision
 
 
 def make_genesis_document() -> dict[str, Any]:
     return {
         "chain_id": CHAIN_ID,
         "genesis_time": GENESIS_TIME,
-        "consensus": {"pipeline_depth": 2},
+        # the fifth validator approved at height 7 comes into force at the earliest height the rule allows:
+        # L = 13 = 7 + 2 * pipeline_depth + 2, a multiple of checkpoint_interval (docs/protocol/core.md 6.5)
+        "consensus": {"pipeline_depth": 2, "checkpoint_interval": 13},
         "validators": [
             {
                 "org": "mee",
@@ -58,6 +74,7 @@ def make_genesis_document() -> dict[str, Any]:
             for org, name, role in ORGS
         ],
         "chaincode": {"carbon": PARAMS},
+        "governance": {"members": MEMBERS},
     }
 
 

@@ -1,5 +1,8 @@
 """The transactions of the conformance chain: every chaincode function, and every failure code it can return.
 
+Blocks 1-6 are the compliance years (below); blocks 7-10 governance, four-eyes and evidence
+(conformance.script_gov).
+
 Two compliance periods (`2025` under the China rule, `2026` under the EU rule), offsets from issuance to
 surrender, retirement and cancellation, an order book with block trades, self-trade and frozen-owner skips,
 the match limit and a reference roll, identity with key revocation, and around them one transaction for
@@ -14,48 +17,37 @@ on the next trading day.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from conformance.genesis import DAY_MS, EVIDENCE, at, key_hex
+from conformance.script_blocks import Call, ScriptBlock
+from conformance.script_gov import build_governance_blocks
 
 # Failure codes the script does not reach, and why: within the argument bounds, reaching 2^62 (a balance or
 # total) or a counter's maximum takes millions of transactions. Every other declared code of every function
 # is reached (tests/conformance/test_vectors.py).
-UNREACHED = {
+UNREACHED = {  # and the request counter of four-eyes functions: 10^16 requests
     ("allocate", "overflow"): "a balance or total above 2^62 needs over 4 million allocations",
     ("issue_offsets", "overflow"): "serials above 10^15 need 1000 issuances of 10^12 t",
     ("transfer_allowances", "overflow"): "a balance above 2^62 needs over 4 million allocations",
     ("deposit_cash", "overflow"): "cash above 2^62 needs over 4,600 deposits of 10^15 fen",
     ("place_order", "overflow"): "a balance above 2^62, or 10^16 orders",
+    ("propose", "overflow"): "10^16 proposals",
+    (
+        "propose",
+        "too_many_validators",
+    ): "64 validators: 60 additions, each in force before the next (consensus "
+    "does not put changes in force yet)",
+    ("transfer_offsets", "overflow"): "10^16 four-eyes requests",
+    ("withdraw_cash", "overflow"): "10^16 four-eyes requests",
+    ("freeze_account", "overflow"): "10^16 four-eyes requests",
+    ("unfreeze_account", "overflow"): "10^16 four-eyes requests",
+    ("set_four_eyes_thresholds", "overflow"): "10^16 four-eyes requests",
 }
-
-
-@dataclass(frozen=True)
-class Call:
-    org: str  # sender organisation
-    function: str
-    args: dict[str, Any]
-    expect: str = "ok"  # the result code this call must get
-    key: str = "admin"  # "admin" or "client-<j>": which development key of `org` signs
-    chaincode: str = "carbon"
-
-
-@dataclass
-class ScriptBlock:
-    offset_ms: int  # block time minus genesis time
-    calls: list[Call] = field(default_factory=list)
-
-    def add(
-        self, sender: str, function: str, expect: str = "ok", /, *, key: str = "admin", **args: Any
-    ) -> None:
-        self.calls.append(Call(sender, function, args, expect, key))
 
 
 def build_script() -> list[ScriptBlock]:
     """Six blocks: the first two hold everything before the 2025 reporting deadline (fewer heights keep
     the vectors small: each height carries the full state)."""
-    return [
+    blocks = [
         _merge(_identity(), _setup()),
         _merge(_offsets(), _market(), _reports()),
         _surrenders(),
@@ -63,6 +55,7 @@ def build_script() -> list[ScriptBlock]:
         _second_period(),
         _second_settlement(),
     ]
+    return blocks + build_governance_blocks(blocks[-1].offset_ms + 50_000)
 
 
 def _merge(*parts: ScriptBlock) -> ScriptBlock:

@@ -3,11 +3,13 @@
     python -m conformance.vectors --write     regenerate the files
     python -m conformance.vectors --check     exit 1 unless the files are what the chaincode computes today
 
-The chain is built the way validators build one: each block's header links to the previous one and
-carries the roots of the height `pipeline_depth` below it; the development keys of validators 0-2 (a
-quorum of the four) sign its commit certificate in view 0; transactions are signed with the
-organisations' development keys; everything is deterministic (Ed25519 signatures are), so the files
-regenerate byte for byte. After the script's blocks come `pipeline_depth` empty blocks, so that a header
+The chain is built the way validators build one: each block's header links to the previous one, carries
+the roots of the height `pipeline_depth` below it and names the validator sets in force at its height and
+the next (the genesis set, then the five validators the script's governance adds: consensus.membership
+over the changes the chaincode approves); the development keys of the lowest-numbered members of its set
+(a quorum) sign its commit certificate in view 0; transactions are signed with the organisations'
+development keys; everything is deterministic (Ed25519 signatures are), so the files regenerate byte for
+byte. After the script's blocks come empty blocks until the new set has certified a block and a header
 certifies the roots of every height that changed state.
 
 Files (docs/protocol/vectors/README.md describes them for implementers): genesis.json; chain.json (the
@@ -25,11 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaincode import build_registry, execute_block, genesis_writes
+from chaincode import build_registry, execute_block, genesis_writes, get_validator_change
 from chaincode.carbon import check_result
 from chaincode.schema import check_state_entry
 from conformance.genesis import make_genesis_document
-from conformance.script import Call, ScriptBlock, build_script
+from conformance.script import build_script
+from conformance.script_blocks import Call, ScriptBlock
+from consensus.membership import Membership
 from core.block import (
     EMPTY_ROOT,
     Block,
@@ -47,10 +51,10 @@ from core.errors import InvariantBroken
 from core.genesis import Genesis, parse_genesis
 from core.state import DictState
 from core.tx import SignedTx, TxBody, sign_transaction
+from core.validators import ValidatorSet
 from storage.trie import compute_state_root
 
 VECTORS_DIR = Path(__file__).resolve().parents[1] / "docs" / "protocol" / "vectors"
-QUORUM_SIGNERS = 3  # validators 0..2 sign each certificate (quorum of 4)
 VALID_FOR_BLOCKS = 100
 
 
@@ -69,6 +73,8 @@ class Height:
 def sign_call(call: Call, nonce: int) -> SignedTx:
     if call.key == "admin":
         key = dev_admin_key(call.org)
+    elif call.key.startswith("node-"):
+        key = dev_node_key("validator", int(call.key.removeprefix("node-")))
     else:
         key = dev_client_key(call.org, int(call.key.removeprefix("client-")))
     body = TxBody(
@@ -96,8 +102,19 @@ def build_chain() -> tuple[Genesis, list[Height]]:
     previous_hash = genesis.genesis_hash
     script: list[ScriptBlock] = build_script()
     script += [ScriptBlock(script[-1].offset_ms + 1_000 * (i + 1)) for i in range(depth)]
+    membership = Membership(
+        genesis.validator_set,
+        checkpoint_interval=genesis.consensus.checkpoint_interval,
+        pipeline_depth=depth,
+    )
+    last_change = 0  # the first height of the last set put in force
     nonce = 0
-    for number, planned in enumerate(script, start=1):
+    number = 0
+    while number < len(script) or number < last_change + depth:
+        number += 1
+        if number > len(script):
+            script.append(ScriptBlock(script[-1].offset_ms + 1_000))
+        planned = script[number - 1]
         txs = []
         for call in planned.calls:
             nonce += 1
@@ -108,13 +125,13 @@ def build_chain() -> tuple[Genesis, list[Height]]:
             height=number,
             prev_hash=previous_hash,
             time_ms=genesis.genesis_time_ms + planned.offset_ms,
-            proposer=(number - 1) % len(genesis.validators),
+            proposer=membership.at(number).numbers[(number - 1) % membership.at(number).n],
             tx_count=len(txs),
             tx_root=compute_tx_root(tuple(txs)),
             state_height=certified_heights.height,
             state_root=certified_heights.state_root,
-            validators_hash=genesis.validator_set.set_hash,
-            next_validators_hash=genesis.validator_set.set_hash,
+            validators_hash=membership.at(number).set_hash,
+            next_validators_hash=membership.at(number + 1).set_hash,
             results_root=certified_heights.results_root,
         )
         block = Block(header, tuple(txs))
@@ -127,7 +144,11 @@ def build_chain() -> tuple[Genesis, list[Height]]:
                 check_state_entry(key, value)
         state.apply(execution.writes)
         committed.update(tx.tx_id for tx in txs)
-        certified = CertifiedBlock(block, _certify(genesis, header), execution.results)
+        certified = CertifiedBlock(block, _certify(genesis, header, membership.at(number)), execution.results)
+        change = get_validator_change(execution.writes, number)
+        membership.note_executed(number, None if change is None else change.validator_set)
+        if change is not None:
+            last_change = change.activation_height + 1
         heights.append(
             Height(
                 number,
@@ -142,9 +163,12 @@ def build_chain() -> tuple[Genesis, list[Height]]:
     return genesis, heights
 
 
-def _certify(genesis: Genesis, header: BlockHeader) -> CommitCertificate:
+def _certify(genesis: Genesis, header: BlockHeader, validators: ValidatorSet) -> CommitCertificate:
+    """A quorum of the set in force, its lowest numbers first (every validator key is development key i)."""
     digest = compute_commit_digest(genesis.chain_id, 0, header.height, header.block_hash)
-    votes = tuple((i, dev_node_key("validator", i).sign(digest)) for i in range(QUORUM_SIGNERS))
+    signers = validators.numbers[: validators.quorum]
+    assert all(validators.key(i) == dev_node_key("validator", i).public_key for i in signers)
+    votes = tuple((i, dev_node_key("validator", i).sign(digest)) for i in signers)
     return CommitCertificate(view=0, height=header.height, block_hash=header.block_hash, votes=votes)
 
 

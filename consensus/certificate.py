@@ -24,16 +24,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from consensus.messages import (
-    PreparedCertificate,
-    ViewChange,
-    compute_pre_prepare_digest,
-    compute_prepare_digest,
-    compute_view_change_digest,
-)
+from consensus.messages import PreparedCertificate, ViewChange, compute_view_change_digest
 from core.block import BlockHeader, CommitCertificate, compute_commit_digest
 from core.errors import InvalidInput
 from core.validators import ValidatorSet
+from core.votes import compute_pre_prepare_digest, compute_prepare_digest
 
 Verify = Callable[[bytes, bytes, bytes], bool]  # (public key, 32-byte digest, signature) -> valid?
 

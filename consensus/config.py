@@ -24,17 +24,19 @@ class ReplicaConfig:
     index: int  # our validator number (a genesis index, or the number a later change gave us)
 
     @classmethod
-    def from_genesis(cls, genesis: Genesis, node_public_key: bytes) -> ReplicaConfig:
+    def from_genesis(
+        cls, genesis: Genesis, node_public_key: bytes, *, number: int | None = None
+    ) -> ReplicaConfig:
+        """Our number is our genesis index, or `number` for a validator a later change added."""
         keys = genesis.validator_keys
-        if node_public_key not in keys:
-            raise InvariantBroken("this node's key is not a genesis validator")
+        if number is None:
+            if node_public_key not in keys:
+                raise InvariantBroken(
+                    "this node's key is not a genesis validator (a joining one needs its number)"
+                )
+            number = keys.index(node_public_key)
         return cls(
-            genesis.chain_id,
-            genesis.genesis_hash,
-            genesis.genesis_time_ms,
-            keys,
-            genesis.consensus,
-            keys.index(node_public_key),
+            genesis.chain_id, genesis.genesis_hash, genesis.genesis_time_ms, keys, genesis.consensus, number
         )
 
     @property

@@ -5,7 +5,8 @@ Every message is a canonical msgpack map with a "kind" field and the fields of i
 the genesis consensus parameters, and raises CodecError otherwise. Signatures are Ed25519 over a 32-byte
 digest `hash_value(Domain.<KIND>, {...})` that always includes the chain id, so a vote cannot be replayed
 across chains, views, heights or message kinds. COMMIT signs exactly core.block.compute_commit_digest, so
-COMMIT signatures assemble into a core.block.CommitCertificate. docs/protocol/consensus.md has the bytes.
+COMMIT signatures assemble into a core.block.CommitCertificate. The vote digests are core.votes' (the
+chaincode checks evidence with them too); docs/protocol/consensus.md has the bytes.
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import codec
-from core.block import Block, BlockHeader, CommitCertificate, compute_commit_digest
+from core.block import Block, BlockHeader, CommitCertificate
 from core.errors import CodecError, TransactionError
 from core.genesis import ConsensusParams
 from core.hashing import HASH_BYTES, Domain, hash_value
 from core.keys import SIGNATURE_BYTES
 from core.validators import NUMBER_MAX
+from core.votes import (
+    compute_checkpoint_digest,
+    compute_commit_digest,
+    compute_pre_prepare_digest,
+    compute_prepare_digest,
+)
 
 Vote = tuple[int, bytes]  # (validator index, signature)
 
@@ -123,21 +130,6 @@ Message = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView
 
 
 # --- signing digests --------------------------------------------------------------------------------------
-
-
-def compute_pre_prepare_digest(chain_id: str, view: int, height: int, block_hash: bytes) -> bytes:
-    fields = {"block_hash": block_hash, "chain_id": chain_id, "height": height, "view": view}
-    return hash_value(Domain.PRE_PREPARE, fields)
-
-
-def compute_prepare_digest(chain_id: str, view: int, height: int, block_hash: bytes) -> bytes:
-    fields = {"block_hash": block_hash, "chain_id": chain_id, "height": height, "view": view}
-    return hash_value(Domain.PREPARE, fields)
-
-
-def compute_checkpoint_digest(chain_id: str, height: int, block_hash: bytes, state_root: bytes) -> bytes:
-    fields = {"block_hash": block_hash, "chain_id": chain_id, "height": height, "state_root": state_root}
-    return hash_value(Domain.CHECKPOINT, fields)
 
 
 def compute_view_change_digest(chain_id: str, message: ViewChange) -> bytes:

@@ -27,7 +27,7 @@ from core.validators import ValidatorSet
 
 MAX_GENESIS_BYTES = 4 * 1024 * 1024
 _HEX_KEY = re.compile(r"^[0-9a-f]{64}$")
-_ADDRESS = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,253}:(\d{1,5})$")
+ADDRESS_PATTERN = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,253}:(\d{1,5})$")  # host:port (port 1..65535)
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
@@ -49,7 +49,7 @@ class _Strict(BaseModel):
 PublicKeyHex = Annotated[
     str, Field(pattern=_HEX_KEY.pattern, description="32-byte Ed25519 key, lowercase hex")
 ]
-Address = Annotated[str, Field(pattern=_ADDRESS.pattern, description="host:port")]
+Address = Annotated[str, Field(pattern=ADDRESS_PATTERN.pattern, description="host:port")]
 
 
 class ConsensusParams(_Strict):
@@ -114,6 +114,51 @@ class Organisation(_Strict):
         return value
 
 
+# Governance (docs/CHAINCODE.md, "Governance"): which decisions need whose approval. A policy names who may
+# propose, the electorate whose approval counts (one organisation, one vote) and the threshold: at least
+# max(threshold_min, ceil(n * threshold_num / threshold_den)) of the n organisations of the electorate.
+POLICY_NAMES = ("membership", "parameters", "validators", "policies")
+ELECTORATE_MEMBERS = "members"  # the consortium's member organisations (governance.members)
+ELECTORATE_VALIDATORS = "validators"  # the organisations operating a validator
+ELECTORATES = (ELECTORATE_MEMBERS, ELECTORATE_VALIDATORS, *(role.value for role in Role))
+
+
+class Policy(_Strict):
+    proposers: str = ELECTORATE_MEMBERS  # an electorate: its organisations' admin keys may propose
+    approvers: str = ELECTORATE_MEMBERS  # the electorate whose approvals count
+    threshold_num: int = Field(2, ge=0, le=1000)  # the share of the electorate that must approve ...
+    threshold_den: int = Field(3, ge=1, le=1000)
+    threshold_min: int = Field(1, ge=1, le=10_000)  # ... and at least this many organisations
+
+    @field_validator("proposers", "approvers")
+    @classmethod
+    def _known_electorate(cls, value: str) -> str:
+        if value not in ELECTORATES:
+            raise ValueError(f"unknown electorate {value!r}; one of {', '.join(ELECTORATES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _fraction(self) -> Policy:
+        if self.threshold_num > self.threshold_den:
+            raise ValueError("threshold_num must not exceed threshold_den")
+        return self
+
+
+class Governance(_Strict):
+    # the member organisations; omitted: the organisations operating the genesis validators, in order
+    members: list[str] | None = Field(None, min_length=1, max_length=10_000)
+    # policy name -> policy; a policy not named takes the defaults (2/3 of the members)
+    policies: dict[str, Policy] = Field(default_factory=dict)
+
+    @field_validator("policies")
+    @classmethod
+    def _known_policies(cls, value: dict[str, Policy]) -> dict[str, Policy]:
+        unknown = sorted(set(value) - set(POLICY_NAMES))
+        if unknown:
+            raise ValueError(f"unknown policies {unknown}; the policies are {', '.join(POLICY_NAMES)}")
+        return value
+
+
 class Genesis(_Strict):
     chain_id: str = Field(pattern=CHAIN_ID_PATTERN.pattern)
     genesis_time: str = Field(pattern=_TIME.pattern, description="UTC, RFC 3339, e.g. 2026-01-01T00:00:00Z")
@@ -122,6 +167,7 @@ class Genesis(_Strict):
     observers: list[Observer] = Field(default_factory=list, max_length=64)
     organisations: list[Organisation] = Field(min_length=1, max_length=10_000)
     chaincode: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    governance: Governance = Governance()
 
     @field_validator("genesis_time")
     @classmethod
@@ -160,6 +206,20 @@ class Genesis(_Strict):
         for index, observer in enumerate(self.observers):
             if observer.org not in known:
                 raise ValueError(f"observers[{index}].org {observer.org!r} is not an organisation")
+        admin_keys = {key for org in self.organisations for key in org.admin_keys}
+        for index, node in enumerate(self.validators):
+            if node.node_key in admin_keys:
+                raise ValueError(
+                    f"validators[{index}].node_key is also an organisation's admin key "
+                    "(a node key is enrolled for its organisation as a node key: it signs only evidence)"
+                )
+        members = self.governance.members
+        if members is not None:
+            if len(set(members)) != len(members):
+                raise ValueError("governance.members must be distinct")
+            for member in members:
+                if member not in known:
+                    raise ValueError(f"governance.members names {member!r}, which is not an organisation")
         for port_text in (a.rsplit(":", 1)[1] for a in addresses):
             if not 1 <= int(port_text) <= 65535:
                 raise ValueError(f"port {port_text} is outside 1..65535")
@@ -196,6 +256,17 @@ class Genesis(_Strict):
     @property
     def max_faulty(self) -> int:
         return compute_max_faulty(len(self.validators))
+
+    @cached_property
+    def members(self) -> tuple[str, ...]:
+        """The consortium's member organisations: governance.members, or the genesis validators' organisations."""
+        if self.governance.members is not None:
+            return tuple(self.governance.members)
+        return tuple(dict.fromkeys(v.org for v in self.validators))
+
+    def policy(self, name: str) -> Policy:
+        """A governance policy: genesis's, or the default."""
+        return self.governance.policies.get(name, Policy())
 
     def organisation(self, org_id: str) -> Organisation | None:
         return next((org for org in self.organisations if org.id == org_id), None)
@@ -240,7 +311,18 @@ def compute_genesis_document(genesis: Genesis) -> dict[str, Any]:
             for org in genesis.organisations
         ],
         "chaincode": genesis.chaincode,
+        "governance": {
+            "members": list(genesis.members),
+            "policies": {name: _policy_document(genesis.policy(name)) for name in POLICY_NAMES},
+        },
     }
+
+
+POLICY_FIELDS = ("proposers", "approvers", "threshold_num", "threshold_den", "threshold_min")
+
+
+def _policy_document(policy: Policy) -> dict[str, Any]:
+    return {name: getattr(policy, name) for name in POLICY_FIELDS}
 
 
 def parse_genesis(document: Any) -> Genesis:

@@ -41,6 +41,7 @@ class Domain(Enum):
     PEER_HANDSHAKE = "peer-handshake"
     KEY_ID = "key-id"
     VALIDATOR_SET = "validator-set"  # a validator set, as block headers name it (core/validators.py)
+    NODE_KEY_PROOF = "node-key-proof"  # a new validator node key signs this to prove it holds the key
 
     @property
     def prefix(self) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chaincode import ChaincodeRegistry, execute_block
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 class AppliedBlock:
     outcome: CommitOutcome  # roots after the block
     results: tuple[TxResult, ...]  # one per transaction
+    writes: Mapping[bytes, bytes | None]  # the block's net state changes (the roster reads set changes there)
 
 
 class BlockApplier:
@@ -38,7 +40,9 @@ class BlockApplier:
         """Execute and durably commit the next block; returns the roots after it."""
         started = time.perf_counter()
         execution = execute_block(self.store, block, self.registry, is_committed=self._is_committed)
-        outcome = self.store.commit_block(block, execution.results, execution.tx_writes, certificate)
+        outcome = self.store.commit_block(
+            block, execution.results, execution.tx_writes, certificate, end_writes=execution.end_writes
+        )
         elapsed = time.perf_counter() - started
         self.metrics.block_commit_seconds.observe(elapsed)
         self.metrics.block_txs.observe(len(block.txs))
@@ -54,7 +58,7 @@ class BlockApplier:
             elapsed * 1000,
             extra={"height": block.header.height, "view": None if certificate is None else certificate.view},
         )
-        return AppliedBlock(outcome, tuple(execution.results))
+        return AppliedBlock(outcome, tuple(execution.results), execution.writes)
 
     def _is_committed(self, tx_id: bytes) -> bool:
         return self.store.get_tx_location(tx_id) is not None

@@ -26,8 +26,12 @@ class _Section(BaseModel):
 
 class NodeSection(_Section):
     role: Literal["validator", "observer"]
-    index: int = Field(ge=0, le=63, description="position in genesis validators or observers")
+    index: int = Field(
+        ge=0, le=1023, description="an observer's position in genesis observers; a validator's number"
+    )
     key_file: str = "node_key.json"
+    # a validator that joined after genesis: its number and first peers (node/joining.py, `node join`)
+    validators_file: str = ""
     genesis_file: str = "genesis.json"
     data_dir: str = "data"
     verify_threads: int = Field(
@@ -51,7 +55,7 @@ class PeerSection(_Section):
     )
     # validator index -> "host:port" to dial instead of its genesis peer_address (NAT, a local relay, the
     # fault-injection proxies of the tests); identities are still proven by the handshake
-    dial_addresses: dict[Annotated[int, Field(ge=0, le=63)], Annotated[str, Field(pattern=_ADDRESS)]] = {}
+    dial_addresses: dict[Annotated[int, Field(ge=0, le=1023)], Annotated[str, Field(pattern=_ADDRESS)]] = {}
 
 
 class ApiSection(_Section):

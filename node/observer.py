@@ -2,7 +2,8 @@
 
 For every block it receives (pushed by validators as they commit, or fetched for a range it missed) it
 checks that the block is a valid certified successor of its chain (core/successor.py): on arrival what the
-block proves on its own (counts, transaction root, the commit certificate against the validator set), and
+block proves on its own (counts, transaction root, the commit certificate against the validator set in force
+at its height: the sets governance changes, as the executed chain decides them, consensus.membership), and
 before applying it the link to the previous block and the roots of an earlier height (state_height) it
 certifies. A block that fails on arrival is a lie by its sender (banned); one that fails at apply time
 means the validators' state diverged from the rules, and the observer halts loudly instead of following.
@@ -28,6 +29,7 @@ from core.tx import SignedTx
 from node.applier import BlockApplier
 from node.channels import CHANNEL_BLOCKS
 from node.relay import RelayPool
+from node.roster import Roster
 from node.sync import SYNC_BLOCKS_MAX, BlockRequests, PeerLinks
 from p2p import FrameHandler, PeerId
 from storage import Store
@@ -50,9 +52,11 @@ class ObserverFollower:
         store: Store,
         network: PeerLinks,
         applier: BlockApplier,
+        roster: Roster,
         pool_limits: PoolLimits | None = None,
     ) -> None:
         self.genesis = genesis
+        self.roster = roster  # the validator set of each height, from the blocks we executed
         self.pool = RelayPool(pool_limits or PoolLimits.for_chain(genesis.consensus.block_txs_max))
         self.store = store
         self.network = network
@@ -61,6 +65,7 @@ class ObserverFollower:
         self.paused_reason: str | None = None  # set by pause(): no block is applied meanwhile
         self.known_height = store.last_height  # the highest height any validator showed us
         self._ahead: dict[int, CertifiedBlock] = {}
+        self._unverified: set[int] = set()  # heights in _ahead whose certificate waits for its set
         self._requests = BlockRequests(network)
         self._applied_tip: ChainTip | None = None  # of the last block applied here (saves a block read)
         self._task: asyncio.Task[None] | None = None
@@ -101,33 +106,40 @@ class ObserverFollower:
         # Every validator pushes every block it commits: decode (the observer's costliest step) only the
         # first copy of a height, skipping heights already applied or buffered.
         height = peek_certified_block_height(payload)
-        if height is not None and (height <= self.store.last_height or height in self._ahead):
+        if height is not None and (height <= self.store.last_height or self._is_buffered(height)):
             return
         block = decode_certified_block(payload, tx_bytes_max=self.genesis.consensus.tx_bytes_max)
         self.on_block(peer, block)
+
+    def _is_buffered(self, height: int) -> bool:
+        """A checked block of this height waits in the buffer (an unchecked one may be replaced)."""
+        return height in self._ahead and height not in self._unverified
 
     def on_block(self, peer: PeerId, block: CertifiedBlock) -> None:
         """A block pushed by a validator as it committed it."""
         if peer.role.value != "validator":
             raise InvalidInput("only validators stream blocks")
-        self._verify_certificate(block)
+        verified = self._verify_certificate(block)
         height = block.block.header.height
-        self.known_height = max(self.known_height, height)
+        if verified:
+            self.known_height = max(self.known_height, height)
         if height <= self.store.last_height:
             return
         if height == self.store.last_height + 1:
             self._apply_in_order(block)
         elif len(self._ahead) < BUFFERED_BLOCKS_MAX:
             self._ahead[height] = block
+            if not verified:
+                self._unverified.add(height)
             self._request_missing(peer)
 
     def on_blocks_answer(self, peer: PeerId, request_id: int, blocks: tuple[CertifiedBlock, ...]) -> None:
         if not self._requests.accept_answer(peer, request_id):
             return
         for block in blocks:
-            self._verify_certificate(block)
             height = block.block.header.height
-            self.known_height = max(self.known_height, height)
+            if self._verify_certificate(block):
+                self.known_height = max(self.known_height, height)
             if height == self.store.last_height + 1:
                 self._apply_in_order(block)
         if blocks and self.catching_up:
@@ -165,22 +177,34 @@ class ObserverFollower:
 
     # --- work -----------------------------------------------------------------------------------------------
 
-    def _verify_certificate(self, certified: CertifiedBlock) -> None:
+    def _verify_certificate(self, certified: CertifiedBlock) -> bool:
         """Everything a block proves on its own (core/successor.py without the tip): a block that fails is
-        a lie by the sender, and InvalidInput bans it."""
+        a lie by the sender, and InvalidInput bans it. False, unchecked, for a block so far ahead that the
+        validator sets of its heights are not certain yet (it is checked whole before it is applied)."""
+        if not self.roster.membership.is_known(certified.block.header.height + 1):
+            return False
         try:
             self._validate(certified, certified.certificate, tip=None, check_roots=False)
         except SuccessorError as exc:
             raise InvalidInput(f"served a bad block: {exc}") from None
+        return True
 
     def _apply_in_order(self, certified: CertifiedBlock) -> None:
         if self.paused_reason is not None:
             return
         while certified is not None and self.halted_reason is None:
+            height = certified.block.header.height
+            unverified = height in self._unverified
+            self._unverified.discard(height)
             try:
-                # the certificate was verified on arrival; now the link and the roots it certifies
-                self._validate(certified, None, tip=self._tip(), check_roots=True)
+                # a certificate verified on arrival is not checked again; now the link and the roots it
+                # certifies (the roots are checked after the certificate: a failure there is certified)
+                certificate = certified.certificate if unverified else None
+                self._validate(certified, certificate, tip=self._tip(), check_roots=True)
             except SuccessorError as exc:
+                if unverified and exc.check not in ROOT_CHECKS:  # an uncertified block someone pushed
+                    log.warning("dropped a block received ahead of our height: %s", exc)
+                    break
                 # a certified block that certifies other roots than our own execution (the validators'
                 # state diverged from the rules), or does not extend our chain (more than f are faulty)
                 if exc.check in ROOT_CHECKS:
@@ -189,7 +213,8 @@ class ObserverFollower:
                 else:
                     self._halt(f"a certified block does not extend our chain: {exc}")
                 return
-            self.applier.apply(certified.block, certified.certificate)
+            applied = self.applier.apply(certified.block, certified.certificate)
+            self.roster.note_block(height, applied.writes)
             header = certified.block.header
             self._applied_tip = ChainTip(header.height, certified.block.block_hash, header.time_ms)
             self.pool.remove_many(tx.tx_id for tx in certified.block.txs)
@@ -199,6 +224,7 @@ class ObserverFollower:
             certified = next_block
         for height in [h for h in self._ahead if h <= self.store.last_height]:
             del self._ahead[height]
+            self._unverified.discard(height)
 
     def _validate(
         self,
@@ -213,8 +239,8 @@ class ObserverFollower:
             certificate,
             tip,
             chain_id=self.genesis.chain_id,
-            validators=self.genesis.validator_set,
-            next_validators=self.genesis.validator_set,
+            validators=self.roster.membership.at(certified.block.header.height),
+            next_validators=self.roster.membership.at(certified.block.header.height + 1),
             params=self.genesis.consensus,
             roots=self.store.get_roots if check_roots else None,
         )

@@ -38,11 +38,14 @@ from node.clock import configure_clock_offset
 from node.config import NodeConfig, load_config, resolve
 from node.diskguard import DISK_CHECK_INTERVAL_S, MIB, DiskGuard, compute_free_bytes_min, get_free_bytes
 from node.events import EventHub
+from node.evidence import EvidenceReporter
 from node.gossip import TxGossip, decode_tx_batch
+from node.joining import ValidatorsFile, load_validators_file
 from node.logs import configure_logging
 from node.metrics import NodeMetrics
 from node.observer import ObserverFollower
 from node.roles import Role
+from node.roster import Roster, read_validator_change, read_validator_history
 from node.sync import (
     BlocksAnswer,
     GetTxs,
@@ -57,6 +60,7 @@ from node.verified import VerifiedCache
 from node.web import add_dashboard
 from p2p import PeerId, PeerLimits, PeerNetwork, TlsConfig
 from p2p.framing import FRAME_OVERHEAD_BYTES_MAX
+from p2p.identity import ValidatorEntry
 from storage import Store
 
 log = logging.getLogger(__name__)
@@ -95,18 +99,34 @@ class NodeIdentity:
 
 
 def load_identity(home: Path, config: NodeConfig, genesis: Genesis) -> NodeIdentity:
-    """The node key, checked against this node's entry in genesis."""
+    """The node key, checked against this node's entry in the genesis or, for a validator that joined
+    later (or replaced its key), in its validators file."""
     key_path = resolve(home, config.node.key_file)
     passphrase = os.environ.get(PASSPHRASE_ENV) if is_encrypted_key_file(key_path) else None
     key = load_key(key_path, passphrase=passphrase)
     role, index = config.node.role, config.node.index
+    peer_id = PeerId.validator(index) if role == "validator" else PeerId.observer(index)
+    joined = load_joined(home, config, genesis)
+    if joined is not None:
+        entry = joined.get(index)
+        if joined.number != index or entry is None or entry.node_key != key.public_key:
+            raise ConfigError(f"the node key is not validator {index}'s in {config.node.validators_file}")
+        return NodeIdentity(role, index, peer_id, key)
     members = genesis.validators if role == "validator" else genesis.observers
     if index >= len(members):
         raise ConfigError(f"config says {role} {index}, but genesis has {len(members)} {role}s")
     if members[index].node_key_bytes != key.public_key:
         raise ConfigError(f"the node key does not match genesis {role}s[{index}].node_key")
-    peer_id = PeerId.validator(index) if role == "validator" else PeerId.observer(index)
     return NodeIdentity(role, index, peer_id, key)
+
+
+def load_joined(home: Path, config: NodeConfig, genesis: Genesis) -> ValidatorsFile | None:
+    """The validators file of a validator that joined after genesis, if the config names one."""
+    if not config.node.validators_file:
+        return None
+    if config.node.role != "validator":
+        raise ConfigError("[node] validators_file is for validators only")
+    return load_validators_file(resolve(home, config.node.validators_file), genesis)
 
 
 class NotOrdering(TransactionError):
@@ -119,9 +139,6 @@ class NotOrdering(TransactionError):
 def _dial_addresses(config: NodeConfig, genesis: Genesis) -> dict[PeerId, str]:
     """`[peer.dial_addresses]`, checked against the genesis."""
     addresses = config.peer.dial_addresses
-    unknown = sorted(i for i in addresses if i >= len(genesis.validators))
-    if unknown:
-        raise ConfigError(f"peer.dial_addresses names validators {unknown}, not in the genesis")
     return {PeerId.validator(i): address for i, address in sorted(addresses.items())}
 
 
@@ -147,6 +164,13 @@ class Node:
         threads = config.node.verify_threads
         self._verifier = ThreadPoolExecutor(threads, thread_name_prefix="verify") if threads > 1 else None
         self.applier = BlockApplier(self.store, self.registry, self.events, self.metrics)
+        self.joined = load_joined(home, config, genesis)
+        self.roster = Roster(
+            genesis,
+            executed_height=self.store.last_height,
+            history=read_validator_history(self.store),
+            read_change=read_validator_change,
+        )
         self.network = PeerNetwork(
             genesis,
             identity.key,
@@ -161,7 +185,9 @@ class Node:
                 ban_duration_ms=config.peer.ban_duration_ms,
             ),
             peer_addresses=_dial_addresses(config, genesis),
+            validators=self._first_validators(),
         )
+        self.roster.set_listener(self.network.update_validators)
         self.gossip = TxGossip(self.network)
         self.disk_guard = DiskGuard(
             resolve(home, config.node.data_dir),
@@ -198,21 +224,49 @@ class Node:
                 "the data dir belongs to another chain (its genesis hash differs); use another data_dir"
             )
 
+    def _first_validators(self) -> list[ValidatorEntry]:
+        """Whom to admit and dial at start: the chain's set as executed here, unless that does not list us
+        yet (a validator that joined later, still behind): then its validators file."""
+        admitted = self.roster.admitted()
+        ours = (self.identity.index, self.identity.key.public_key)
+        if self.joined is not None and ours not in [(v.number, v.node_key) for v in admitted]:
+            return self.joined.entries()
+        return admitted
+
     def _peer_port(self) -> int:
         if self.config.peer.listen_port:
             return self.config.peer.listen_port
-        return int(self.genesis.validators[self.identity.index].peer_address.rsplit(":", 1)[1])
+        return int(self._own_peer_address().rsplit(":", 1)[1])
+
+    def _own_peer_address(self) -> str:
+        """Our own peer address: from the validators file for a validator that joined, else the genesis."""
+        if self.joined is not None:
+            entry = self.joined.get(self.identity.index)
+            assert entry is not None  # load_validators_file checked it
+            return entry.peer_address
+        return self.genesis.validators[self.identity.index].peer_address
 
     def _api_port(self) -> int:
         if self.config.api.listen_port:
             return self.config.api.listen_port
+        if self.joined is not None:
+            raise ConfigError("a validator that joined later needs [api] listen_port (node join writes it)")
         members = self.genesis.validators if self.identity.role == "validator" else self.genesis.observers
         return int(members[self.identity.index].api_address.rsplit(":", 1)[1])
 
     def _build_role(self) -> Role:
         """The one place that decides what this node does besides serving the chain."""
         if self.identity.role == "observer":
-            return ObserverFollower(self.genesis, self.store, self.network, self.applier, self.pool_limits)
+            return ObserverFollower(
+                self.genesis, self.store, self.network, self.applier, self.roster, self.pool_limits
+            )
+        evidence = EvidenceReporter(
+            self.genesis,
+            self.identity.key,
+            lambda: self.roster.org_of(self.identity.index),
+            self._submit_evidence,
+            lambda: self.store.last_height + 1,
+        )
         shell = ValidatorShell(
             self.genesis,
             self.identity.key,
@@ -222,7 +276,10 @@ class Node:
             self.verified,
             self._on_committed,
             self.pool_limits,
+            self.roster,
+            number=self.identity.index,
             before_proposal=self.gossip.flush,
+            evidence=evidence,
         )
         return ValidatorRole(shell, self.network, self.genesis, self._on_gossiped_txs)
 
@@ -299,6 +356,17 @@ class Node:
         if gossip and accepted:
             self.gossip.queue(accepted)
         return outcomes
+
+    def _submit_evidence(self, tx: SignedTx) -> None:
+        """Our evidence transaction goes through our own admission, after the replica's current step (the
+        report is one of its outputs: the driver is never fed re-entrantly)."""
+        asyncio.get_running_loop().call_soon(self._admit_evidence, tx)
+
+    def _admit_evidence(self, tx: SignedTx) -> None:
+        try:
+            self.admit_transaction(tx, gossip=True)
+        except TransactionError as exc:
+            log.warning("our evidence transaction was not admitted: %s", exc)
 
     def _admit_submitted(self, txs: Sequence[SignedTx]) -> list[TransactionError | None]:
         return self.admit_transactions(txs, gossip=True)

@@ -281,6 +281,10 @@ class FunctionBody(_Body):
     roles: list[str]
     admin_only: bool
     frozen_ok: bool
+    node_key_ok: bool = Field(description="a validator's node key may sign it (only evidence)")
+    four_eyes: str | None = Field(
+        description="when a call needs a second key of the organisation (null: never)"
+    )
     description: str
     args: list[ArgBody]
     failures: list[str]
@@ -307,7 +311,7 @@ class SignerBody(_Body):
 class VersionBody(_Body):
     height: int
     time_ms: int = Field(description="the block time of that height (the genesis time for height 0)")
-    tx_index: int | None = Field(description="null for the genesis write")
+    tx_index: int | None = Field(description="null for the genesis write and the end-of-block step")
     tx_id: Hex32 | None
     deleted: bool
     value: Any = Field(description="decoded canonical msgpack, or {'hex': ...}; null when deleted")

@@ -8,14 +8,24 @@ re-entrantly), timers are asyncio timer handles, FetchBlocks is a sync-channel r
 
 ValidatorRole is what the rest of the node sees of a validator (node.roles.Role): the shell, the
 transaction gossip it receives, and the quorum of validator links it waits for at start.
+
+ReportMisbehaviour that carries evidence (two conflicting messages signed by one validator) goes to the
+node's EvidenceReporter (node/evidence.py), which puts it on chain. The environment variable
+CARBONCHAIN_TEST_EQUIVOCATE_AT (a height) is a test hook, for devnet chains only: with its first PREPARE
+from that height on the validator sends, once, two conflicting PREPAREs for made-up blocks a few heights
+ahead (_EquivocationHook), so that integration tests can watch real evidence reach the chain
+(tests/integration/test_governance.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from consensus.driver import Driver
 from consensus.events import (
@@ -39,19 +49,29 @@ from consensus.events import (
     TxRefused,
     TxsFetched,
 )
-from consensus.messages import PrePrepare, ViewChange, decode_message, encode_message
+from consensus.messages import (
+    Message,
+    Prepare,
+    PrePrepare,
+    ViewChange,
+    compute_signing_digest,
+    decode_message,
+    encode_message,
+)
 from consensus.pool import PoolLimits
 from consensus.replica import ExecutionRoots, RecoveredState, Replica, ReplicaConfig
 from core.block import Block, CertifiedBlock, encode_certified_block
-from core.errors import CodecError, InvalidInput
+from core.devkeys import is_devnet_chain_id
+from core.errors import CodecError, ConfigError, InvalidInput
 from core.genesis import Genesis
 from core.keys import SigningKey
-from core.quorum import compute_quorum
 from core.tx import SignedTx
 from node.applier import BlockApplier
 from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_TX
 from node.checkpoints import CheckpointStatus, CheckpointWatch
 from node.clock import wall_clock_ms
+from node.evidence import EvidenceReporter, Vote
+from node.roster import Roster
 from node.sync import BlockRequests
 from node.verified import VerifiedCache
 from p2p import FrameHandler, PeerId, PeerNetwork
@@ -63,6 +83,7 @@ STARTUP_LINK_WAIT_S = 5.0  # at start, wait this long at most for a quorum of va
 RECOVERY_BLOCKS_MAX = 1000  # recent blocks handed to the replica at start (replay window), at most
 REFUSALS_KEPT = 10_000  # more than one request can offer (node/api.py TXS_PER_REQUEST_MAX)
 PRESTART_INPUTS_MAX = 10_000  # inputs queued while peers connect before start(); later ones are dropped
+EQUIVOCATE_ENV = "CARBONCHAIN_TEST_EQUIVOCATE_AT"  # test only: see the module docstring
 
 
 def now_ms() -> int:
@@ -82,7 +103,10 @@ class ValidatorShell:
         verified: VerifiedCache,
         on_committed: Callable[[Block], None],
         pool_limits: PoolLimits,
+        roster: Roster,
+        number: int | None = None,
         before_proposal: Callable[[], None] = lambda: None,
+        evidence: EvidenceReporter | None = None,
     ) -> None:
         self.genesis = genesis
         self.store = store
@@ -90,8 +114,9 @@ class ValidatorShell:
         self.applier = applier
         self.verified = verified
         self.on_committed = on_committed
+        self.roster = roster
         self.before_proposal = before_proposal
-        config = ReplicaConfig.from_genesis(genesis, key.public_key)
+        config = ReplicaConfig.from_genesis(genesis, key.public_key, number=number)
         recovered = self._recover()
         self.replica = Replica(config, key, recovered, pool_limits=pool_limits)
         self.checkpoints = CheckpointWatch(recovered.log, self.replica.stable_checkpoint)
@@ -109,6 +134,8 @@ class ValidatorShell:
         self._refusals: dict[bytes, str] = {}
         self._last_view = self.replica.view
         applier.metrics.view.set(self.replica.view)
+        self._evidence = evidence
+        self._equivocation = _EquivocationHook.from_environment(genesis, key)
 
     # --- recovery -----------------------------------------------------------------------------------------
 
@@ -133,7 +160,8 @@ class ValidatorShell:
         log.info(
             "recovered at height %d with %d log records", executed, len(records), extra={"height": executed}
         )
-        return RecoveredState(executed, roots, recent, records)
+        changes = [(change.approved_height, change.validators) for change in self.roster.history]
+        return RecoveredState(executed, roots, recent, records, changes)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -195,9 +223,9 @@ class ValidatorShell:
         if peer.role.value != "validator":
             raise InvalidInput("observers do not take part in consensus")
         try:
-            message = decode_message(
-                payload, params=self.genesis.consensus, validator_count=len(self.genesis.validators)
-            )
+            # any validator number (governance adds numbers; who is a member of which height's set is
+            # the replica's check, consensus.membership)
+            message = decode_message(payload, params=self.genesis.consensus)
         except CodecError as exc:
             raise InvalidInput(f"undecodable consensus message: {exc}") from None
         for block in _blocks_in(message):
@@ -279,6 +307,14 @@ class ValidatorShell:
     def report(self, output: ReportMisbehaviour) -> None:
         log.warning("validator %d misbehaved: %s", output.peer, output.reason, extra={"peer": output.peer})
         self.applier.metrics.misbehaviour.labels(kind="consensus").inc()
+        if output.evidence and self._evidence is not None:
+            self._evidence.report(output, self._signer_key)  # on chain, through our admission (once a pair)
+
+    def _signer_key(self, message: Message) -> bytes | None:
+        """The sender's key in the set in force at the message's height (which changes by governance)."""
+        if not isinstance(message, Vote) or not self.replica.membership.is_known(message.height):
+            return None
+        return self.replica.membership.at(message.height).key_of(message.sender)
 
     def halt(self, output: Halt) -> None:
         self.stop()
@@ -293,6 +329,9 @@ class ValidatorShell:
             self._loop.call_soon(self._send_proposal, output.to, payload)
             return
         self._send(output.to, payload)
+        if self._equivocation is not None:
+            for conflicting in self._equivocation.conflicting(output.message):
+                self._send(output.to, encode_message(conflicting))
 
     def _send_proposal(self, to: int, payload: bytes) -> None:
         self.before_proposal()
@@ -310,7 +349,8 @@ class ValidatorShell:
         certified = CertifiedBlock(output.block, output.certificate, applied.results)
         self.network.broadcast(CHANNEL_BLOCKS, encode_certified_block(certified), to="observers")
         height = output.block.header.height
-        return BlockExecuted(height, applied.outcome.state_root, applied.outcome.results_root)
+        validators = self.roster.note_block(height, applied.writes)
+        return BlockExecuted(height, applied.outcome.state_root, applied.outcome.results_root, validators)
 
     def set_timer(self, output: SetTimer) -> None:
         previous = self._timers.pop(output.timer_id, None)
@@ -375,6 +415,47 @@ class ValidatorShell:
         )
 
 
+class _EquivocationHook:
+    """TEST ONLY (devnet chains): make this validator sign two conflicting PREPAREs, once.
+
+    At its first PREPARE at or above `from_height` it also signs PREPAREs for two made-up blocks at a
+    height `pipeline_depth + 1` ahead, in the same view. Every replica receives both before that height can
+    commit, so each one that gets them holds the conflict (a second vote for the PREPARE's own height could
+    arrive after the others committed it without this validator, and be dropped unseen)."""
+
+    def __init__(self, chain_id: str, key: SigningKey, from_height: int, ahead: int) -> None:
+        self._chain_id = chain_id
+        self._key = key
+        self._from_height = from_height
+        self._ahead = ahead
+        self._done = False
+
+    @classmethod
+    def from_environment(cls, genesis: Genesis, key: SigningKey) -> _EquivocationHook | None:
+        text = os.environ.get(EQUIVOCATE_ENV)
+        if not text:
+            return None
+        if not is_devnet_chain_id(genesis.chain_id):
+            raise ConfigError(f"{EQUIVOCATE_ENV} is a test hook, refused on chain {genesis.chain_id!r}")
+        if not text.isdigit():
+            raise ConfigError(f"{EQUIVOCATE_ENV} must be a height")
+        log.warning("TEST HOOK: this validator will equivocate once, at height %s or above", text)
+        return cls(genesis.chain_id, key, int(text), genesis.consensus.pipeline_depth + 1)
+
+    def conflicting(self, message: Message) -> tuple[Prepare, ...]:
+        if self._done or not isinstance(message, Prepare) or message.height < self._from_height:
+            return ()
+        self._done = True
+        fakes = (
+            replace(message, height=message.height + self._ahead, block_hash=hashlib.sha256(tag).digest())
+            for tag in (b"equivocation-1" + message.block_hash, b"equivocation-2" + message.block_hash)
+        )
+        return tuple(
+            replace(fake, signature=self._key.sign(compute_signing_digest(self._chain_id, fake)))
+            for fake in fakes
+        )
+
+
 def _blocks_in(message: object) -> tuple[Block, ...]:
     """Blocks a message carries whose transactions have not been through consensus yet: the prepared
     blocks of a VIEW-CHANGE (a proposal names its transactions by id, fetched and checked apart)."""
@@ -393,7 +474,6 @@ class ValidatorRole:
     ) -> None:
         self.shell = shell
         self._network = network
-        self._quorum = compute_quorum(len(genesis.validators))
         self._on_gossiped_txs = on_gossiped_txs
         self._quorum_linked = asyncio.Event()
 
@@ -435,7 +515,9 @@ class ValidatorRole:
 
     @property
     def validators_needed(self) -> int:
-        return self._quorum - 1  # the other validators a quorum needs besides us
+        """The other validators a quorum of the set in force at the next height needs besides us."""
+        roster = self.shell.roster
+        return roster.membership.at(roster.executed_height + 1).quorum - 1
 
     def is_linked(self) -> bool:
         linked = sum(1 for peer in self._network.connected_peers() if peer.is_validator)

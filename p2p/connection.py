@@ -19,7 +19,9 @@ from typing import Any
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from core.errors import InvariantBroken
 from p2p.errors import FrameError, HandshakeRefused, PeerNotConnected, RefusalCode, SendQueueFull
+from p2p.handshake import InitiatorHandshake
 from p2p.identity import PeerId
 from p2p.policy import PeerLimits
 
@@ -224,3 +226,39 @@ def abort_client(ws: aiohttp.ClientWebSocketResponse) -> None:
     transport = getattr(connection, "transport", None) if connection is not None else None
     if transport is not None:
         transport.abort()
+
+
+async def dial_and_authenticate(
+    session: aiohttp.ClientSession,
+    url: str,
+    handshake: InitiatorHandshake,
+    limits: PeerLimits,
+    refuse: Callable[[WebSocket, HandshakeRefused], Awaitable[None]],
+) -> aiohttp.ClientWebSocketResponse:
+    """Open a WebSocket to `url` and run the initiator's handshake on it within handshake_timeout_ms; a
+    refusal of ours is sent with `refuse` before the socket is dropped."""
+    async with asyncio.timeout(limits.handshake_timeout_ms / 1000):
+        ws = await session.ws_connect(
+            url,
+            max_msg_size=limits.frame_bytes_max,
+            compress=0,
+            heartbeat=limits.heartbeat_ms / 1000,
+            timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S),
+        )
+        try:
+            await ws.send_bytes(handshake.start())
+            auth = handshake.receive(await receive_handshake_message(ws))
+            if auth is None:
+                raise InvariantBroken("initiator handshake ended before auth")
+            await ws.send_bytes(auth)
+            handshake.receive(await receive_handshake_message(ws))
+        except asyncio.CancelledError:
+            abort_client(ws)
+            raise
+        except BaseException as exc:
+            if isinstance(exc, HandshakeRefused):
+                await refuse(ws, exc)
+            await close_quietly(ws)
+            abort_client(ws)
+            raise
+    return ws

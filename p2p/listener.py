@@ -28,6 +28,7 @@ from aiohttp import web
 
 from core.ratelog import RateLimitedLog
 from p2p.errors import HandshakeRefused
+from p2p.identity import PeerId
 from p2p.policy import is_ip_literal, split_hosts
 
 log = logging.getLogger("carbonchain.p2p")
@@ -50,6 +51,30 @@ _PLAINTEXT_PORT = (
 class LinkFailure:
     reason: str  # "tls", "unreachable", "timeout", "http", "closed" or a handshake RefusalCode value
     text: str  # one line: what happened and what to change
+
+
+class LinkFailures:
+    """Why dialling each peer failed last, until it links; logged when the cause changes (each retry would
+    repeat it every few seconds): at WARNING for what an operator must fix, at INFO for a peer that is down."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._failures: dict[PeerId, LinkFailure] = {}
+
+    def note(self, peer: PeerId, failure: LinkFailure) -> None:
+        previous = self._failures.get(peer)
+        self._failures[peer] = failure
+        if previous is not None and previous.reason == failure.reason:
+            log.debug("%s: dialling %s failed again: %s", self._name, peer, failure.text)
+            return
+        level = logging.INFO if failure.reason in ("unreachable", "closed", "timeout") else logging.WARNING
+        log.log(level, "%s: cannot link to %s: %s (retrying)", self._name, peer, failure.text)
+
+    def pop(self, peer: PeerId) -> None:
+        self._failures.pop(peer, None)
+
+    def texts(self) -> dict[PeerId, str]:
+        return {peer: failure.text for peer, failure in sorted(self._failures.items())}
 
 
 def describe_dial_failure(exc: BaseException, address: str, *, tls: bool) -> LinkFailure:

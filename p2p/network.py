@@ -18,7 +18,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
 import aiohttp
@@ -35,6 +35,7 @@ from p2p.connection import (
     WebSocket,
     abort_client,
     close_quietly,
+    dial_and_authenticate,
     receive_handshake_message,
 )
 from p2p.counters import METRIC_NAMES
@@ -47,9 +48,9 @@ from p2p.handshake import (
     ResponderHandshake,
     encode_refusal,
 )
-from p2p.identity import PeerDirectory, PeerId, compute_dial_targets
+from p2p.identity import PeerDirectory, PeerId, ValidatorEntry, compute_dial_targets
 from p2p.listener import (
-    LinkFailure,
+    LinkFailures,
     PeerListener,
     bind_peer_socket,
     describe_dial_failure,
@@ -84,12 +85,14 @@ class PeerNetwork:
         limits: PeerLimits | None = None,
         *,
         peer_addresses: Mapping[PeerId, str] | None = None,
+        validators: Sequence[ValidatorEntry] | None = None,
     ) -> None:
         """`listen_port=None` means no listener (observers, which only dial); 0 picks a free port.
 
-        `peer_addresses` overrides the genesis `peer_address` of some validators (tests, NAT).
+        `peer_addresses` overrides the `peer_address` of some validators (tests, NAT); `validators` replaces
+        the genesis validators (a node that joins later starts from the set in force, `update_validators`).
         """
-        self.directory = PeerDirectory(genesis)
+        self.directory = PeerDirectory(genesis, validators)
         self.self_id = self_id
         self.limits = limits or PeerLimits()
         self._config = HandshakeConfig(
@@ -98,12 +101,12 @@ class PeerNetwork:
         self._listen_host = listen_host
         self._listen_port = listen_port
         self._tls = tls
-        self._addresses: dict[PeerId, str] = {}
-        for peer in self.directory.validators:
-            address = self.directory.get_address(peer)
-            if address is not None:
-                self._addresses[peer] = address
-        self._addresses.update(peer_addresses or {})
+        self._address_overrides = dict(peer_addresses or {})
+        genesis_addresses = {peer: self.directory.get_address(peer) for peer in self.directory.validators}
+        self._addresses = {
+            p: a for p, a in genesis_addresses.items() if a is not None
+        } | self._address_overrides
+        self._dialling: set[PeerId] = set()  # peers with a dial loop running
         self._handlers: dict[str, FrameHandler] = {}
         self._connect_callbacks: list[PeerCallback] = []
         self._disconnect_callbacks: list[PeerCallback] = []
@@ -123,7 +126,7 @@ class PeerNetwork:
         self.bound_port: int | None = None  # the listening port, once listening
         self.metrics: dict[str, int] = dict.fromkeys(METRIC_NAMES, 0)  # counters for Prometheus export
         self.handshake_failures: dict[str, int] = {}  # LinkFailure.reason -> count, for Prometheus too
-        self._link_failures: dict[PeerId, LinkFailure] = {}  # why dialling a peer fails, until it links
+        self._link_failures = LinkFailures(str(self_id))  # why dialling a peer fails, until it links
         self._rng = random.Random()  # reconnect jitter only; not consensus
         self._refusals_log = RateLimitedLog(log)  # one line per refusal code a minute: anyone can cause them
         self._failures_log = RateLimitedLog(log)  # our own failures that every frame would repeat
@@ -151,13 +154,38 @@ class PeerNetwork:
         self._addresses[peer] = address
         self._pending.add_member_hosts(split_hosts([address]))
 
+    def update_validators(self, validators: Sequence[ValidatorEntry]) -> None:
+        """Admit and dial exactly these validators from now on (the chain's set in force and an approved
+        change's new members): one removed, or known under a new key, loses its link and is refused."""
+        change = self.directory.update_validators(validators)
+        for peer in change.dropped:
+            connection = self._connections.get(peer)
+            if connection is not None:
+                connection.request_close("no longer an admitted validator", WSCloseCode.POLICY_VIOLATION)
+            if not self.directory.is_known(peer):
+                self._addresses.pop(peer, None)
+                self._link_failures.pop(peer)
+        for peer in (*change.added, *change.moved):
+            address = self._address_overrides.get(peer) or self.directory.get_address(peer)
+            if address is not None:
+                self.set_peer_address(peer, address)
+        if change.added or change.dropped:
+            log.info("%s: validators now %s", self.self_id, ", ".join(map(str, self.directory.validators)))
+        if self._started and not self._closing:
+            self._dial_targets()
+
+    def _dial_targets(self) -> None:
+        for peer in compute_dial_targets(self.directory, self.self_id):
+            if peer not in self._dialling:
+                self._dialling.add(peer)
+                self._spawn(self._dial_loop(peer), f"p2p-dial-{peer}")
+
     # --- lifecycle ----------------------------------------------------------------------------------------
 
     async def listen(self) -> int | None:
         """Bind the peer port (if any) without dialling yet; returns the bound port. start() calls this."""
         if self._runner is not None or self._listen_port is None:
             return self.bound_port
-        # the per-address limits recognise members by IP: resolve the host names among their addresses
         self._pending.add_member_hosts(await resolve_member_ips(self._addresses.values(), str(self.self_id)))
         app = web.Application()
         app.router.add_get(P2P_PATH, self._handle_inbound, expect_handler=refuse_expect)
@@ -207,8 +235,7 @@ class PeerNetwork:
         ssl_context = self._tls.create_client_context() if self._tls else None
         connector = aiohttp.TCPConnector(ssl=ssl_context if ssl_context is not None else True)
         self._session = aiohttp.ClientSession(connector=connector)
-        for peer in compute_dial_targets(self.directory, self.self_id):
-            self._spawn(self._dial_loop(peer), f"p2p-dial-{peer}")
+        self._dial_targets()
 
     async def close(self) -> None:
         """Stop dialling, close every link and the listener, and wait (up to close_grace_ms) for all tasks."""
@@ -264,7 +291,7 @@ class PeerNetwork:
 
     def get_link_failures(self) -> dict[PeerId, str]:
         """Why each peer we dial and are not linked to failed on the last attempt (one line each)."""
-        return {peer: failure.text for peer, failure in sorted(self._link_failures.items())}
+        return self._link_failures.texts()
 
     def _count_handshake_failure(self, reason: str) -> None:
         self.handshake_failures[reason] = self.handshake_failures.get(reason, 0) + 1
@@ -524,9 +551,15 @@ class PeerNetwork:
     # --- outbound -------------------------------------------------------------------------------------------
 
     async def _dial_loop(self, peer: PeerId) -> None:
-        """Keep a link to `peer` up for as long as the network runs."""
+        """Keep a link to `peer` up for as long as the network runs and `peer` is one we dial."""
+        try:
+            await self._keep_dialling(peer)
+        finally:
+            self._dialling.discard(peer)
+
+    async def _keep_dialling(self, peer: PeerId) -> None:
         attempt = 0
-        while not self._closing:
+        while not self._closing and peer in compute_dial_targets(self.directory, self.self_id):
             ban = self._bans.get_ban(peer, _now_ms())
             if ban is not None:
                 await asyncio.sleep((ban.until_ms - _now_ms()) / 1000)
@@ -539,58 +572,26 @@ class PeerNetwork:
                 self._note_dial_failure(peer, exc)
             else:
                 attempt = 0
-                self._link_failures.pop(peer, None)
+                self._link_failures.pop(peer)
                 await self._serve(peer, ws, outbound=True, abort=functools.partial(abort_client, ws))
             delay_ms = compute_backoff_ms(attempt, self.limits, self._rng.random())
             attempt += 1
             await asyncio.sleep(delay_ms / 1000)
 
     def _note_dial_failure(self, peer: PeerId, exc: Exception) -> None:
-        """Remember and count why dialling failed; log it when the cause changes (each retry would repeat
-        it every few seconds): at WARNING for what an operator must fix, at INFO for a peer that is down."""
         address = self._addresses.get(peer, "?")
         failure = describe_dial_failure(exc, address, tls=self._tls is not None)
         self._count_handshake_failure(failure.reason)
-        previous = self._link_failures.get(peer)
-        self._link_failures[peer] = failure
-        if previous is not None and previous.reason == failure.reason:
-            log.debug("%s: dialling %s failed again: %s", self.self_id, peer, failure.text)
-            return
-        level = logging.INFO if failure.reason in ("unreachable", "closed", "timeout") else logging.WARNING
-        log.log(level, "%s: cannot link to %s: %s (retrying)", self.self_id, peer, failure.text)
+        self._link_failures.note(peer, failure)
 
     async def _dial(self, peer: PeerId) -> aiohttp.ClientWebSocketResponse:
         """Connect to `peer` and complete the handshake; the returned WebSocket is authenticated."""
         address = self._addresses.get(peer)
         if address is None or self._session is None:
             raise ConnectionError(f"no address known for {peer}")
-        scheme = "wss" if self._tls is not None else "ws"
-        limits = self.limits
-        async with asyncio.timeout(limits.handshake_timeout_ms / 1000):
-            ws = await self._session.ws_connect(
-                f"{scheme}://{address}{P2P_PATH}",
-                max_msg_size=limits.frame_bytes_max,
-                compress=0,
-                heartbeat=limits.heartbeat_ms / 1000,
-                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S),
-            )
-            try:
-                handshake = InitiatorHandshake(self._config, peer, os.urandom(NONCE_BYTES))
-                await ws.send_bytes(handshake.start())
-                auth = handshake.receive(await receive_handshake_message(ws))
-                if auth is None:
-                    raise InvariantBroken("initiator handshake ended before auth")
-                await ws.send_bytes(auth)
-                handshake.receive(await receive_handshake_message(ws))
-            except asyncio.CancelledError:
-                abort_client(ws)
-                raise
-            except BaseException as exc:
-                if isinstance(exc, HandshakeRefused):
-                    await self._refuse(ws, exc)
-                await close_quietly(ws)
-                abort_client(ws)
-                raise
+        url = f"{'wss' if self._tls is not None else 'ws'}://{address}{P2P_PATH}"
+        handshake = InitiatorHandshake(self._config, peer, os.urandom(NONCE_BYTES))
+        ws = await dial_and_authenticate(self._session, url, handshake, self.limits, self._refuse)
         self.metrics["handshakes_ok"] += 1
         return ws
 

@@ -206,7 +206,9 @@ class StateView:
             for history_key, raw in iterator:
                 height, position = schema.decode_history_suffix(history_key[len(prefix) :])
                 tx_id, value = schema.decode_version(raw)
-                index = None if position == schema.GENESIS_TX_POSITION else position
+                index = (
+                    None if position in (schema.GENESIS_TX_POSITION, schema.BLOCK_END_POSITION) else position
+                )
                 versions.append(KeyVersion(height, index, tx_id, value))
                 if len(versions) == limit:
                     break

@@ -37,8 +37,9 @@ class TxLocation:
 @dataclass(frozen=True, slots=True)
 class KeyVersion:
     height: int  # block whose execution wrote this version (0 = genesis)
-    tx_index: int | None  # position of the writing transaction in that block; None for genesis
-    tx_id: bytes | None  # id of the writing transaction; None for genesis
+    tx_index: int | None  # position of the writing transaction in that block; None for genesis and the
+    # block's end-of-block step (which runs after its transactions: chaincode.executor)
+    tx_id: bytes | None  # id of the writing transaction; None for genesis and the end-of-block step
     value: bytes | None  # the value written; None = the key was deleted
 
 

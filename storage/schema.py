@@ -32,6 +32,7 @@ CONSENSUS_PREFIX = _V + b"q"  # + caller's key -> caller's value (ConsensusLog)
 
 STATE_KEY_BYTES_MAX = 1024  # keys are length-prefixed with u16 in history; keep them small anyway
 GENESIS_TX_POSITION = 0xFFFFFFFF  # tx position recorded for writes made by genesis itself
+BLOCK_END_POSITION = 0xFFFFFFFE  # for writes of a block's end-of-block step: after all its transactions
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")

@@ -270,8 +270,11 @@ class Store(StateView):
         results: Sequence[TxResult],
         tx_writes: Sequence[Mapping[bytes, bytes | None]],
         certificate: CommitCertificate | None = None,
+        *,
+        end_writes: Mapping[bytes, bytes | None] | None = None,
     ) -> CommitOutcome:
-        """Commit one executed block atomically; `tx_writes[i]` is what transaction i changed."""
+        """Commit one executed block atomically; `tx_writes[i]` is what transaction i changed, `end_writes`
+        what the block's end-of-block step changed after them (chaincode.executor)."""
         with self._write_lock:
             self._guard()
             header = block.header
@@ -284,17 +287,13 @@ class Store(StateView):
             seen_tx_ids: set[bytes] = set()
             for index, (tx, result, writes) in enumerate(zip(block.txs, results, tx_writes, strict=True)):
                 tx_id = tx.tx_id
-                for key, value in writes.items():
-                    if type(key) is not bytes or not 0 < len(key) <= schema.STATE_KEY_BYTES_MAX:
-                        raise InvalidInput(f"state key {key!r} must be 1..{schema.STATE_KEY_BYTES_MAX} bytes")
-                    if value is not None and type(value) is not bytes:
-                        raise InvalidInput(f"value of state key {key!r} must be bytes or None")
-                    put(schema.history_key(key, height, index), schema.encode_version(tx_id, value))
-                    net[key] = value
+                _put_versions(put, net, writes, height, index, tx_id)
                 # A repeated id (a replay the chaincode failed) keeps pointing at its first inclusion.
                 if tx_id not in seen_tx_ids and self._db.get(schema.tx_key(tx_id)) is None:
                     put(schema.tx_key(tx_id), schema.encode_tx_location(height, index, result.code))
                 seen_tx_ids.add(tx_id)
+            if end_writes:
+                _put_versions(put, net, end_writes, height, schema.BLOCK_END_POSITION, None)
             for key, value in net.items():
                 if value is None:
                     batch.delete(schema.STATE_PREFIX + key)
@@ -445,3 +444,21 @@ def _put_nodes(batch: Any, node_writes: Mapping[bytes, bytes | None]) -> None:
             batch.delete(prefix + node_id)
         else:
             batch.put(prefix + node_id, record)
+
+
+def _put_versions(
+    put: Any,
+    net: dict[bytes, bytes | None],
+    writes: Mapping[bytes, bytes | None],
+    height: int,
+    position: int,
+    tx_id: bytes | None,
+) -> None:
+    """History versions of one write set (a transaction's, or the end-of-block step's), folded into `net`."""
+    for key, value in writes.items():
+        if type(key) is not bytes or not 0 < len(key) <= schema.STATE_KEY_BYTES_MAX:
+            raise InvalidInput(f"state key {key!r} must be 1..{schema.STATE_KEY_BYTES_MAX} bytes")
+        if value is not None and type(value) is not bytes:
+            raise InvalidInput(f"value of state key {key!r} must be bytes or None")
+        put(schema.history_key(key, height, position), schema.encode_version(tx_id, value))
+        net[key] = value

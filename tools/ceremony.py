@@ -31,7 +31,9 @@ from core.genesis import Address, Genesis, Organisation, PublicKeyHex, genesis_t
 from core.keys import SigningKey
 from core.keystore import save_key
 from node.config import ApiSection, NodeConfig, NodeSection, PeerSection, write_config
+from node.joining import VALIDATORS_FILE, write_validators_file
 from node.schemas import describe_validation_error
+from p2p.identity import ValidatorEntry
 
 MEMBER_FILE = "member.json"
 MEMBER_FILE_VERSION = 1
@@ -330,21 +332,34 @@ def write_node_home(
     *,
     peer_listen_host: str,
     api_listen_host: str,
+    validators: list[ValidatorEntry] | None = None,
 ) -> Path:
-    """A node home: config.toml for this node's place, the genesis, and a copy of its own node key."""
+    """A node home: config.toml for this node's place, the genesis, and a copy of its own node key. With
+    `validators`, the home of a validator that joins after genesis (place.index is its number): its
+    validators file (node/joining.py), and listen ports from its member file (the genesis has none)."""
     home = Path(home)
     if home.exists() and any(home.iterdir()):
         raise ConfigError(f"{home} is not empty: a node home is made once (use another --home)")
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
-    config = NodeConfig(
-        node=NodeSection(role="validator" if place.role == "validator" else "observer", index=place.index),
-        peer=PeerSection(listen_host=peer_listen_host),
-        api=ApiSection(listen_host=api_listen_host),
-    )
+    role: Literal["validator", "observer"] = "validator" if place.role == "validator" else "observer"
+    node = NodeSection(role=role, index=place.index)
+    peer = PeerSection(listen_host=peer_listen_host)
+    api = ApiSection(listen_host=api_listen_host)
+    if validators is not None:
+        assert place.node.peer_address is not None  # a validator's member entry has one
+        node = NodeSection(role=role, index=place.index, validators_file=VALIDATORS_FILE)
+        peer = PeerSection(listen_host=peer_listen_host, listen_port=_port(place.node.peer_address))
+        api = ApiSection(listen_host=api_listen_host, listen_port=_port(place.node.api_address))
+        write_validators_file(home / VALIDATORS_FILE, genesis, place.index, validators)
+    config = NodeConfig(node=node, peer=peer, api=api)
     (home / config.node.genesis_file).write_text(genesis_to_json(genesis), encoding="utf-8")
     key_path = home / config.node.key_file
     shutil.copyfile(node_key_file, key_path)
     os.chmod(key_path, 0o600)
     write_config(home, config)
     return home
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])

@@ -5,7 +5,9 @@ enrolment of every organisation's client key, bank deposits, an offset project w
 an OTC offset sale and a voluntary retirement, a compliance period with short deadlines, allocation (one
 explicit, one benchmark x output x 70% plus a true-up), emission reports in kg, verification by accredited
 verifiers, a trade on the order book (DvP), surrenders of allowances and offsets, and settlement after the
-surrender deadline. It returns the period's compliance document; the caller prints it.
+surrender deadline; while it waits for the deadline, governance: a parameter change approved by 2/3 of the
+consortium's members, and a transfer above the new four-eyes threshold that waits for a second key. It
+returns the period's compliance document; the caller prints it.
 
 Deadlines are block times, and blocks take their time from the validators' clocks, so the demo waits
 (visibly) until the surrender deadline has passed before settling. Each run uses a fresh period and
@@ -87,6 +89,62 @@ class _Script:
 
     def tx(self, sender: str, function: str, /, *, as_admin: bool = False, **args: Any) -> SignedTx:
         return (self.admins if as_admin else self.clients)[sender].build(function, args)
+
+
+async def _governance(script: _Script, client: CarbonClient, run: int) -> None:
+    """A parameter change approved by 2/3 of the members, then a transfer above the new four-eyes threshold
+    that waits for, and executes on, the organisation's second key."""
+    threshold = 100 + run % 100  # another value each run, so that a devnet can run the demo again
+    members = [m["org"] for m in (await client.query("members"))["items"]]
+    members.sort(key=lambda org: org != "mee")  # the regulator proposes, when it is a member
+    proposer, others = members[0], members[1:]
+    created = await script.step(
+        f"{proposer} proposes lowering the four-eyes threshold of allowance transfers to {threshold} t",
+        [
+            script.tx(
+                proposer,
+                "propose",
+                as_admin=True,
+                action="set_parameter",
+                args={"name": "four_eyes_allowance_t", "value": threshold},
+                expires_height=script.last_height + 1000,
+            )
+        ],
+    )
+    proposal = int(_event(created, "proposal_created")["proposal"])
+    executed = any(e.get("type") == "proposal_executed" for r in created for e in r.get("events", []))
+    for voter in others:  # one approval at a time, until two thirds of the members have approved
+        if executed:
+            break
+        results = await script.step(
+            f"{voter} approves proposal {proposal}",
+            [script.tx(voter, "approve", as_admin=True, proposal=proposal)],
+        )
+        executed = any(e.get("type") == "proposal_executed" for r in results for e in r.get("events", []))
+    if not executed:
+        raise DemoFailed(f"proposal {proposal} did not execute with every member's approval")
+    record = await client.query("proposal", proposal=proposal)
+    script.say(
+        f"      proposal {proposal} executed: approved by {', '.join(v['org'] for v in record['approvals'])} "
+        f"of {len(members)} members"
+    )
+    request = _event(
+        await script.step(
+            "ent-c transfers 250 t to ent-a with its client key: above the threshold, it waits",
+            [script.tx("ent-c", "transfer_allowances", to="ent-a", amount_t=250)],
+        ),
+        "request_created",
+    )
+    number = int(request["request"])
+    locked = (await client.holdings("ent-c"))["allowances_t"]["locked"]
+    script.say(
+        f"      request {number} pending until height {request['expires_height']}; ent-c has {locked} t locked"
+    )
+    approved = await script.step(
+        f"ent-c's admin key, a second key, approves request {number}: the transfer executes",
+        [script.tx("ent-c", "approve_request", as_admin=True, request=number)],
+    )
+    _event(approved, "allowances_transferred")
 
 
 def _event(results: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -271,6 +329,7 @@ async def run_demo(
         await script.step("surrenders: allowances, and ent-a's 50 t of offsets (cap 5%)", surrenders)
         receipt_key = f"retire/{retired['receipt']}"
         receipt_proof = await client.key_proof(receipt_key)  # certified by the blocks settlement makes
+        await _governance(script, client, len(periods["items"]))  # while the surrender deadline comes
 
         wait_s = (surrender_deadline_ms - now_ms()) / 1000 + DEADLINE_MARGIN_S
         if wait_s > 0:

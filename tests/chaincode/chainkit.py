@@ -37,19 +37,31 @@ ORGS: tuple[tuple[str, str], ...] = (
 )
 
 
-def make_genesis(params: dict[str, Any] | None = None) -> Genesis:
+# The tests of single functions freeze accounts with one regulator key; test_four_eyes.py (and the
+# conformance vectors) cover freezes under the default, where they wait for a second regulator key.
+BASE_PARAMS: dict[str, Any] = {"four_eyes_freezes": "off"}
+
+
+def make_genesis(
+    params: dict[str, Any] | None = None,
+    *,
+    governance: dict[str, Any] | None = None,
+    validator_orgs: tuple[str, ...] = ("mee",),
+) -> Genesis:
     return parse_genesis(
         {
             "chain_id": CHAIN_ID,
             "genesis_time": GENESIS_TIME,
             "validators": [
                 {
-                    "org": "mee",
-                    "node_key": dev_node_key("validator", 0).public_key.hex(),
-                    "peer_address": "127.0.0.1:7000",
-                    "api_address": "127.0.0.1:8000",
+                    "org": org,
+                    "node_key": dev_node_key("validator", index).public_key.hex(),
+                    "peer_address": f"127.0.0.1:{7000 + index}",
+                    "api_address": f"127.0.0.1:{8000 + index}",
                 }
+                for index, org in enumerate(validator_orgs)
             ],
+            "governance": governance or {},
             "organisations": [
                 {
                     "id": org,
@@ -59,7 +71,7 @@ def make_genesis(params: dict[str, Any] | None = None) -> Genesis:
                 }
                 for org, role in ORGS
             ],
-            "chaincode": {"carbon": params or {}},
+            "chaincode": {"carbon": {**BASE_PARAMS, **(params or {})}},
         }
     )
 
@@ -74,8 +86,15 @@ def make_unsigned_tx(body: TxBody) -> SignedTx:
 
 
 class Chain:
-    def __init__(self, params: dict[str, Any] | None = None, *, sign: bool = True) -> None:
-        self.genesis = make_genesis(params)
+    def __init__(
+        self,
+        params: dict[str, Any] | None = None,
+        *,
+        sign: bool = True,
+        governance: dict[str, Any] | None = None,
+        validator_orgs: tuple[str, ...] = ("mee",),
+    ) -> None:
+        self.genesis = make_genesis(params, governance=governance, validator_orgs=validator_orgs)
         self.registry = build_registry()
         self.state = DictState({k: v for k, v in genesis_writes(self.genesis).items() if v is not None})
         for key, value in self.state.items().items():
@@ -97,7 +116,7 @@ class Chain:
         valid_for: int = 100,
     ) -> SignedTx:
         self.nonce += 1
-        signer = key or self.keys[org]
+        signer = key or self.keys.get(org) or dev_admin_key(org)
         body = TxBody(
             chain_id=CHAIN_ID,
             chaincode="carbon",

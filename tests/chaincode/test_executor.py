@@ -18,7 +18,7 @@ from chaincode import (
     genesis_writes,
     get_key_status,
 )
-from chaincode.carbon import CarbonChaincode
+from chaincode.hosting import CarbonChaincode
 from core import codec
 from core.errors import GenesisError, InvariantBroken
 from core.keys import SigningKey

@@ -12,7 +12,15 @@ import pytest
 from core import codec
 from core.devkeys import dev_node_key
 from core.errors import GenesisError
-from core.genesis import Genesis, Role, compute_genesis_document, genesis_to_json, load_genesis, parse_genesis
+from core.genesis import (
+    POLICY_NAMES,
+    Genesis,
+    Role,
+    compute_genesis_document,
+    genesis_to_json,
+    load_genesis,
+    parse_genesis,
+)
 from core.hashing import Domain, tagged_hash
 from core.keys import SigningKey
 
@@ -65,7 +73,11 @@ def test_json_round_trip(document: dict[str, Any], tmp_path: Path) -> None:
 
 def test_genesis_hash_definition(document: dict[str, Any]) -> None:
     genesis = parse_genesis(document)
-    expected = tagged_hash(Domain.GENESIS, codec.encode(genesis.model_dump(mode="json")))
+    dumped = genesis.model_dump(mode="json")
+    # governance is hashed with its defaults filled in: the members and all four policies
+    policies = {name: genesis.policy(name).model_dump() for name in POLICY_NAMES}
+    dumped["governance"] = {"members": ["mee", "bank", "verifier-a", "ent-a"], "policies": policies}
+    expected = tagged_hash(Domain.GENESIS, codec.encode(dumped))
     assert genesis.genesis_hash == expected
     # Defaults are part of the hashed document: spelling them out or omitting them gives the same hash.
     without_consensus = {k: v for k, v in document.items() if k != "consensus"}
@@ -92,6 +104,8 @@ def test_genesis_hash_is_stable_and_sensitive(document: dict[str, Any]) -> None:
         ("org role", lambda d: d["organisations"][1].update(role="enterprise")),
         ("admin key", lambda d: d["organisations"][2]["admin_keys"].append(_fresh_key())),
         ("chaincode", lambda d: d["chaincode"]["carbon"].update(period=2026)),
+        ("members", lambda d: d.update(governance={"members": ["mee", "bank"]})),
+        ("policy", lambda d: d.update(governance={"policies": {"parameters": {"threshold_num": 1}}})),
     ]
     for name, change in changes:
         changed = copy.deepcopy(document)
@@ -135,6 +149,34 @@ def test_genesis_hash_is_stable_and_sensitive(document: dict[str, Any]) -> None:
         (lambda d: d["chaincode"]["carbon"].update(price=1.5), ["chaincode", "float"]),
         (lambda d: d["chaincode"]["carbon"].update(cap=2**64), ["chaincode", "outside"]),
         (lambda d: d["chaincode"].update(carbon=[1]), ["chaincode.carbon"]),
+        (
+            lambda d: d.update(governance={"policies": {"tax": {}}}),
+            ["governance.policies", "unknown policies"],
+        ),
+        (
+            lambda d: d.update(governance={"policies": {"parameters": {"approvers": "everyone"}}}),
+            ["governance.policies.parameters.approvers", "unknown electorate"],
+        ),
+        (
+            lambda d: d.update(
+                governance={"policies": {"policies": {"threshold_num": 4, "threshold_den": 3}}}
+            ),
+            ["threshold_num must not exceed threshold_den"],
+        ),
+        (
+            lambda d: d.update(governance={"policies": {"validators": {"threshold_min": 0}}}),
+            ["governance.policies.validators.threshold_min"],
+        ),
+        (lambda d: d.update(governance={"members": []}), ["governance.members"]),
+        (
+            lambda d: d.update(governance={"members": ["mee", "ghost"]}),
+            ["'ghost', which is not an organisation"],
+        ),
+        (lambda d: d.update(governance={"members": ["mee", "mee"]}), ["governance.members must be distinct"]),
+        (
+            lambda d: d["organisations"][1]["admin_keys"].append(d["validators"][0]["node_key"]),
+            ["validators[0].node_key is also an organisation's admin key"],
+        ),
         (lambda d: d["validators"][0].update(peer_address="127.0.0.1:0"), ["port 0"]),
         (lambda d: d["validators"][0].update(peer_address="127.0.0.1:70000"), ["port 70000"]),
     ],
@@ -167,6 +209,21 @@ def test_extra_fields_rejected(document: dict[str, Any], where: Any, expected: s
     where(document)["extra"] = 1
     message = _error(document)
     assert f"{expected}: Extra inputs are not permitted" in message
+
+
+def test_governance_defaults(document: dict[str, Any]) -> None:
+    genesis = parse_genesis(document)
+    assert genesis.members == ("mee", "bank", "verifier-a", "ent-a")  # the validators' organisations
+    assert (genesis.policy("parameters").threshold_num, genesis.policy("parameters").threshold_den) == (2, 3)
+    document["governance"] = {
+        "members": ["ent-b"],
+        "policies": {"policies": {"threshold_num": 3, "threshold_den": 4}},
+    }
+    genesis = parse_genesis(document)
+    assert genesis.members == ("ent-b",)
+    assert genesis.policy("policies").threshold_num == 3 and genesis.policy("membership").threshold_num == 2
+    hashed = compute_genesis_document(genesis)["governance"]
+    assert hashed["members"] == ["ent-b"] and sorted(hashed["policies"]) == sorted(POLICY_NAMES)
 
 
 def test_duplicate_org_ids(document: dict[str, Any]) -> None:
@@ -243,7 +300,13 @@ def test_model_is_frozen(document: dict[str, Any]) -> None:
 def test_hashed_document_names_every_field_of_the_model(document: dict[str, Any]) -> None:
     """docs/protocol/core.md section 8 lists the hashed fields one by one: a new genesis field must be added there too."""
     genesis = parse_genesis(document)
-    assert compute_genesis_document(genesis) == genesis.model_dump(mode="json")
+    dumped = genesis.model_dump(mode="json")
+    assert dumped["governance"]["members"] is None  # omitted: filled in for the hash, as the table says
+    dumped["governance"] = {
+        "members": list(genesis.members),
+        "policies": {name: genesis.policy(name).model_dump() for name in POLICY_NAMES},
+    }
+    assert compute_genesis_document(genesis) == dumped
     assert json.loads(genesis_to_json(genesis)) == compute_genesis_document(genesis)
 
 

@@ -158,14 +158,26 @@ def test_genesis_hash_example() -> None:
         "tx_validity_blocks_max": 1000,
         "view_timeout_ms": 2000,
     }
-    hashed = {**GENESIS_EXAMPLE, "consensus": consensus, "observers": [], "chaincode": {}}
+    policy = {"proposers": "members", "approvers": "members", "threshold_num": 2, "threshold_den": 3}
+    policies = {
+        name: {**policy, "threshold_min": 1}
+        for name in ("membership", "parameters", "validators", "policies")
+    }
+    governance = {"members": ["mee"], "policies": policies}
+    hashed = {
+        **GENESIS_EXAMPLE,
+        "consensus": consensus,
+        "observers": [],
+        "chaincode": {},
+        "governance": governance,
+    }
     encoded = codec.encode(hashed)
-    assert len(encoded) == 543
+    assert len(encoded) == 948
     assert encoded.hex() == _doc_hex_block(
-        "87a8636861696e5f6964ae6578616d706c652d6465766e6574a9636861696e636f6465"
+        "88a8636861696e5f6964ae6578616d706c652d6465766e6574a9636861696e636f6465"
     )
     genesis = parse_genesis(GENESIS_EXAMPLE)
-    assert genesis.genesis_hash.hex() == "3e12b8fe8c86ff2b31d6ba1ac32029af08406d52623ffdd6fcb5a44bd2e4c351"
+    assert genesis.genesis_hash.hex() == "3c521735c81df898c93a26b24828b1c47f0d26e3c95c280dc6616eb35d54bf62"
     assert genesis.genesis_hash == _h("genesis", encoded)
     assert dev_node_key("validator", 0).public_key.hex() == GENESIS_EXAMPLE["validators"][0]["node_key"]
     assert dev_admin_key("mee").public_key.hex() == GENESIS_EXAMPLE["organisations"][0]["admin_keys"][0]

@@ -54,8 +54,12 @@ class Cluster:
         observers: int = 1,
         consensus: dict[str, Any] | None = None,
         tls: bool = TLS_BY_DEFAULT,
+        node_env: dict[str, dict[str, str]] | None = None,
     ):
         self.root = root
+        self.node_env: dict[str, dict[str, str]] = dict(
+            node_env or {}
+        )  # name -> extra environment of its process
         base = find_free_port_base(validators)
         self.plan: NetworkPlan = build_network(
             validators=validators,
@@ -68,7 +72,6 @@ class Cluster:
         )
         self.homes = {home.name: home for home in write_network(self.plan, root / "net")}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.node_env: dict[str, dict[str, str]] = {}  # extra environment of one node's process
         self.genesis = self.plan.genesis
         self.tls = tls
         self._tls_config: TlsConfig | None = None

@@ -84,6 +84,22 @@ class ReferenceChain:
         )
         return sign_transaction(body, BANK_KEY)
 
+    def call(self, org: str, function: str, args: dict[str, object]) -> SignedTx:
+        """A transaction of `org`'s development admin key."""
+        n = next(self._refs)
+        key = dev_admin_key(org)
+        body = TxBody(
+            chain_id=self.genesis.chain_id,
+            chaincode="carbon",
+            function=function,
+            args=args,
+            sender_org=org,
+            sender_key=key.public_key,
+            nonce=n,
+            valid_until=self.genesis.consensus.tx_validity_blocks_max,
+        )
+        return sign_transaction(body, key)
+
     def extend(self, txs: tuple[SignedTx, ...] = ()) -> CertifiedBlock:
         """Propose, execute, certify and commit the next block."""
         store = self.store
@@ -110,7 +126,9 @@ class ReferenceChain:
             store, block, self.registry, is_committed=lambda tx_id: store.get_tx_location(tx_id) is not None
         )
         certificate = certify(block)
-        store.commit_block(block, execution.results, execution.tx_writes, certificate)
+        store.commit_block(
+            block, execution.results, execution.tx_writes, certificate, end_writes=execution.end_writes
+        )
         self.blocks[height] = CertifiedBlock(block, certificate, execution.results)
         return self.blocks[height]
 

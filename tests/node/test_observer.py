@@ -24,6 +24,7 @@ from node.applier import BlockApplier
 from node.events import EventHub
 from node.metrics import NodeMetrics
 from node.observer import ObserverFollower
+from node.roster import Roster
 from node.sync import SYNC_BLOCKS_MAX, GetBlocks
 from p2p import PeerId
 from storage import Store
@@ -56,7 +57,9 @@ def network() -> FakeNetwork:
 @pytest.fixture
 def follower(store: Store, network: FakeNetwork) -> ObserverFollower:
     applier = BlockApplier(store, build_registry(), EventHub(queue_max=10), NodeMetrics())
-    return ObserverFollower(GENESIS, store, network, applier)
+    return ObserverFollower(
+        GENESIS, store, network, applier, Roster(GENESIS, executed_height=store.last_height)
+    )
 
 
 def test_applies_pushed_blocks_in_order_to_the_validators_state(
@@ -241,3 +244,22 @@ def test_a_certified_block_that_does_not_link_to_ours_halts(
     follower.on_block(V0, fork)
     assert follower.halted_reason is not None and "height 2: hash link" in follower.halted_reason
     assert store.last_height == 1
+
+
+def test_a_block_too_far_ahead_to_check_is_checked_whole_before_it_is_applied(
+    chain: ReferenceChain, store: Store, follower: ObserverFollower
+) -> None:
+    # the validator sets of heights above executed + margin + 1 are not certain yet (a change executed
+    # meanwhile could still take effect there): such a block is buffered unchecked, and checked whole later
+    chain.extend_to(9)
+    far = chain.blocks[8]
+    forged = dataclasses.replace(
+        far.certificate, votes=tuple((i, bytes(64)) for i, _ in far.certificate.votes)
+    )
+    follower.on_block(V0, CertifiedBlock(far.block, forged, far.results))  # not an error yet
+    assert follower.known_height == 0  # an unchecked block proves nothing about the chain's height
+    for height in range(1, 8):
+        follower.on_block(V0, chain.blocks[height])
+    assert store.last_height == 7 and follower.halted_reason is None  # the forged block was dropped
+    follower.on_block(V1, chain.blocks[8])
+    assert store.last_height == 8 and store.get_roots(8) == chain.store.get_roots(8)

@@ -14,12 +14,21 @@ import pytest
 
 from chaincode import build_registry
 from consensus import log as clog
-from consensus.events import REFUSED_FULL, ExecuteBlock, FetchBlocks, FetchTxs, Persist, Send
+from consensus.events import (
+    REFUSED_FULL,
+    ExecuteBlock,
+    FetchBlocks,
+    FetchTxs,
+    Persist,
+    ReportMisbehaviour,
+    Send,
+)
 from consensus.messages import (
     Prepare,
     PreparedCertificate,
     PrePrepare,
     ViewChange,
+    compute_signing_digest,
     decode_message,
     encode_message,
 )
@@ -27,13 +36,19 @@ from consensus.pool import PoolLimits
 from core import codec
 from core.block import decode_certified_block
 from core.devkeys import dev_node_key
-from core.errors import InvalidInput
-from core.tx import decode_transaction
+from core.errors import ConfigError, InvalidInput
+from core.genesis import Genesis
+from core.keys import is_valid_signature
+from core.tx import SignedTx, decode_transaction
+from core.validators import ValidatorSet, compute_activation_height
+from core.votes import compute_node_key_proof_digest
 from node.applier import BlockApplier
 from node.events import EventHub
+from node.evidence import EvidenceReporter
 from node.metrics import NodeMetrics
+from node.roster import Roster, read_validator_history
 from node.sync import GetTxs, decode_sync
-from node.validator import ValidatorShell
+from node.validator import EQUIVOCATE_ENV, ValidatorShell
 from node.verified import VerifiedCache
 from p2p import PeerId
 from storage import Store
@@ -72,11 +87,13 @@ def make_shell(
     *,
     index: int = 1,
     before_proposal: Callable[[], None] = lambda: None,
+    evidence: EvidenceReporter | None = None,
+    genesis: Genesis = GENESIS,
 ) -> ValidatorShell:
     applier = BlockApplier(store, build_registry(), EventHub(queue_max=10), NodeMetrics())
     committed: list[int] = []
     shell = ValidatorShell(
-        GENESIS,
+        genesis,
         dev_node_key("validator", index),
         store,
         network,  # type: ignore[arg-type]
@@ -84,7 +101,9 @@ def make_shell(
         VerifiedCache(),
         lambda block: committed.append(block.header.height),
         limits or PoolLimits.for_chain(GENESIS.consensus.block_txs_max),
+        Roster(GENESIS, executed_height=store.last_height, history=read_validator_history(store)),
         before_proposal=before_proposal,
+        evidence=evidence,
     )
     return shell
 
@@ -155,6 +174,38 @@ def proposals_in(network: BroadcastNetwork) -> list[PrePrepare]:
     return [message for message in messages if isinstance(message, PrePrepare)]
 
 
+async def test_an_approved_validator_change_reaches_the_replica_and_survives_a_restart(
+    tmp_path: Path, chain: ReferenceChain
+) -> None:
+    """BlockExecuted carries the set the block approved; a restarted shell rebuilds the sets from state."""
+    store = open_store(tmp_path / "own")
+    shell = make_shell(store, BroadcastNetwork())
+    new_key = dev_node_key("validator", 4)
+    proof = new_key.sign(compute_node_key_proof_digest(GENESIS.chain_id, "mee", new_key.public_key, None))
+    add = {"org": "mee", "node_key": new_key.public_key.hex(), "peer_address": "127.0.0.1:7999",
+           "api_address": "127.0.0.1:8999", "proof": proof.hex()}  # fmt: skip
+    blocks = [
+        (chain.call("mee", "propose", {"action": "add_validator", "args": add, "expires_height": 50}),),
+        (chain.call("bank", "approve", {"proposal": 1}),),
+        (chain.call("verifier-a", "approve", {"proposal": 1}),),  # 3 of the 4 members: approved at 3
+        (chain.deposit(),),
+    ]
+    executed = [shell.execute(ExecuteBlock(c.block, c.certificate)) for c in map(chain.extend, blocks)]
+    five = ValidatorSet((*GENESIS.validator_set.members, (4, new_key.public_key)))
+    assert [e.validators for e in executed] == [None, None, five, None]
+    store.close()
+    restarted = make_shell(reopened := Store.open(tmp_path / "own"), BroadcastNetwork())
+    try:
+        consensus = GENESIS.consensus
+        last = compute_activation_height(3, checkpoint_interval=consensus.checkpoint_interval,
+                                         pipeline_depth=consensus.pipeline_depth)  # fmt: skip
+        epochs = restarted.replica.membership.epochs()
+        assert [(e.number, e.first_height, e.validators) for e in epochs] == [
+            (0, 1, GENESIS.validator_set), (1, last + 1, five)]  # fmt: skip
+    finally:
+        reopened.close()
+
+
 async def test_offer_answers_the_replicas_refusal(store: Store, chain: ReferenceChain) -> None:
     first, second = chain.deposit(), chain.deposit()
     shell = make_shell(store, BroadcastNetwork(), PoolLimits(txs_max=1, bytes_max=1 << 20))
@@ -212,3 +263,52 @@ def test_a_fetch_of_an_unlinked_peer_waits_for_its_link(store: Store) -> None:
     shell.on_peer_connected(V0)
     [(peer, request)] = network.block_requests()
     assert peer == V0 and (request.from_height, request.to_height) == (1, 10) and shell.catching_up
+
+
+def test_evidence_in_a_report_goes_on_chain_once_signed_by_the_node_key(store: Store) -> None:
+    submitted: list[SignedTx] = []
+    reporter = EvidenceReporter(
+        GENESIS, dev_node_key("validator", 1), lambda: "bank", submitted.append, lambda: 5
+    )
+    shell = make_shell(store, BroadcastNetwork(), evidence=reporter)
+    key = dev_node_key("validator", 2)
+    first = Prepare(0, 3, b"\x01" * 32, 2, b"")
+    second = Prepare(0, 3, b"\x02" * 32, 2, b"")
+    first, second = (
+        replace(m, signature=key.sign(compute_signing_digest(GENESIS.chain_id, m))) for m in (first, second)
+    )
+    shell.report(ReportMisbehaviour(2, "conflicting Prepare messages", (first, second)))
+    shell.report(
+        ReportMisbehaviour(2, "conflicting Prepare messages", (first, second))
+    )  # the same pair again
+    shell.report(ReportMisbehaviour(2, "bad signature"))  # no evidence: only logged
+    [tx] = submitted
+    body = tx.body
+    assert (body.function, body.sender_org, body.sender_key) == ("report_evidence", "bank", reporter_key())
+    assert body.args["validator"] == key.public_key.hex() and body.args["view"] == 0
+    assert body.valid_until == 5 + 100
+
+
+def reporter_key() -> bytes:
+    return dev_node_key("validator", 1).public_key
+
+
+def test_the_equivocation_hook_is_for_devnets_only(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(EQUIVOCATE_ENV, "2")
+    network = BroadcastNetwork()
+    shell = make_shell(store, network)
+    early, vote = Prepare(0, 1, b"\x01" * 32, 1, b"\x02" * 64), Prepare(0, 2, b"\x01" * 32, 1, b"\x02" * 64)
+    shell.send(Send(-1, early))
+    shell.send(Send(-1, vote))
+    shell.send(Send(-1, vote))  # once only
+    assert len(network.broadcasts) == 5
+    fakes = [decode_message(payload, params=GENESIS.consensus) for _, payload, _ in network.broadcasts[2:4]]
+    ahead = 2 + GENESIS.consensus.pipeline_depth + 1  # a height no replica can have committed yet
+    for fake in fakes:
+        assert isinstance(fake, Prepare) and (fake.view, fake.height, fake.sender) == (0, ahead, 1)
+        signed = compute_signing_digest(GENESIS.chain_id, fake)
+        assert is_valid_signature(dev_node_key("validator", 1).public_key, signed, fake.signature)
+    assert len({fake.block_hash for fake in fakes} | {vote.block_hash}) == 3  # two conflicting votes
+    main = GENESIS.model_copy(update={"chain_id": "carbon-main"})
+    with pytest.raises(ConfigError, match="test hook"):
+        make_shell(store, network, genesis=main)

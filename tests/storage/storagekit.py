@@ -97,14 +97,15 @@ def commit_writes(
     *,
     certificate: bool = True,
     nonce_base: int | None = None,
+    end_writes: Mapping[bytes, bytes | None] | None = None,
 ) -> Block:
-    """Commit a block with one real signed transaction per write set."""
+    """Commit a block with one real signed transaction per write set (and the end-of-block step's)."""
     height = store.last_height + 1
     base = height * 100_000 if nonce_base is None else nonce_base
     txs = [make_tx(base + i) for i in range(len(tx_writes))]
     block = make_block(store, txs)
     cert = make_certificate(block) if certificate else None
-    store.commit_block(block, make_results(tx_writes), tx_writes, cert)
+    store.commit_block(block, make_results(tx_writes), tx_writes, cert, end_writes=end_writes)
     return block
 
 

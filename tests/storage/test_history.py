@@ -36,6 +36,19 @@ def test_versions_carry_height_and_transaction(store: Store) -> None:
         store.get_history(b"k", limit=10_000)
 
 
+def test_end_of_block_writes_come_after_the_transactions_of_their_block(store: Store) -> None:
+    block = commit_writes(store, [{b"k": b"1"}, {b"j": b"2"}], end_writes={b"k": b"end", b"e": b"x"})
+    assert store.get(b"k") == b"end" and store.get(b"e") == b"x" and store.get(b"j") == b"2"
+    assert store.get_history(b"k") == [
+        KeyVersion(1, 0, block.txs[0].tx_id, b"1"),
+        KeyVersion(1, None, None, b"end"),
+    ]
+    assert store.get_at(b"k", 1) == b"end"  # the end-of-block version is the block's last
+    commit_writes(store, [{b"k": b"2"}])
+    assert store.get_at(b"k", 1) == b"end" and store.get_at(b"k", 2) == b"2"
+    assert store.get_state_root() == store.get_roots(2)[0]  # type: ignore[index]
+
+
 def test_value_at_every_past_height_matches_a_replay(tmp_path: Path) -> None:
     rng = random.Random(20240601)
     keys = [b"key/%d" % i for i in range(30)] + [b"key/1" + b"0" * i for i in range(1, 4)]

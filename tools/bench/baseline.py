@@ -48,12 +48,13 @@ from tools.bench.network import (
     read_process_sample,
 )
 from tools.bench.stats import compute_cpu_us_per_tx, compute_window, compute_window_stats, median
-from tools.bench.workloads import TxFactory, enterprise_id, transfers_load
+from tools.bench.workloads import OPENING_BALANCE_T, TxFactory, enterprise_id, transfers_load
 from tools.devnet import stop_processes
 
 BASELINES = ("pysyncobj",)
 INSTALL_HINT = "pip install -e '.[baseline]'"
-BALANCE_T = 10**9  # each enterprise's opening balance: what transfers_setup allocates on our chain
+# each enterprise's opening balance: what transfers_setup allocates on our chain
+BALANCE_T = OPENING_BALANCE_T
 READY_TIMEOUT_S = 60.0
 DRAIN_TIMEOUT_S = 120.0
 CONNECT_RETRY_S = 0.05

@@ -33,6 +33,8 @@ EVIDENCE_HASH = "ab" * 32
 FAR_DEADLINE_MS = 10 * 86_400_000  # setup periods of the throughput workloads: ten days from now
 REFERENCE_PRICE_FEN = 5_000  # the chaincode's default reference price (chaincode/params.py)
 OFFSET_BLOCK_T = 10  # offsets each offset-holding enterprise receives and surrenders
+# each enterprise's opening allowances: the four-eyes allocation threshold, so one regulator key allocates them
+OPENING_BALANCE_T = 10**7
 OFFSET_HOLDER_EVERY = 4  # every 4th enterprise holds offsets
 ORDERS_PER_TRADER = 2
 
@@ -116,8 +118,8 @@ def transfers_setup(factory: TxFactory, enterprises: int) -> list[Phase]:
     allocation = Phase(
         "allocate",
         [
-            factory.build(REGULATOR, "allocate", period=PERIOD, org=enterprise_id(i), amount_t=10**9)
-            for i in range(enterprises)
+            factory.build(REGULATOR, "allocate", period=PERIOD, org=org, amount_t=OPENING_BALANCE_T)
+            for org in map(enterprise_id, range(enterprises))
         ],
     )
     return [registration, allocation]
@@ -143,7 +145,9 @@ def orders_setup(factory: TxFactory, enterprises: int) -> list[Phase]:
     for i in range(enterprises):
         org = enterprise_id(i)
         if i % 2 == 0:
-            funding.txs.append(factory.build(REGULATOR, "allocate", period=PERIOD, org=org, amount_t=10**9))
+            funding.txs.append(
+                factory.build(REGULATOR, "allocate", period=PERIOD, org=org, amount_t=OPENING_BALANCE_T)
+            )
         else:
             funding.txs.append(
                 factory.build(BANK, "deposit_cash", org=org, amount_fen=10**14, bank_ref=f"bench-{i}")

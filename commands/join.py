@@ -1,0 +1,101 @@
+"""`carbonchain node join`: the home of a validator that governance added after genesis.
+
+The member makes its keys as at genesis (`member init --validator`), has a member of the consortium propose
+`add_validator` with its node key and a proof of it (`gov propose add-validator --prove-with`), and once
+the proposal is approved runs this against any node of the network: the node's number and first peers come
+from that node's `validators` query, everything the new validator accepts afterwards from the chain itself,
+verified from the genesis on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from client import CarbonClient
+from commands.ceremony import choose_node
+from commands.query import node_option, run_async
+from core.genesis import load_genesis
+from p2p.identity import ValidatorEntry
+from tools.ceremony import MEMBER_FILE, NodePlace, key_file_names, load_member, write_node_home
+
+
+@click.command("join")
+@click.option("--genesis", "genesis_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--member-dir", "folder", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Your member folder (member init --dir --validator): its member.json and node key.")  # fmt: skip
+@click.option(
+    "--home", required=True, type=click.Path(file_okay=False, path_type=Path), help="The node home to make."
+)
+@node_option()
+@click.option("--node-index", type=click.IntRange(0, 15), default=None,
+              help="Which of your nodes (as numbered in member.json), when you run several.")  # fmt: skip
+@click.option("--peer-listen-host", default="0.0.0.0", show_default=True, help="Where the peer port listens.")
+@click.option("--api-listen-host", default="127.0.0.1", show_default=True,
+              help="Where the API listens (put a reverse proxy in front for anything public).")  # fmt: skip
+def node_join(
+    genesis_path: Path,
+    folder: Path,
+    home: Path,
+    node: str,
+    node_index: int | None,
+    peer_listen_host: str,
+    api_listen_host: str,
+) -> None:
+    """Make the home of a validator added after genesis, once its add_validator change is approved."""
+    genesis = load_genesis(genesis_path)
+    member = load_member(folder / MEMBER_FILE)
+    index = choose_node(member, node_index)
+    ours = member.nodes[index]
+    if ours.role != "validator":
+        raise click.UsageError(
+            "node join is for validators; an observer is listed in the genesis (node init)"
+        )
+    status, answer = run_async(_fetch(node))
+    if status["genesis_hash"] != genesis.genesis_hash.hex():
+        raise click.UsageError(f"{node} serves another chain ({status['chain_id']}) than this genesis")
+    validators = admitted_validators(answer)
+    number = next((v.number for v in validators if v.node_key.hex() == ours.node_key), None)
+    if number is None:
+        raise click.UsageError(
+            f"node key {ours.node_key[:16]}… is neither in the validator set nor in an approved change: "
+            "have a member propose add_validator for it (carbonchain gov propose add-validator) and wait "
+            "until the proposal is approved"
+        )
+    key_file = folder / key_file_names(member)[f"node {index}"]
+    place = NodePlace("validator", number, ours)
+    write_node_home(
+        home,
+        genesis,
+        place,
+        key_file,
+        peer_listen_host=peer_listen_host,
+        api_listen_host=api_listen_host,
+        validators=validators,
+    )
+    pending = answer.get("pending")
+    click.echo(f"node home {home}: validator {number} of chain {genesis.chain_id}")
+    if pending is not None and any(v["number"] == number for v in pending["validators"]):
+        click.echo(f"  it votes from height {pending['activation_height'] + 1} (the change's activation)")
+    click.echo(f"  start it now to catch up: carbonchain node run --home {home}")
+
+
+async def _fetch(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    async with CarbonClient(url) as client:
+        status = await client.status()
+        answer = await client.query("validators")
+    return status, answer
+
+
+def admitted_validators(answer: dict[str, Any]) -> list[ValidatorEntry]:
+    """The set in force and an approved change's new members, from a `validators` query answer (the set in
+    force wins for a number listed in both, as node/roster.py decides)."""
+    by_number: dict[int, ValidatorEntry] = {}
+    pending = answer.get("pending") or {"validators": []}
+    for entry in [*pending["validators"], *answer["validators"]]:
+        by_number[entry["number"]] = ValidatorEntry(
+            entry["number"], bytes.fromhex(entry["node_key"]), entry["peer_address"]
+        )
+    return [by_number[number] for number in sorted(by_number)]
