@@ -213,7 +213,9 @@ def validate_hello(config: HandshakeConfig, hello: Hello) -> bytes:
         )
     key = config.directory.get_key(hello.peer)
     if key is None:
-        raise HandshakeRefused(RefusalCode.UNKNOWN_PEER, f"{hello.peer} is not in the genesis")
+        raise HandshakeRefused(
+            RefusalCode.UNKNOWN_PEER, f"{hello.peer} is not a node we admit (genesis or validator set)"
+        )
     if hello.peer == config.local:
         raise HandshakeRefused(RefusalCode.SELF, f"{hello.peer} is this node")
     return key

@@ -72,6 +72,7 @@ class Cluster:
         )
         self.homes = {home.name: home for home in write_network(self.plan, root / "net")}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._api_urls: dict[str, str] = {}  # nodes added after the genesis
         self.genesis = self.plan.genesis
         self.tls = tls
         self._tls_config: TlsConfig | None = None
@@ -89,7 +90,15 @@ class Cluster:
     def validator_names(self) -> list[str]:
         return [name for name in self.homes if name.startswith("validator")]
 
+    def add_node(self, name: str, home: Path, api_url: str) -> None:
+        """A node made outside the genesis (a validator that joined later, `node join`): started and
+        stopped like the others."""
+        self.homes[name] = home
+        self._api_urls[name] = api_url
+
     def api_url(self, name: str) -> str:
+        if name in self._api_urls:
+            return self._api_urls[name]
         role, index = name.rsplit("-", 1)
         members = self.genesis.validators if role == "validator" else self.genesis.observers
         return f"http://{members[int(index)].api_address}"
