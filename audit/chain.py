@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from audit.handovers import Handover, HandoverError, parse_handovers, verify_handovers
 from chaincode import ChaincodeRegistry, build_registry, execute_block, genesis_writes, get_validator_change
 from consensus.membership import Membership
 from core import codec
@@ -313,14 +314,32 @@ class ProvenValue:
 
 
 def verify_certifying_block(
-    genesis: Genesis, certified: CertifiedBlock, *, state_height: int, state_root: bytes
+    genesis: Genesis,
+    certified: CertifiedBlock,
+    *,
+    state_height: int,
+    state_root: bytes,
+    handovers: Sequence[Handover] = (),
 ) -> None:
-    """A block proves `state_root` at `state_height` if its certificate verifies and its header says so."""
+    """A block proves `state_root` at `state_height` if its certificate verifies against the set in force at
+    its height (the genesis set, or the one `handovers` prove: audit/handovers.py) and its header says so."""
     header = certified.block.header
     if header.chain_id != genesis.chain_id:
         raise AuditFailure(header.height, "chain id", f"block is for chain {header.chain_id!r}")
     try:
-        verify_commit_certificate(certified.certificate, header, genesis.validator_set)
+        validators = verify_handovers(genesis, [h for h in handovers if h.header.height < header.height])
+    except HandoverError as exc:
+        raise AuditFailure(exc.height, "validator-set handover", exc.detail) from None
+    in_force = validators.at(header.height)
+    if header.validators_hash != in_force.set_hash:
+        raise AuditFailure(
+            header.height,
+            "validator sets",
+            "the header names another validator set than the genesis and the handovers prove for its height "
+            "(a handover is missing)",
+        )
+    try:
+        verify_commit_certificate(certified.certificate, header, in_force)
     except CertificateError as exc:
         raise AuditFailure(header.height, "commit certificate", str(exc)) from None
     if header.state_height != state_height:
@@ -358,11 +377,15 @@ def verify_state_proof_document(key: bytes, document: Mapping[str, Any]) -> tupl
 
 
 def verify_key_proof(
-    genesis: Genesis, key: bytes, document: Mapping[str, Any], certified: CertifiedBlock
+    genesis: Genesis,
+    key: bytes,
+    document: Mapping[str, Any],
+    certified: CertifiedBlock,
+    handovers: Sequence[Handover] = (),
 ) -> ProvenValue:
     """A proof document checked against the certified block at its certified_by_height."""
     height, root, value = verify_state_proof_document(key, document)
-    verify_certifying_block(genesis, certified, state_height=height, state_root=root)
+    verify_certifying_block(genesis, certified, state_height=height, state_root=root, handovers=handovers)
     return ProvenValue(key, value, height, root, certified.block.header)
 
 
@@ -375,6 +398,7 @@ def build_receipt_document(
     proven: ProvenValue,
     proof_hex: str,
     certified: CertifiedBlock,
+    handovers: Sequence[Handover] = (),
 ) -> dict[str, Any]:
     """A self-contained retirement receipt a third party verifies with the genesis file alone."""
     return {
@@ -390,6 +414,8 @@ def build_receipt_document(
         "proof": proof_hex,  # hex of storage.proof.StateProof.encode()
         "certifying_header": codec.encode(certified.block.header.to_wire()).hex(),
         "certificate": codec.encode(certified.certificate.to_wire()).hex(),
+        # the set changes before the certifying header, from the genesis set (audit/handovers.py)
+        "validator_sets": [handover.to_json() for handover in handovers],
     }
 
 
@@ -404,6 +430,9 @@ def verify_receipt_document(genesis: Genesis, document: Mapping[str, Any]) -> di
         key = str(document["state_key"]).encode("utf-8")
         header = BlockHeader.from_wire(codec.decode(bytes.fromhex(str(document["certifying_header"]))))
         certificate = CommitCertificate.from_wire(codec.decode(bytes.fromhex(str(document["certificate"]))))
+        handovers = parse_handovers(document.get("validator_sets"))
+    except HandoverError as exc:
+        raise AuditFailure(exc.height, "validator-set handover", exc.detail) from None
     except (KeyError, ValueError, CodecError, TypeError) as exc:
         raise AuditFailure(height, "receipt", f"malformed receipt document: {exc}") from None
     proof_document = {
@@ -414,7 +443,11 @@ def verify_receipt_document(genesis: Genesis, document: Mapping[str, Any]) -> di
     }
     _, root, value = verify_state_proof_document(key, proof_document)
     verify_certifying_block(
-        genesis, CertifiedBlock(Block(header, ()), certificate, ()), state_height=height, state_root=root
+        genesis,
+        CertifiedBlock(Block(header, ()), certificate, ()),
+        state_height=height,
+        state_root=root,
+        handovers=handovers,
     )
     if value is None:
         raise AuditFailure(height, "receipt", f"the state proves that {key.decode()} does not exist")

@@ -14,6 +14,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,11 +30,13 @@ from audit import (
     verify_receipt_document,
     verify_state_proof_document,
 )
+from audit.handovers import Handover, handover_heights
 from client import ApiError, CarbonClient, CommitTimeout
 from commands.common import echo_json
 from commands.query import format_cell, format_table, node_option, run_async
 from core.block import CertifiedBlock
 from core.genesis import Genesis, load_genesis
+from core.validators import ValidatorSet
 from node.views import state_value_json
 
 PREFETCH_BLOCKS = 16  # block downloads in flight while earlier blocks are verified
@@ -295,10 +298,36 @@ def format_block_time(time_ms: int | None) -> str:
 # --- proofs ------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class KeyProof:
+    proven: ProvenValue
+    document: dict[str, Any]  # the node's proof document
+    certified: CertifiedBlock  # the block whose header certifies the proof's root
+    handovers: list[Handover]  # the validator-set changes before it, from the genesis set
+
+
+async def fetch_handovers(client: CarbonClient, genesis: Genesis, below: int) -> list[Handover]:
+    """The handovers of every set that ended below height `below` (none while the genesis set is in force):
+    the node says at which heights; each header and certificate is then checked (audit/handovers.py)."""
+    view = await client.query("validators")
+    handovers = []
+    for last, members in handover_heights(view["history"], below):
+        certified = await fetch_certified_block(client, genesis, last)
+        try:
+            next_set = ValidatorSet(tuple((int(number), bytes.fromhex(key)) for number, key in members))
+        except ValueError as exc:
+            raise AuditFailure(
+                last, "validator-set handover", f"the node's set is malformed: {exc}"
+            ) from None
+        handovers.append(Handover(certified.block.header, certified.certificate, next_set))
+    return handovers
+
+
 async def prove_key(
     client: CarbonClient, genesis: Genesis, key: bytes, key_text: str, *, timeout_s: float
-) -> tuple[ProvenValue, dict[str, Any], CertifiedBlock]:
-    """Fetch a key's proof, check it, wait (bounded) for the block that certifies its root and check that."""
+) -> KeyProof:
+    """Fetch a key's proof, check it, wait (bounded) for the block that certifies its root and check that
+    against the set in force at its height."""
     await check_same_chain(client, genesis)
     document = await client.key_proof(key_text)
     height, _, _ = verify_state_proof_document(key, document)
@@ -312,7 +341,11 @@ async def prove_key(
             "arrive): retry after more transactions, or pass a longer --timeout"
         ) from None
     certified = await fetch_certified_block(client, genesis, certified_by)
-    return verify_key_proof(genesis, key, document, certified), document, certified
+    handovers = []
+    if certified.block.header.validators_hash != genesis.validator_set.set_hash:
+        handovers = await fetch_handovers(client, genesis, certified_by)
+    proven = verify_key_proof(genesis, key, document, certified, handovers)
+    return KeyProof(proven, document, certified, handovers)
 
 
 @audit_group.command("proof")
@@ -329,14 +362,16 @@ async def prove_key(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def audit_proof(key: str, node: str, genesis_path: Path, timeout_s: float, as_json: bool) -> None:
-    """Fetch state KEY's proof and check it against a header certified by the genesis validators."""
+    """Fetch state KEY's proof and check it against a header certified by the validators in force at its height
+    (the genesis set, or the sets the chain's handovers prove from it)."""
     genesis = load_genesis(genesis_path)
 
-    async def prove() -> tuple[ProvenValue, dict[str, Any], CertifiedBlock]:
+    async def prove() -> KeyProof:
         async with CarbonClient(node) as client:
             return await prove_key(client, genesis, parse_state_key(key), key, timeout_s=timeout_s)
 
-    proven, _, certified = run_async(prove())
+    proof = run_async(prove())
+    proven, certified = proof.proven, proof.certified
     header = proven.certified_by
     result = {
         "key": key,
@@ -347,7 +382,8 @@ def audit_proof(key: str, node: str, genesis_path: Path, timeout_s: float, as_js
         "certified_by_height": header.height,
         "certified_by_block": header.block_hash.hex(),
         "certificate_votes": len(certified.certificate.votes),
-        "validators": len(genesis.validators),
+        "validators": proof.handovers[-1].next_set.n if proof.handovers else len(genesis.validators),
+        "validator_set_changes": len(proof.handovers),
         "verified": True,
     }
     if as_json:

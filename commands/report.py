@@ -156,10 +156,10 @@ def report_retirement(
         async with CarbonClient(node) as client:
             record = await client.retirement(receipt)
             key_text = str(record["state_key"])
-            proven, proof_document, certified = await prove_key(
-                client, genesis, key_text.encode(), key_text, timeout_s=timeout_s
+            proof = await prove_key(client, genesis, key_text.encode(), key_text, timeout_s=timeout_s)
+            return build_receipt_document(
+                genesis, record, proof.proven, str(proof.document["proof"]), proof.certified, proof.handovers
             )
-            return build_receipt_document(genesis, record, proven, str(proof_document["proof"]), certified)
 
     document = run_async(fetch())
     if out is not None:

@@ -6,6 +6,7 @@ height; then a genesis validator is removed and refused; no acknowledged transac
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -185,7 +186,12 @@ async def test_a_validator_joins_and_votes_and_another_leaves_under_load(tmp_pat
             ["audit", "verify", "--genesis", genesis_file, "--node", cluster.api_url("observer-0")]
         )
         assert audited.exit_code == 0, audited.output
-        print(audited.output)
+        # a state proof certified by the four of the second change: proven from the genesis by two handovers
+        proved = await cli(["audit", "proof", "org/ent-a", "--genesis", genesis_file, "--json",
+                            "--node", cluster.api_url("validator-2")])  # fmt: skip
+        assert proved.exit_code == 0, proved.output
+        answer = json.loads(proved.output)
+        assert (answer["verified"], answer["validator_set_changes"], answer["validators"]) == (True, 2, 4)
 
 
 async def cli(args: list[str]) -> Any:
