@@ -14,8 +14,10 @@ from typing import Any
 from aiohttp import web
 
 from audit import ProvenValue, build_receipt_document
-from core.block import decode_certified_block
+from audit.handovers import Handover, handover_heights
+from core.block import CertifiedBlock, decode_certified_block
 from core.errors import CodecError, InvalidInput
+from core.validators import ValidatorSet
 from node.web.site import SITE, Site, page, parse_hex_id
 
 
@@ -67,7 +69,24 @@ def build_document(site: Site, record: dict[str, Any]) -> tuple[dict[str, Any] |
         bytes.fromhex(proof["state_root"]),
         certified.block.header,
     )
-    return build_receipt_document(site.genesis, record, proven, str(proof["proof"]), certified), certified_by
+    handovers = _handovers(site, certified)
+    document = build_receipt_document(site.genesis, record, proven, str(proof["proof"]), certified, handovers)
+    return document, certified_by
+
+
+def _handovers(site: Site, certified: CertifiedBlock) -> list[Handover]:
+    """The validator-set handovers before the certifying block (audit/handovers.py), from our own chain."""
+    header = certified.block.header
+    if header.validators_hash == site.genesis.validator_set.set_hash:
+        return []
+    handovers = []
+    for last, members in handover_heights(site.query("validators")["history"], header.height):
+        raw = site.backend.get_block_bytes(last)
+        assert raw is not None  # below a committed height
+        block = decode_certified_block(raw, tx_bytes_max=site.genesis.consensus.tx_bytes_max)
+        next_set = ValidatorSet(tuple((number, bytes.fromhex(key)) for number, key in members))
+        handovers.append(Handover(block.block.header, block.certificate, next_set))
+    return handovers
 
 
 @page

@@ -6,8 +6,8 @@ height; then a genesis validator is removed and refused; no acknowledged transac
 from __future__ import annotations
 
 import asyncio
-import json
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any

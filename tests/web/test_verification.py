@@ -233,3 +233,30 @@ async def test_the_receipt_page_verifies_what_it_shows(
     checks = [check.split(":")[0] for check in await page.texts("#checks li")]
     assert checks == ["receipt", "state proof", "commit certificate", "certified root", "record", "page"]
     await page.screenshot(screenshots / "receipt.png")
+
+
+async def test_handovers_prove_a_later_set_in_the_browser(page: Page, network: WebNetwork) -> None:
+    """The conformance chain's fifth validator: the browser follows block 13's handover from the genesis set
+    (audit/handovers.py, docs/protocol/audit.md) and refuses a handover to another set."""
+    from conformance.vectors import VECTORS_DIR, build_chain
+    from tests.audit.test_handovers import handover
+
+    chain = build_chain()
+    step = handover(chain).to_json()
+    forged = {**step, "validators": step["validators"][:4]}
+    genesis_text = (VECTORS_DIR / "genesis.json").read_text(encoding="utf-8")
+    await page.goto(network.url + "/verify")
+    results = await page.evaluate(
+        f"""(async () => {{
+          const verify = await import('/static/js/verify.js');
+          const genesis = await verify.readGenesis({json.dumps(genesis_text)}, "vectors");
+          const run = async (handovers) => {{
+            try {{ return (await verify.verifyHandovers(new verify.Report(), handovers, genesis, 14)).n; }}
+            catch (e) {{ return e.message; }}
+          }};
+          return [await run([{json.dumps(step)}]), await run([{json.dumps(forged)}]), await run([])];
+        }})()"""
+    )
+    assert results[0] == 5
+    assert "does not hand over to the set the receipt lists" in results[1]
+    assert results[2] == 4  # before its handover, only the genesis set is proven

@@ -47,17 +47,25 @@ export async function readGenesis(text, source) {
   const validators = document.validators;
   if (!Array.isArray(validators) || validators.length === 0) throw new CodecError("the genesis lists no validators");
   const keys = validators.map((v) => fromHex(v.node_key));
+  const orgs = validators.map((v) => v.org);
   // core.md section 6.5: the genesis set is numbers 0..n-1 in genesis order
-  const setHash = await hashValue("validator-set", new Map([["members", keys.map((key, number) => [number, key])]]));
+  const set = await validatorSet(keys.map((key, number) => [number, key]), "the genesis set", (number) => orgs[number]);
   return {
     source,
     hash,
     chainId: document.chain_id,
     pipelineDepth: (document.consensus && document.consensus.pipeline_depth) || 2,
     keys,
-    orgs: validators.map((v) => v.org),
-    setHash,
+    orgs,
+    setHash: set.setHash,
+    set,
   };
+}
+
+// A validator set: [number, key] members in number order, its hash (core.md section 6.5), a name for messages.
+export async function validatorSet(members, name, orgOf = () => "") {
+  const setHash = await hashValue("validator-set", new Map([["members", members]]));
+  return { keys: new Map(members), n: members.length, setHash, name, orgOf };
 }
 
 // --- certified blocks -------------------------------------------------------------------------------------
@@ -94,17 +102,17 @@ export async function commitDigest(chainId, view, height, blockHash) {
 }
 
 // docs/protocol/core.md section 7, in its order. Returns the validator indexes whose votes verified.
-export async function verifyCertificate(report, header, headerHash, certificate, genesis, onVote = () => {}) {
+export async function verifyCertificate(report, header, headerHash, certificate, genesis, onVote = () => {}, validators = genesis.set) {
   const check = "commit certificate";
   report.require(sameKeys(certificate, ["block_hash", "height", "view", "votes"]), check, "not a certificate map");
   const height = field(header, "height");
   report.require(field(certificate, "height") === height, check, `it is for height ${field(certificate, "height")}, the header is ${height}`);
   report.require(bytesEqual(field(certificate, "block_hash"), headerHash), check, "it signs another block hash");
-  // this page knows the genesis set only: a block certified by a set governance put in force later names
-  // another set hash (audit verify follows the changes)
-  report.require(bytesEqual(field(header, "validators_hash"), genesis.setHash), "validator set", `block ${height} is certified by a validator set other than the genesis set; verify it with carbonchain audit verify`);
+  // a block certified by a set governance put in force later names another set hash: a receipt proves that
+  // set by its handovers (audit.md); a block page knows the genesis set only (audit verify follows changes)
+  report.require(bytesEqual(field(header, "validators_hash"), validators.setHash), "validator set", `block ${height} is certified by a validator set other than ${validators.name}; verify it with carbonchain audit verify`);
   const votes = field(certificate, "votes");
-  const n = genesis.keys.length;
+  const n = validators.n;
   const indexes = votes.map((vote) => (Array.isArray(vote) && vote.length === 2 ? vote[0] : -1));
   for (let i = 1; i < indexes.length; i++) {
     report.require(indexes[i] > indexes[i - 1], check, "vote indexes are not strictly increasing");
@@ -116,13 +124,13 @@ export async function verifyCertificate(report, header, headerHash, certificate,
   const verified = [];
   for (const vote of votes) {
     const [index, signature] = vote;
-    report.require(Number.isInteger(index) && index >= 0 && index < n, check, `vote from ${index}, not a genesis validator`);
-    const ok = await verifyEd25519(genesis.keys[index], digest, signature);
+    report.require(Number.isInteger(index) && validators.keys.has(index), check, `vote from ${index}, not a member of ${validators.name}`);
+    const ok = await verifyEd25519(validators.keys.get(index), digest, signature);
     onVote(index, ok);
-    report.require(ok, check, `the signature of validator ${index} (${genesis.orgs[index]}) does not verify over the COMMIT digest`);
+    report.require(ok, check, `the signature of validator ${index} (${validators.orgOf(index)}) does not verify over the COMMIT digest`);
     verified.push(index);
   }
-  report.pass(check, `${votes.length} of ${n} validators signed view ${view}, height ${height}; every Ed25519 signature verifies under the genesis key (quorum ${quorum(n)})`);
+  report.pass(check, `${votes.length} of ${n} validators signed view ${view}, height ${height}; every Ed25519 signature verifies under the key of ${validators.name} (quorum ${quorum(n)})`);
   return verified;
 }
 
@@ -254,11 +262,11 @@ export async function verifyStateProof(root, key, proofBytes) {
 }
 
 // A header proves `stateRoot` at `stateHeight` if its certificate verifies and it says so.
-export async function verifyCertifyingHeader(report, header, certificate, genesis, stateHeight, stateRoot) {
+export async function verifyCertifyingHeader(report, header, certificate, genesis, stateHeight, stateRoot, validators = genesis.set) {
   const height = field(header, "height");
   report.require(field(header, "chain_id") === genesis.chainId, "chain id", `block ${height} is for chain ${field(header, "chain_id")}`);
   const hash = await hashValue("block-header", header);
-  await verifyCertificate(report, header, hash, certificate, genesis);
+  await verifyCertificate(report, header, hash, certificate, genesis, () => {}, validators);
   report.require(field(header, "state_height") === stateHeight, "state height", `block ${height} certifies height ${field(header, "state_height")}, the proof is for ${stateHeight}`);
   report.require(bytesEqual(field(header, "state_root"), stateRoot), "state root", `block ${height}'s certified header carries another state root than the proof's`);
   report.pass("certified root", `block ${height}'s header, under that certificate, says the state after height ${stateHeight} has root ${toHex(stateRoot)}`);
@@ -302,6 +310,39 @@ export function sameJsonView(decoded, json) {
   return decoded === json;
 }
 
+// docs/protocol/audit.md, "Validator-set handovers": from the genesis set, each handover's header (the last
+// height of a set) is certified by the set in force and names the next set's hash; returns the set of `height`.
+export async function verifyHandovers(report, handovers, genesis, height) {
+  const check = "validator-set handover";
+  report.require(Array.isArray(handovers) && handovers.length <= 1024, check, "validator_sets is not a list of handovers");
+  let validators = genesis.set;
+  let last = 0;
+  for (const handover of handovers) {
+    let header, certificate, members;
+    try {
+      header = decode(fromHex(handover.header));
+      certificate = decode(fromHex(handover.certificate));
+      if (!sameKeys(header, HEADER_KEYS)) throw new CodecError("the header does not have exactly the twelve fields");
+      members = handover.validators.map(([number, key]) => [number, fromHex(key)]);
+    } catch (error) {
+      report.fail(check, `malformed handover: ${error.message}`);
+    }
+    const at = field(header, "height");
+    if (at >= height) break;  // a set that ended at or after the certifying header's height
+    report.require(at > last, check, `handovers must be in increasing height order (after ${last})`);
+    report.require(field(header, "chain_id") === genesis.chainId, check, `block ${at} is for chain ${field(header, "chain_id")}`);
+    const hash = await hashValue("block-header", header);
+    await verifyCertificate(report, header, hash, certificate, genesis, () => {}, validators);
+    const next = await validatorSet(members, `the set in force from height ${at + 1}`);
+    report.require(bytesEqual(field(header, "next_validators_hash"), next.setHash), check, `block ${at} does not hand over to the set the receipt lists`);
+    report.require(!bytesEqual(next.setHash, validators.setHash), check, `block ${at} is not the last height of a set`);
+    report.pass(check, `block ${at}, certified by ${validators.name}, hands over to ${next.n} validators`);
+    validators = next;
+    last = at;
+  }
+  return validators;
+}
+
 // docs/protocol/audit.md: returns the record the state proves (a Map).
 export async function verifyReceipt(report, document, genesis) {
   const check = "receipt";
@@ -319,7 +360,8 @@ export async function verifyReceipt(report, document, genesis) {
   const key = utf8.encode(String(document.state_key));
   const value = await verifyProofDocument(report, key, document);
   const root = fromHex(document.state_root);
-  await verifyCertifyingHeader(report, header, certificate, genesis, document.state_height, root);
+  const validators = await verifyHandovers(report, document.validator_sets || [], genesis, field(header, "height"));
+  await verifyCertifyingHeader(report, header, certificate, genesis, document.state_height, root, validators);
   report.require(value !== null, check, `the state proves that ${document.state_key} does not exist`);
   const record = decode(value);
   report.require(record instanceof Map, check, "the proven value is not a receipt record");
