@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,84 +15,15 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from client import CarbonClient, Signer
-from core.devkeys import dev_admin_key
+from client import CarbonClient
 from core.keystore import load_key
 from core.votes import compute_node_key_proof_digest
 from tests.integration.cluster import Cluster, running_cluster, wait_until
+from tools import reconfig_demo as demo
 from tools.bench.network import find_free_port_base
 
 pytestmark = pytest.mark.timeout(420)
 APPROVERS = ("mee", "bank", "ent-a")  # 3 of the 4 governance members: over the default 2/3
-
-
-class Load:
-    """Deposits submitted in small batches for as long as it runs; remembers every acknowledged id."""
-
-    def __init__(self, client: CarbonClient) -> None:
-        self.client = client
-        self.acknowledged: list[str] = []
-        self._stop = asyncio.Event()
-
-    async def run(self) -> None:
-        for batch in range(1_000_000):
-            if self._stop.is_set():
-                return
-            signer = await self.client.signer(org="bank", key=dev_admin_key("bank"))
-            for ref in range(5):
-                tx = signer.build(
-                    "deposit_cash", {"org": "ent-a", "amount_fen": 1, "bank_ref": f"load-{batch}-{ref}"}
-                )
-                with contextlib.suppress(
-                    Exception
-                ):  # a node busy or briefly unready: the client retries later
-                    self.acknowledged.append(await self.client.submit(tx))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=0.2)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-@contextlib.asynccontextmanager
-async def load_on(client: CarbonClient) -> AsyncIterator[Load]:
-    load = Load(client)
-    task = asyncio.create_task(load.run())
-    try:
-        yield load
-    finally:
-        load.stop()
-        await task
-
-
-async def commit_all(client: CarbonClient, *txs: Any) -> list[dict[str, Any]]:
-    ids = [await client.submit(tx) for tx in txs]
-    statuses = await client.wait_for_commits(ids, timeout_s=60)
-    results = []
-    for tx_id in ids:
-        assert statuses[tx_id].is_ok, f"{statuses[tx_id].code}: {statuses[tx_id].message}"
-        results.append(await client.tx_result(statuses[tx_id]))
-    return results
-
-
-def event(result: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next(e for e in result["events"] if e["type"] == kind)
-
-
-async def govern(client: CarbonClient, action: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Propose `action` as mee and approve it as bank and ent-a; returns the approval event."""
-    signers: dict[str, Signer] = {
-        org: await client.signer(org=org, key=dev_admin_key(org)) for org in APPROVERS
-    }
-    height = (await client.status())["height"]
-    [created] = await commit_all(
-        client,
-        signers["mee"].build("propose", {"action": action, "args": args, "expires_height": height + 500}),
-    )
-    proposal = int(event(created, "proposal_created")["proposal"])
-    await commit_all(client, signers["bank"].build("approve", {"proposal": proposal}))
-    [approved] = await commit_all(client, signers["ent-a"].build("approve", {"proposal": proposal}))
-    return event(approved, "validator_change_approved")
 
 
 async def height_of(url: str) -> int:
@@ -123,9 +53,9 @@ async def test_a_validator_joins_and_votes_and_another_leaves_under_load(tmp_pat
         )
         async with CarbonClient(cluster.api_url("validator-0")) as client:
             await wait_until(client.is_ready, timeout_s=60, what="validator-0 ready")
-            async with load_on(client) as load:
+            async with demo.load_on(client) as load:
                 # 1. the fifth validator: approved, joined, caught up, voting after L
-                added = await govern(client, "add_validator", {"org": "mee", "node_key": node_key.public_key.hex(),
+                added = await demo.govern(client, genesis, "add_validator", {"org": "mee", "node_key": node_key.public_key.hex(),
                                      "peer_address": peer_address, "api_address": api_address,
                                      "proof": proof.hex()})  # fmt: skip
                 assert added["number"] == 4
@@ -152,8 +82,8 @@ async def test_a_validator_joins_and_votes_and_another_leaves_under_load(tmp_pat
                 assert 4 in [vote["validator"] for vote in block["certificate"]["votes"]]
 
                 # 2. validator-1 leaves: the set in force is 0, 2, 3, 4 from its activation on
-                removed = await govern(
-                    client, "remove_validator", {"node_key": genesis.validators[1].node_key}
+                removed = await demo.govern(
+                    client, genesis, "remove_validator", {"node_key": genesis.validators[1].node_key}
                 )
                 assert removed["number"] == 1
                 last_of_five = int(removed["activation_height"])
@@ -214,3 +144,21 @@ async def _reachable(url: str) -> bool:
 
 async def _logged(cluster: Cluster, name: str, text: str) -> bool:
     return text in cluster.log_tail(name, lines=400)
+
+
+async def test_the_reconfiguration_demo_grows_the_set_to_five_and_back(tmp_path: Path) -> None:
+    """tools/reconfig_demo.py, the documented demonstration, against a test network as against a devnet."""
+    with running_cluster(tmp_path / "net") as cluster:
+        async with CarbonClient(cluster.api_url("validator-0")) as client:
+            await wait_until(client.is_ready, timeout_s=60, what="validator-0 ready")
+        genesis_file = cluster.homes["validator-0"] / "genesis.json"
+        lines: list[str] = []
+        outcome = await demo.grow_and_shrink(
+            cluster.api_url("validator-0"), genesis_file, tmp_path, lines.append
+        )
+        assert outcome.number == 4 and outcome.joined_from < outcome.left_after
+        assert outcome.acknowledged > 20
+        async with CarbonClient(cluster.api_url("observer-0")) as observer:
+            view = await observer.query("validators")
+        assert [v["number"] for v in view["validators"]] == [0, 1, 2, 3]
+        assert any("node join" in line for line in lines)
