@@ -54,12 +54,12 @@ async def governance(request: web.Request) -> web.Response:
         limit=limit,
         open_proposals=[(p, _tally(p, policies, electorates)) for p in open_page["items"]],
         open_next=open_page["next"],
-        recent=_newest_first(site, "proposals", "proposal", proposals_before, limit),
+        recent=list_newest_first(site, "proposals", "proposal", proposals_before, limit),
         policies=list(policies.values()),
         members=members,
         history=history,
         requests_pending=site.query("requests", status="pending", limit=limit),
-        requests=_newest_first(site, "requests", "request", requests_before, limit),
+        requests=list_newest_first(site, "requests", "request", requests_before, limit),
         evidence=site.query("evidence", start_after=evidence_after, limit=limit),
         key_numbers={v.node_key: v.number for e in history.epochs for v in e.validators},
     )
@@ -72,8 +72,8 @@ class NewestFirst:
     older: int | None  # `..._before` for the next page back, None at the oldest
 
 
-def _newest_first(site: Site, listing: str, one: str, before: int | None, limit: int) -> NewestFirst:
-    latest = _latest_id(site, one)
+def list_newest_first(site: Site, listing: str, one: str, before: int | None, limit: int) -> NewestFirst:
+    latest = find_latest_id(site, one)
     top = latest if before is None else min(latest, before - 1)
     bottom = max(0, top - limit)
     items = [] if top <= 0 else site.query(listing, start_after=bottom, limit=limit)["items"]
@@ -82,7 +82,7 @@ def _newest_first(site: Site, listing: str, one: str, before: int | None, limit:
     return NewestFirst(items, latest, bottom + 1 if bottom > 0 else None)
 
 
-def _latest_id(site: Site, one: str) -> int:
+def find_latest_id(site: Site, one: str) -> int:
     """The largest id the one-record query `one` answers: ids are dense from 1, so gallop, then bisect."""
 
     def exists(number: int) -> bool:

@@ -3,11 +3,14 @@ themselves are tested in a real browser against a real network: test_pages.py.)"
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from node.api import QueryNotFound
 from node.web.charts import compute_compliance_chart, compute_depth_chart, compute_throughput_chart
+from node.web.gov_pages import find_latest_id, list_newest_first
 from node.web.recent import WALK_BLOCKS_MAX, RecentBlocks
 from node.web.render import NBSP, Renderer, format_bps, format_cny, format_iso, format_price, format_tonnes
+from node.web.site import Site
 from node.web.valsets import read_validator_history
 
 
@@ -137,3 +140,36 @@ def test_validator_sets_are_read_by_number_from_the_chains_history() -> None:
     assert removed_one is not None and (removed_one.org, removed_one.org_name) == ("bank", "BANK")
     assert history.orgs_by_number() == {0: "mee", 1: "bank", 2: "verifier-a", 3: "ent-a", 4: "ent-b"}
     assert history.by_number(7) is None
+
+
+class FakeProposals:
+    """The `proposal` and `proposals` queries over proposals 1..count (ids are dense, never deleted)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.reads = 0
+
+    def query(self, name: str, **params: Any) -> Any:
+        self.reads += 1
+        if name == "proposal":
+            if not 1 <= params["proposal"] <= self.count:
+                raise QueryNotFound(f"proposal {params['proposal']}")
+            return {"id": params["proposal"]}
+        after, limit = params["start_after"], params["limit"]
+        return {"items": [{"id": i} for i in range(after + 1, min(self.count, after + limit) + 1)]}
+
+
+def test_the_newest_proposal_is_found_by_galloping_and_pages_go_back_from_it() -> None:
+    for count in (0, 1, 2, 3, 5, 8, 100, 1025):
+        fake = FakeProposals(count)
+        assert find_latest_id(cast(Site, fake), "proposal") == count
+        assert fake.reads <= 2 * max(1, count).bit_length() + 2
+    fake = FakeProposals(45)
+    pages, before = [], None
+    while True:
+        shown = list_newest_first(cast(Site, fake), "proposals", "proposal", before, 20)
+        pages.append([item["id"] for item in shown.items])
+        if shown.older is None:
+            break
+        before = shown.older
+    assert pages == [list(range(45, 25, -1)), list(range(25, 5, -1)), list(range(5, 0, -1))]
