@@ -6,7 +6,7 @@ from aiohttp import web
 
 from core.genesis import Genesis
 from node.api import ApiBackend
-from node.web import chain_pages, market_pages, receipts
+from node.web import chain_pages, gov_pages, market_pages, receipts
 from node.web.render import STATIC_DIR, add_security_headers
 from node.web.site import SITE, Site
 
@@ -29,7 +29,7 @@ def add_dashboard(app: web.Application, backend: ApiBackend, genesis: Genesis) -
         ("/offsets", market_pages.offsets),
         ("/offsets/projects/{project}", market_pages.project),
         ("/market", market_pages.market),
-        ("/governance", market_pages.governance),
+        ("/governance", gov_pages.governance),
         ("/receipts/{receipt}.json", receipts.receipt_document),
         ("/receipts/{receipt}", receipts.receipt),
         ("/verify", receipts.verify_page),

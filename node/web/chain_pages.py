@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from core.errors import InvalidInput
-from core.quorum import compute_quorum
 from node.api import QueryNotFound
 from node.web.charts import compute_throughput_chart
 from node.web.site import (
@@ -40,13 +39,17 @@ async def overview(request: web.Request) -> web.Response:
     tip = int(status["height"])
     recent = site.recent.page(tip, before=None, count=10)
     throughput = site.recent.throughput(tip, now_ms=site.now_ms(), minutes=THROUGHPUT_MINUTES)
-    last_votes = site.recent.last_votes(tip, len(site.validators))
+    history = site.validator_history()
+    validators = history.at(tip + 1)  # the set ordering the next height
+    last_votes = site.recent.last_votes(tip, [v.number for v in validators.validators])
     latest = recent[0] if recent else None
     # An observer takes no part in views; the last commit certificate says which view committed it.
     view = status["view"] if status["view"] is not None else (latest.view if latest else None)
-    primary = status["primary"]
-    if primary is None and view is not None:
-        primary = view % len(site.validators)
+    primary = None
+    if status["primary"] is not None:
+        primary = history.by_number(int(status["primary"]))
+    elif view is not None:
+        primary = validators.primary(view)
     return site.render(
         "overview.html",
         page="overview",
@@ -54,10 +57,12 @@ async def overview(request: web.Request) -> web.Response:
         ready=site.backend.get_unready_reason() is None,
         view=view,
         view_source="this validator" if status["view"] is not None else "the last commit certificate",
-        primary=site.validator(primary) if primary is not None else None,
-        validators=site.validators,
+        primary=primary,
+        validators=validators.validators,
+        validator_set=validators,
+        history=history,
         last_votes=last_votes,
-        quorum=compute_quorum(len(site.validators)),
+        quorum=validators.quorum,
         recent=recent,
         throughput=throughput,
         chart=compute_throughput_chart(throughput),
@@ -73,6 +78,7 @@ async def blocks(request: web.Request) -> web.Response:
     limit = get_limit(request)
     summaries = site.recent.page(tip, before=before, count=limit)
     older = summaries[-1].height if summaries and summaries[-1].height > 1 else None
+    history = site.validator_history()
     return site.render(
         "blocks.html",
         page="blocks",
@@ -81,7 +87,8 @@ async def blocks(request: web.Request) -> web.Response:
         older=older,
         newer=before is not None and before <= tip,
         limit=limit,
-        validators=site.validators,
+        orgs=history.orgs_by_number(),
+        history=history,
     )
 
 
@@ -99,10 +106,11 @@ async def block(request: web.Request) -> web.Response:
     txs = document["txs"]
     shown = txs[start : start + BLOCK_TXS_PAGE]
     certificate = document["certificate"]
+    validators = site.validator_history().at(height)
     signers = (
         []
         if certificate is None
-        else [(vote, site.validator(int(vote["validator"]))) for vote in certificate["votes"]]
+        else [(vote, validators.member(int(vote["validator"]))) for vote in certificate["votes"]]
     )
     return site.render(
         "block.html",
@@ -114,9 +122,9 @@ async def block(request: web.Request) -> web.Response:
         txs_next=start + BLOCK_TXS_PAGE if start + BLOCK_TXS_PAGE < len(txs) else None,
         certificate=certificate,
         signers=signers,
-        quorum=compute_quorum(len(site.validators)),
-        proposer=site.validator(int(document["header"]["proposer"])),
-        validators=site.validators,
+        quorum=validators.quorum,
+        proposer=validators.member(int(document["header"]["proposer"])),
+        validators=validators,
         tip=int(site.backend.get_status()["height"]),
     )
 

@@ -1,5 +1,4 @@
-"""The market's pages: organisations, compliance periods, the offsets registry, the allowance market, and
-the place kept for governance and evidence.
+"""The market's pages: organisations, compliance periods, the offsets registry and the allowance market.
 
 Every value comes from a chaincode query run through the API backend (docs/CHAINCODE.md, "Queries"),
 paged with the query's own `start_after` cursor and at most PAGE_SIZE_MAX rows.
@@ -147,10 +146,3 @@ async def market(request: web.Request) -> web.Response:
         book_depth=BOOK_DEPTH,
         limit=limit,
     )
-
-
-@page
-async def governance(request: web.Request) -> web.Response:
-    """Kept for governance proposals and votes (issue 13) and misbehaviour evidence (issue 14): neither is
-    on the chain yet, so the page says so rather than show invented data."""
-    return request.app[SITE].render("governance.html", page="governance")

@@ -9,7 +9,7 @@ even on a busy chain (docs/DASHBOARD.md, "Cost of a page").
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ class BlockSummary:
     tx_count: int
     proposer: int
     view: int | None  # of the commit certificate; None if the block has none yet
-    signers: tuple[int, ...]  # validator indexes whose COMMIT signatures the certificate holds
+    signers: tuple[int, ...]  # validator numbers whose COMMIT signatures the certificate holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +120,17 @@ class RecentBlocks:
         buckets = tuple(MinuteBucket(first_start + i * MINUTE_MS, txs[i], blocks[i]) for i in range(minutes))
         return Throughput(buckets, complete, first_height)
 
-    def last_votes(self, tip: int, validators: int) -> dict[int, BlockSummary]:
-        """For each validator index, the newest block (of the last WALK_BLOCKS_MAX) its signature certifies."""
+    def last_votes(self, tip: int, numbers: Collection[int]) -> dict[int, BlockSummary]:
+        """For each validator number, the newest block (of the last WALK_BLOCKS_MAX) its signature certifies;
+        the walk stops once every one of `numbers` is found."""
         found: dict[int, BlockSummary] = {}
+        wanted = set(numbers)
         for height in range(tip, max(0, tip - WALK_BLOCKS_MAX), -1):
             summary = self.get(height)
             if summary is None:
                 continue
             for index in summary.signers:
                 found.setdefault(index, summary)
-            if len(found) == validators:
+            if wanted <= found.keys():
                 break
         return found

@@ -9,36 +9,26 @@ import functools
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from core.errors import InvalidInput
 from core.genesis import Genesis
-from core.keys import compute_key_id
 from core.tx import ORG_ID_PATTERN
 from node.api import ApiBackend, QueryNotFound
 from node.web.recent import RecentBlocks
 from node.web.render import Renderer
+from node.web.valsets import ValidatorHistory, read_validator_history
 
 PAGE_SIZE = 20  # rows per page unless a page says otherwise
 PAGE_SIZE_MAX = 100  # the most rows any dashboard page shows at once
 PARAM_CHARS_MAX = 512
+ORG_NAMES_MAX = 4096  # organisation names kept for validator tables
 _HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True, slots=True)
-class ValidatorInfo:
-    index: int
-    org: str
-    org_name: str
-    node_key: str
-    key_id: str
-    api_address: str
 
 
 class Site:
@@ -46,18 +36,8 @@ class Site:
         self.backend = backend
         self.genesis = genesis
         self.recent = RecentBlocks(backend.get_block_json)
-        names = {org.id: org.name for org in genesis.organisations}
-        self.validators = tuple(
-            ValidatorInfo(
-                index,
-                v.org,
-                names.get(v.org, v.org),
-                v.node_key,
-                compute_key_id(v.node_key_bytes),
-                v.api_address,
-            )
-            for index, v in enumerate(genesis.validators)
-        )
+        # names never change once registered; organisations admitted later are asked for once
+        self._org_names = {org.id: org.name for org in genesis.organisations}
         status = backend.get_status()
         self.renderer = Renderer(
             {"chain_id": genesis.chain_id, "node_id": status["node_id"], "role": status["role"]}
@@ -70,8 +50,20 @@ class Site:
         """A chaincode query through the API backend, exactly as /v1/carbon/{name} runs it."""
         return self.backend.run_query(name, {k: str(v) for k, v in params.items() if v is not None})
 
-    def validator(self, index: int) -> ValidatorInfo | None:
-        return self.validators[index] if 0 <= index < len(self.validators) else None
+    def validator_history(self) -> ValidatorHistory:
+        """Every validator set of the chain, from the `validators` query (governance changes the set)."""
+        return read_validator_history(self.query("validators"), self.org_name)
+
+    def org_name(self, org: str) -> str:
+        name = self._org_names.get(org)
+        if name is None:
+            try:
+                name = str(self.query("organisation", org=org)["name"])
+            except (QueryNotFound, InvalidInput):
+                return org
+            if len(self._org_names) < ORG_NAMES_MAX:
+                self._org_names[org] = name
+        return name
 
     @staticmethod
     def now_ms() -> int:

@@ -241,11 +241,6 @@ async def test_market_page_shows_prices_book_depth_and_trades(
     await page.screenshot(screenshots / "market.png")
 
 
-async def test_governance_page_says_it_is_not_built_yet(page: Page, network: WebNetwork) -> None:
-    await open_page(page, network, "/governance")
-    assert "Not on the chain yet" in await page.text("#not-built")
-
-
 async def search(page: Page, network: WebNetwork, query: str) -> str:
     await open_page(page, network, "/")
     await page.evaluate(f"document.getElementById('search-q').value = {json.dumps(query)}")

@@ -65,17 +65,24 @@ function addBlockRow(tbody, event) {
 
 // The block list also shows proposer and signatures, which the block event does not carry: ask the API.
 async function fillBlockDetails(tbody, height, [proposerCell, signaturesCell]) {
-  const orgs = (tbody.closest("table").dataset.validatorOrgs || "").split(" ");
+  // Validators are named by permanent number ("number:org ..."); sets by the first height they certify
+  // ("first_height:size ...", oldest first), since governance changes the set.
+  const table = tbody.closest("table");
+  const pairs = (text) => (text || "").split(" ").filter(Boolean).map((pair) => pair.split(":"));
+  const orgs = new Map(pairs(table.dataset.validatorOrgs).map(([number, org]) => [Number(number), org]));
+  const sizes = pairs(table.dataset.validatorSets).map(([first, size]) => [Number(first), Number(size)]);
   const response = await fetch(`/v1/blocks/${height}`);
   if (!response.ok) return;
   const block = await response.json();
   const proposer = block.header.proposer;
+  const org = orgs.get(proposer);
   proposerCell.className = "";
-  proposerCell.replaceChildren(orgs[proposer] ? link(`/orgs/${orgs[proposer]}`, orgs[proposer], "org") : String(proposer));
+  proposerCell.replaceChildren(org ? link(`/orgs/${org}`, org, "org") : String(proposer));
   signaturesCell.className = "";
   const certificate = block.certificate;
+  const inForce = sizes.filter(([first]) => first <= height).pop();
   signaturesCell.textContent = certificate
-    ? `${certificate.votes.length} of ${orgs.length} (view ${certificate.view})`
+    ? `${certificate.votes.length} of ${inForce ? inForce[1] : "?"} (view ${certificate.view})`
     : "no certificate yet";
 }
 
