@@ -31,6 +31,7 @@ def add_dashboard(app: web.Application, backend: ApiBackend, genesis: Genesis) -
         ("/market", market_pages.market),
         ("/governance", gov_pages.governance),
         ("/receipts/{receipt}.json", receipts.receipt_document),
+        ("/validator-sets.json", receipts.validator_sets),
         ("/receipts/{receipt}", receipts.receipt),
         ("/verify", receipts.verify_page),
     )

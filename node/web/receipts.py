@@ -15,10 +15,10 @@ from aiohttp import web
 
 from audit import ProvenValue, build_receipt_document
 from audit.handovers import Handover, handover_heights
-from core.block import CertifiedBlock, decode_certified_block
+from core.block import decode_certified_block
 from core.errors import CodecError, InvalidInput
 from core.validators import ValidatorSet
-from node.web.site import SITE, Site, page, parse_hex_id
+from node.web.site import SITE, Site, page, parse_hex_id, parse_int
 
 
 @page
@@ -69,24 +69,33 @@ def build_document(site: Site, record: dict[str, Any]) -> tuple[dict[str, Any] |
         bytes.fromhex(proof["state_root"]),
         certified.block.header,
     )
-    handovers = _handovers(site, certified)
+    handovers = compute_handovers(site, certified.block.header.height)
     document = build_receipt_document(site.genesis, record, proven, str(proof["proof"]), certified, handovers)
     return document, certified_by
 
 
-def _handovers(site: Site, certified: CertifiedBlock) -> list[Handover]:
-    """The validator-set handovers before the certifying block (audit/handovers.py), from our own chain."""
-    header = certified.block.header
-    if header.validators_hash == site.genesis.validator_set.set_hash:
-        return []
+def compute_handovers(site: Site, below: int) -> list[Handover]:
+    """The validator-set handovers of every set that ended below height `below` (audit/handovers.py), from
+    our own chain: what a verifier holding the genesis file needs to check a certificate of that height."""
     handovers = []
-    for last, members in handover_heights(site.query("validators")["history"], header.height):
+    for last, members in handover_heights(site.query("validators")["history"], below):
         raw = site.backend.get_block_bytes(last)
         assert raw is not None  # below a committed height
         block = decode_certified_block(raw, tx_bytes_max=site.genesis.consensus.tx_bytes_max)
         next_set = ValidatorSet(tuple((number, bytes.fromhex(key)) for number, key in members))
         handovers.append(Handover(block.block.header, block.certificate, next_set))
     return handovers
+
+
+async def validator_sets(request: web.Request) -> web.Response:
+    """`/validator-sets.json?below=H`: the handovers a browser follows from the genesis set to check the
+    certificates of heights up to H (docs/protocol/audit.md, "Validator-set handovers")."""
+    site = request.app[SITE]
+    try:
+        below = parse_int(request.query.get("below", ""), "below", minimum=1)
+    except InvalidInput as exc:
+        return web.json_response({"error": "invalid_request", "message": str(exc)}, status=400)
+    return web.json_response({"validator_sets": [h.to_json() for h in compute_handovers(site, below)]})
 
 
 @page

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from core import codec
@@ -260,3 +261,12 @@ async def test_handovers_prove_a_later_set_in_the_browser(page: Page, network: W
     assert results[0] == 5
     assert "does not hand over to the set the receipt lists" in results[1]
     assert results[2] == 4  # before its handover, only the genesis set is proven
+
+
+async def test_the_node_serves_the_handovers_its_pages_verify(network: WebNetwork) -> None:
+    """`/validator-sets.json?below=H`: none on a chain whose set never changed; a bad height is a 400."""
+    assert await get_json(f"{network.url}/validator-sets.json?below=5") == {"validator_sets": []}
+    async with aiohttp.ClientSession() as session:
+        for query in ("", "?below=0", "?below=x"):
+            async with session.get(f"{network.url}/validator-sets.json{query}") as response:
+                assert response.status == 400, query

@@ -6,7 +6,7 @@
 import { decode, fromHex } from "./codec.js";
 import { isAvailable } from "./crypto.js";
 import {
-  CheckFailed, Report, decodeCertifiedBlock, readGenesis, sameJsonView, verifyBlock, verifyCertifyingHeader,
+  CheckFailed, Report, decodeCertifiedBlock, readGenesis, sameJsonView, verifyBlock, verifyCertifyingHeader, verifyHandovers,
   verifyProofDocument, verifyReceipt, verifyResults,
 } from "./verify.js";
 
@@ -105,6 +105,15 @@ async function fetchBlockBytes(height) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
+// The set in force at `height`, proven from the genesis set by the chain's handovers (docs/protocol/audit.md):
+// the node serves them; each is checked here, so a node cannot substitute a set of its own.
+async function provenSet(report, genesis, height) {
+  const response = await fetch(`/validator-sets.json?below=${height}`);
+  if (!response.ok) throw new Error(`the node answered ${response.status} for the validator-set handovers`);
+  const { validator_sets: handovers } = await response.json();
+  return verifyHandovers(report, handovers, genesis, height);
+}
+
 // --- the block page ---------------------------------------------------------------------------------------
 
 async function checkBlockPage(section, report, genesis) {
@@ -120,15 +129,16 @@ async function checkBlockPage(section, report, genesis) {
   const onVote = (index, ok) => marks.get(index)?.replaceChildren(badge(ok ? "verified" : "failed", ok ? "verified" : "failed"));
   const bytes = await fetchBlockBytes(height);
   report.require(bytes !== null, "block encoding", "the node has no certified bytes for this block");
-  const { block } = await verifyBlock(report, bytes, genesis, shown, onVote);
+  const validators = await provenSet(report, genesis, height);
+  const { block } = await verifyBlock(report, bytes, genesis, shown, onVote, validators);
   const certifyingHeight = height + genesis.pipelineDepth;
   const certifying = await fetchBlockBytes(certifyingHeight);
   if (certifying === null) {
     report.steps.push({ check: "results", detail: `certified by block ${certifyingHeight}'s header, not committed yet`, ok: null });
-    return { message: `the commit certificate holds a quorum of valid signatures from the genesis validators` };
+    return { message: `the commit certificate holds a quorum of valid signatures from ${validators.name}` };
   }
-  await verifyResults(report, block, certifying, genesis);
-  return { message: "a quorum of the genesis validators signed this block, and its results are certified" };
+  await verifyResults(report, block, certifying, genesis, await provenSet(new Report(), genesis, certifyingHeight));
+  return { message: `a quorum of ${validators.name} signed this block, and its results are certified` };
 }
 
 // --- the state page ---------------------------------------------------------------------------------------
@@ -143,7 +153,8 @@ async function checkProof(report, genesis, key, document) {
     return { waitFor: certifyingHeight, value, message: `the proof is against the state after block ${document.height}; block ${certifyingHeight}, whose header certifies that state, is not committed yet (blocks come with transactions): checking again when it is` };
   }
   const certifying = await decodeCertifiedBlock(bytes);
-  await verifyCertifyingHeader(report, certifying.header, certifying.certificate, genesis, document.height, fromHex(document.state_root));
+  const validators = await provenSet(report, genesis, certifyingHeight);
+  await verifyCertifyingHeader(report, certifying.header, certifying.certificate, genesis, document.height, fromHex(document.state_root), validators);
   return { value };
 }
 
