@@ -461,6 +461,7 @@ class Replica:
                 )
                 return
         self._checkpoints.on_executed(height, event.state_root)
+        self._progress.on_executed(height)
         # delivery may go further now that more heights' validator sets are certain
         self._transfer.on_executed()
         if self._candidates.is_certified(self._chain.delivered_height + 1):
