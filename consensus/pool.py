@@ -54,9 +54,20 @@ class CommittedWindow:
         self.window = window
         self._height_of: dict[bytes, int] = {}
         self._by_height: deque[tuple[int, tuple[bytes, ...]]] = deque()
+        self._first_height: int | None = None  # the first block added: every later one was added too
+        self._latest_height = 0
+
+    @property
+    def is_complete(self) -> bool:
+        """Holds every id of the last `window` heights (from genesis, or recovered with that many blocks)."""
+        first = 1 if self._first_height is None else self._first_height
+        return first <= max(1, self._latest_height - self.window + 1)
 
     def add_block(self, block: Block) -> None:
         height = block.header.height
+        if self._first_height is None:
+            self._first_height = height
+        self._latest_height = height
         ids = tuple(tx.tx_id for tx in block.txs)
         self._by_height.append((height, ids))
         for tx_id in ids:

@@ -546,6 +546,9 @@ class ValidatorRole:
     def get_pending(self, tx_id: bytes) -> SignedTx | None:
         return self.shell.replica.get_pending(tx_id)
 
+    def is_committed_recently(self, tx_id: bytes) -> bool | None:
+        return self.shell.replica.is_committed_recently(tx_id)  # delivered counts: it is ordered already
+
     @property
     def pending_count(self) -> int:
         return self.shell.replica.pending_tx_count

@@ -14,7 +14,7 @@ from consensus.events import TIMER_PROGRESS, CancelTimer, Halt, ReportMisbehavio
 from consensus.membership import Membership, ValidatorSet
 from consensus.messages import Commit, Prepare, PrePrepare, compute_signing_digest
 from consensus.outbox import Clock, EvidenceLog, Outbox, Signer, Timers
-from consensus.pool import PendingPool, PoolLimits
+from consensus.pool import CommittedWindow, PendingPool, PoolLimits
 from consensus.progress import ProgressTimer
 from consensus.safety import SafetyLog
 from consensus.transfer import FetchTracker
@@ -335,6 +335,37 @@ def test_pool_drops_expired_transactions_and_only_those() -> None:
         pool.add(tx, now_ms=1)  # re-added: the pool alone does not check replay
     pool.remove_expired(next_height=8)
     assert len(pool) == 0 and pool.size_bytes == 0
+
+
+def test_committed_window_is_complete_only_once_it_spans_the_validity_window() -> None:
+    def block(height: int) -> Block:
+        header = BlockHeader(
+            CHAIN_ID,
+            height,
+            GENESIS_HASH,
+            0,
+            0,
+            1,
+            EMPTY_ROOT,
+            0,
+            EMPTY_ROOT,
+            EMPTY_ROOT,
+            EMPTY_ROOT,
+            EMPTY_ROOT,
+        )
+        return Block(header, (make_tx(height),))
+
+    from_genesis = CommittedWindow(3)
+    assert from_genesis.is_complete
+    for height in range(1, 6):
+        from_genesis.add_block(block(height))
+    assert from_genesis.is_complete and not from_genesis.contains(make_tx(2).tx_id)  # out of the window
+    recovered = CommittedWindow(3)  # after a restart, handed blocks 4 and 5 only
+    recovered.add_block(block(4))
+    recovered.add_block(block(5))
+    assert not recovered.is_complete  # height 3 is in the window and unknown here
+    recovered.add_block(block(6))
+    assert recovered.is_complete and recovered.contains(make_tx(4).tx_id)
 
 
 def test_far_claims_need_f_plus_one_senders() -> None:
