@@ -2,11 +2,12 @@
 
 It watches two deadlines, each + the timeout:
 - stall: while the normal case has work in flight, from the last delivered block;
-- censorship: while a transaction waits, from the later of its arrival and the last delivered block that
-  served our backlog, i.e. included the oldest transaction pending here (or left nothing pending). An
-  honest primary proposes in its own arrival order, which under load differs from ours only by gossip
-  delays, so its blocks keep serving our backlog however long the backlog is; a primary that skips a
-  transaction runs out of such blocks once every transaction that arrived here before it is committed.
+- censorship: while a transaction waits, from the later of the oldest one's arrival and the last delivered
+  block that served our backlog: it left nothing pending, or took a transaction that arrived here within
+  a view timeout of the oldest one pending (consensus.pool.PendingPool.remove_delivered). An honest primary
+  proposes its oldest transactions, which are ours up to gossip delays, so its blocks keep serving our
+  backlog however long it is; a primary that skips a transaction runs out of such blocks (each one commits
+  one of the finitely many transactions that arrived within the slack).
 The first expiry of a deadline only probes whether we are merely behind (and pulls that deadline half a
 timeout closer); a second expiry of a deadline that had its probe starts a view change. A delivered block
 re-arms the stall deadline and, if it served the backlog, the censorship deadline, each with a new probe;
