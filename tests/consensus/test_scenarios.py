@@ -176,7 +176,7 @@ def test_censored_transaction_forces_a_view_change() -> None:
 
 def test_primary_that_keeps_committing_other_transactions_is_still_replaced_for_censoring_one() -> None:
     # Blocks keep coming (a transaction every 20 ms), none with the one the primary lacks: serving other
-    # transactions must not keep restarting that one's deadline (consensus.md, "View change").
+    # transactions must not keep restarting that one's deadline (docs/protocol/consensus.md, "View change").
     sim = Simulation(19)
     censored = make_tx(900)
     sim.at(0, lambda: sim.submit(censored, targets=[1, 2, 3]))
