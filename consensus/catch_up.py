@@ -51,6 +51,7 @@ class StateTransfer:
         # not certain): delivered as execution catches up, instead of being fetched again
         self._served: list[tuple[Block, CommitCertificate]] = []
         self._served_by = -1
+        self._served_bad = False  # the last answer held a block that failed its checks
 
     def on_executed(self) -> None:
         """Execution advanced, and with it how far delivery may go: continue with what was served."""
@@ -84,6 +85,7 @@ class StateTransfer:
                     params=self.p,
                 )
             except SuccessorError as exc:
+                self._served_bad = True
                 self.out.report(peer, f"served a bad block: {exc}")
                 self.fetch.penalize(peer, self.clock.now_ms)
                 self._served = []
@@ -141,15 +143,19 @@ class StateTransfer:
             return
         before = self.chain.delivered_height
         self._served, self._served_by = list(event.blocks[:FETCH_CHUNK]), peer
+        self._served_bad = False
         self._deliver_served()
         if self.views.is_halted:
             return
         if self.fetch.outstanding_peer == peer:
             self.fetch.outstanding_peer = None
             self.timers.cancel(TIMER_FETCH)
-        if self.chain.delivered_height == before or self._served:
+        if self._served:
             return
-        self._ask_again()
+        if self.chain.delivered_height > before or self._served_bad:
+            # advanced, or served a bad block: ask again (someone else, after a bad one); on a quiet chain
+            # nothing else would
+            self._ask_again()
 
     def _ask_again(self) -> None:
         """An answer advanced us: ask for more."""

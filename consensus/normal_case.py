@@ -555,7 +555,7 @@ class NormalCase:
 
     def deliver(self) -> None:
         """Hand certified blocks to the executor strictly in height order."""
-        delivered_any = False
+        delivered_any = served_backlog = False
         while self.chain.delivered_height < self.chain.executed_height + self.membership.margin:
             # (never further ahead of execution: the next height's validator set must stay certain)
             height = self.chain.delivered_height + 1
@@ -585,13 +585,14 @@ class NormalCase:
                 # an equivocating primary made us accept another block; what we built on it is dead
                 self._accepted = {h: p for h, p in self._accepted.items() if h < height}
             self.chain.append(block, cert)
-            for tx in block.txs:
-                self.pool.remove(tx.tx_id)
+            if self.pool.remove_delivered(block, slack_ms=self.p.view_timeout_ms):
+                served_backlog = True
+                self.progress.note_served_backlog(height)
             self.out.emit(ExecuteBlock(block, cert))
             delivered_any = True
         if not delivered_any:
             return
-        self.progress.on_delivered(in_normal_case=self.views.is_normal)
+        self.progress.on_delivered(in_normal_case=self.views.is_normal, served_backlog=served_backlog)
         self.pool.remove_expired(self.chain.delivered_height + 1)
         self._on_delivered()
         self.advance()

@@ -12,6 +12,7 @@ Both structures are bounded and iterate in insertion order only (deterministic).
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
@@ -53,9 +54,20 @@ class CommittedWindow:
         self.window = window
         self._height_of: dict[bytes, int] = {}
         self._by_height: deque[tuple[int, tuple[bytes, ...]]] = deque()
+        self._first_height: int | None = None  # the first block added: every later one was added too
+        self._latest_height = 0
+
+    @property
+    def is_complete(self) -> bool:
+        """Holds every id of the last `window` heights (from genesis, or recovered with that many blocks)."""
+        first = 1 if self._first_height is None else self._first_height
+        return first <= max(1, self._latest_height - self.window + 1)
 
     def add_block(self, block: Block) -> None:
         height = block.header.height
+        if self._first_height is None:
+            self._first_height = height
+        self._latest_height = height
         ids = tuple(tx.tx_id for tx in block.txs)
         self._by_height.append((height, ids))
         for tx_id in ids:
@@ -77,6 +89,8 @@ class PendingPool:
         self.limits = limits
         self._txs: OrderedDict[bytes, PendingTx] = OrderedDict()
         self.size_bytes = 0
+        # (valid_until, tx id) of pending transactions, and of some already removed: expiry without a scan
+        self._expiry: list[tuple[int, bytes]] = []
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -93,16 +107,38 @@ class PendingPool:
             return False
         self._txs[tx.tx_id] = PendingTx(tx, now_ms)
         self.size_bytes += len(tx.raw)
+        heapq.heappush(self._expiry, (tx.body.valid_until, tx.tx_id))
+        if len(self._expiry) > 2 * len(self._txs) + POOL_TXS_MIN:
+            # most entries are of transactions committed since: rebuild from the pending ones
+            self._expiry = [(p.tx.body.valid_until, tx_id) for tx_id, p in self._txs.items()]
+            heapq.heapify(self._expiry)
         return True
 
-    def remove(self, tx_id: bytes) -> None:
+    def remove(self, tx_id: bytes) -> PendingTx | None:
+        """Take a transaction out; what it was (None if it was not pending)."""
         pending = self._txs.pop(tx_id, None)
         if pending is not None:
             self.size_bytes -= len(pending.tx.raw)
+        return pending
+
+    def remove_delivered(self, block: Block, *, slack_ms: int) -> bool:
+        """Remove a delivered block's transactions; True if it served our backlog: nothing was pending, or
+        it took one that arrived here within `slack_ms` of the oldest one pending. The slack absorbs the
+        different arrival orders of gossip; a primary that skips a transaction runs out of such blocks
+        (docs/protocol/consensus.md, "View change")."""
+        oldest = self.oldest()
+        served = oldest is None
+        horizon_ms = 0 if oldest is None else oldest.arrival_ms + slack_ms
+        for tx in block.txs:
+            pending = self.remove(tx.tx_id)
+            if pending is not None and pending.arrival_ms <= horizon_ms:
+                served = True
+        return served
 
     def remove_expired(self, next_height: int) -> None:
-        expired = [tx_id for tx_id, p in self._txs.items() if p.tx.body.valid_until < next_height]
-        for tx_id in expired:
+        expiry = self._expiry
+        while expiry and expiry[0][0] < next_height:
+            _, tx_id = heapq.heappop(expiry)
             self.remove(tx_id)
 
     def get(self, tx_id: bytes) -> SignedTx | None:

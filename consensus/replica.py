@@ -305,6 +305,12 @@ class Replica:
         """The transaction while it waits in this replica's pool, the node's one pool of pending ones."""
         return self._pool.get(tx_id)
 
+    def is_committed_recently(self, tx_id: bytes) -> bool | None:
+        """Delivered within the last tx_validity_blocks_max heights (the replay window); None while that
+        window is not complete here (after a restart, recovered with fewer blocks than it spans)."""
+        committed = self._chain.committed
+        return committed.contains(tx_id) if committed.is_complete else None
+
     def get_known_txs(self, tx_ids: Sequence[bytes]) -> list[SignedTx]:
         """Those of `tx_ids` we hold (pending, in a block we may vote on, or just delivered), in the order
         asked: what a peer assembling a proposal fetches from us (FetchTxs)."""
@@ -461,6 +467,7 @@ class Replica:
                 )
                 return
         self._checkpoints.on_executed(height, event.state_root)
+        self._progress.on_executed(height)
         # delivery may go further now that more heights' validator sets are certain
         self._transfer.on_executed()
         if self._candidates.is_certified(self._chain.delivered_height + 1):

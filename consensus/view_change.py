@@ -132,7 +132,7 @@ class ViewChanger:
             self.progress.on_probe()
             self.transfer.probe()
             return
-        if not self.progress.probed:
+        if not self.progress.is_second_expiry():
             # first ask whether we are merely behind: a lagging replica should fetch, not depose the primary
             self.progress.on_probe()
             self.transfer.probe()

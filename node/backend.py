@@ -61,7 +61,8 @@ class NodeBackend:
         return self._store.last_height + 1
 
     def is_committed(self, tx_id: bytes) -> bool:
-        return self._store.get_tx_location(tx_id) is not None
+        recently = self._role.is_committed_recently(tx_id)  # a validator answers from memory
+        return self._store.get_tx_location(tx_id) is not None if recently is None else recently
 
     def sender_key_status(self, org_id: str, public_key: bytes) -> str:
         return get_key_status(self._store, org_id, public_key)

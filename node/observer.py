@@ -161,6 +161,9 @@ class ObserverFollower:
     def get_pending(self, tx_id: bytes) -> SignedTx | None:
         return self.pool.get(tx_id)
 
+    def is_committed_recently(self, tx_id: bytes) -> bool | None:
+        return None  # no window kept: the store answers
+
     @property
     def pending_count(self) -> int:
         return len(self.pool)

@@ -103,6 +103,12 @@ class Role(Protocol):
         """The transaction while it waits in the pending pool."""
         ...
 
+    def is_committed_recently(self, tx_id: bytes) -> bool | None:
+        """Whether it was committed within the last tx_validity_blocks_max heights, from memory; None when
+        this role keeps no such window (the store is asked). Within the validity window is enough to refuse
+        every replay of a transaction that has not expired (docs/protocol/consensus.md, replay window)."""
+        ...
+
     @property
     def pending_count(self) -> int: ...
 

@@ -54,6 +54,7 @@ from consensus.messages import (
     Prepare,
     PrePrepare,
     ViewChange,
+    compute_message_bytes_max,
     compute_signing_digest,
     decode_message,
     encode_message,
@@ -110,6 +111,10 @@ class ValidatorShell:
     ) -> None:
         self.genesis = genesis
         self.store = store
+        # a VIEW-CHANGE with two blocks of 2,000 transactions is past the log's default limit of 1 MiB
+        store.consensus_log.value_bytes_max = max(
+            store.consensus_log.value_bytes_max, compute_message_bytes_max(genesis.consensus)
+        )
         self.network = network
         self.applier = applier
         self.verified = verified
@@ -545,6 +550,9 @@ class ValidatorRole:
 
     def get_pending(self, tx_id: bytes) -> SignedTx | None:
         return self.shell.replica.get_pending(tx_id)
+
+    def is_committed_recently(self, tx_id: bytes) -> bool | None:
+        return self.shell.replica.is_committed_recently(tx_id)  # delivered counts: it is ordered already
 
     @property
     def pending_count(self) -> int:

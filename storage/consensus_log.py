@@ -16,7 +16,7 @@ from core.errors import InvalidInput
 from storage.errors import StorageIOError, StoreCorrupt
 
 CONSENSUS_KEY_BYTES_MAX = 256
-CONSENSUS_VALUE_BYTES_MAX = 1024 * 1024
+CONSENSUS_VALUE_BYTES_MAX = 1024 * 1024  # unless the owner raises `value_bytes_max` to what its records need
 
 
 class ConsensusLog:
@@ -25,6 +25,9 @@ class ConsensusLog:
     def __init__(self, db: Any, guard: Callable[[], None]) -> None:
         self._db = db
         self._guard = guard
+        # the largest value put accepts: a validator raises it to its chain's largest consensus message (a
+        # VIEW-CHANGE or NEW-VIEW with pipeline_depth full blocks), which it must be able to persist
+        self.value_bytes_max = CONSENSUS_VALUE_BYTES_MAX
 
     def get(self, key: bytes) -> bytes | None:
         self._guard()
@@ -39,7 +42,7 @@ class ConsensusLog:
         self._guard()
         batch = self._db.write_batch(sync=sync)
         for key, value in items:
-            _validate(key, b"" if value is None else value)
+            _validate(key, b"" if value is None else value, self.value_bytes_max)
             if value is None:
                 batch.delete(key)
             else:
@@ -53,7 +56,7 @@ class ConsensusLog:
         self._guard()
         batch = self._db.write_batch(sync=True)
         for key in keys:
-            _validate(key, b"")
+            _validate(key, b"", self.value_bytes_max)
             batch.delete(key)
         self._write(batch)
 
@@ -75,8 +78,8 @@ class ConsensusLog:
             raise StorageIOError(f"writing the consensus log failed, nothing was stored: {exc}") from None
 
 
-def _validate(key: bytes, value: bytes) -> None:
+def _validate(key: bytes, value: bytes, value_bytes_max: int) -> None:
     if type(key) is not bytes or not 0 < len(key) <= CONSENSUS_KEY_BYTES_MAX:
         raise InvalidInput(f"consensus log keys are 1..{CONSENSUS_KEY_BYTES_MAX} bytes")
-    if type(value) is not bytes or len(value) > CONSENSUS_VALUE_BYTES_MAX:
-        raise InvalidInput(f"consensus log values are bytes of at most {CONSENSUS_VALUE_BYTES_MAX}")
+    if type(value) is not bytes or len(value) > value_bytes_max:
+        raise InvalidInput(f"consensus log values are bytes of at most {value_bytes_max}")

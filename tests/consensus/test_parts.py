@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from pbft_sim import CHAIN_ID, GENESIS_HASH, GENESIS_ROOT, GENESIS_TIME_MS
+from pbft_sim import CHAIN_ID, GENESIS_HASH, GENESIS_ROOT, GENESIS_TIME_MS, make_tx
 
 from consensus import log as clog
 from consensus.chain import Candidates, ChainWindow
@@ -14,6 +14,7 @@ from consensus.events import TIMER_PROGRESS, CancelTimer, Halt, ReportMisbehavio
 from consensus.membership import Membership, ValidatorSet
 from consensus.messages import Commit, Prepare, PrePrepare, compute_signing_digest
 from consensus.outbox import Clock, EvidenceLog, Outbox, Signer, Timers
+from consensus.pool import CommittedWindow, PendingPool, PoolLimits
 from consensus.progress import ProgressTimer
 from consensus.safety import SafetyLog
 from consensus.transfer import FetchTracker
@@ -255,10 +256,116 @@ def test_progress_timer_deadline_and_backoff() -> None:
     progress.on_view_change()
     progress.on_view_change()
     assert progress.timeout_ms() == 400
-    progress.on_delivered(in_normal_case=True)
+    progress.on_delivered(in_normal_case=True, served_backlog=True)
     assert progress.timeout_ms() == 100
     progress.refresh(running=False, has_work=True, oldest_tx_ms=None)
     assert TIMER_PROGRESS not in timers
+
+
+def expire(clock: Clock, timers: Timers, progress: ProgressTimer) -> str:
+    """Run the progress timer to its deadline: 'probe' or 'view change', as the view changer decides."""
+    deadline = timers.deadline(TIMER_PROGRESS)
+    assert deadline is not None
+    clock.advance(deadline)
+    if progress.is_second_expiry():
+        return "view change"
+    progress.on_probe()
+    return "probe"
+
+
+@pytest.mark.parametrize("served", [True, False])
+def test_a_backlog_older_than_the_timeout_changes_view_only_if_blocks_stop_serving_it(served: bool) -> None:
+    # Under load the oldest pending transaction here is always older than the timeout, and blocks come
+    # every 0.75 timeout. Blocks that take it restart its deadline; blocks that skip it do not.
+    clock, outbox = Clock(), Outbox()
+    timers = Timers(clock, outbox, slack_ms=0)
+    progress = ProgressTimer(clock, timers, view_timeout_ms=100)
+    clock.advance(1000)
+    progress.restart()
+    outcomes = []
+    for block in range(1, 9):
+        oldest_ms = clock.now_ms - 150  # the backlog
+        progress.refresh(running=True, has_work=True, oldest_tx_ms=oldest_ms)
+        while (deadline := timers.deadline(TIMER_PROGRESS)) is not None and deadline <= 1000 + 75 * block:
+            outcomes.append(expire(clock, timers, progress))
+            if outcomes[-1] == "view change":
+                break
+            progress.refresh(running=True, has_work=True, oldest_tx_ms=oldest_ms)
+        if "view change" in outcomes:
+            break
+        clock.advance(1000 + 75 * block)
+        progress.on_delivered(in_normal_case=True, served_backlog=served)
+    if served:
+        assert "view change" not in outcomes
+    else:
+        assert outcomes[-2:] == ["probe", "view change"]
+
+
+def test_executing_a_long_block_here_does_not_count_against_the_primary() -> None:
+    # A block that takes three timeouts to execute here (a large block on a loaded host): the deadlines
+    # count from the end of its execution, so the next block, 0.8 timeout later, is in time.
+    clock, outbox = Clock(), Outbox()
+    timers = Timers(clock, outbox, slack_ms=0)
+    progress = ProgressTimer(clock, timers, view_timeout_ms=100)
+    clock.advance(1000)
+    progress.restart()
+    progress.note_served_backlog(5)
+    progress.on_delivered(in_normal_case=True, served_backlog=True)
+    clock.advance(1300)  # executing: no input reaches the replica meanwhile
+    progress.on_executed(5)
+    progress.refresh(running=True, has_work=True, oldest_tx_ms=900)
+    assert timers.deadline(TIMER_PROGRESS) == 1400
+    clock.advance(1380)
+    progress.on_delivered(in_normal_case=True, served_backlog=True)
+    progress.refresh(running=True, has_work=True, oldest_tx_ms=950)
+    assert timers.deadline(TIMER_PROGRESS) == 1480
+
+
+def test_pool_drops_expired_transactions_and_only_those() -> None:
+    pool = PendingPool(PoolLimits(txs_max=10_000, bytes_max=1 << 30))
+    txs = [make_tx(n, valid_until=5 + n % 3) for n in range(3000)]  # valid until 5, 6 or 7
+    for tx in txs:
+        pool.add(tx, now_ms=0)
+    for tx in txs[:1500]:
+        pool.remove(tx.tx_id)  # committed
+    pool.remove_expired(next_height=7)
+    assert [p.tx for p in pool.items()] == [tx for tx in txs[1500:] if tx.body.valid_until >= 7]
+    assert pool.size_bytes == sum(len(p.tx.raw) for p in pool.items())
+    for tx in txs[:1500]:
+        pool.add(tx, now_ms=1)  # re-added: the pool alone does not check replay
+    pool.remove_expired(next_height=8)
+    assert len(pool) == 0 and pool.size_bytes == 0
+
+
+def test_committed_window_is_complete_only_once_it_spans_the_validity_window() -> None:
+    def block(height: int) -> Block:
+        header = BlockHeader(
+            CHAIN_ID,
+            height,
+            GENESIS_HASH,
+            0,
+            0,
+            1,
+            EMPTY_ROOT,
+            0,
+            EMPTY_ROOT,
+            EMPTY_ROOT,
+            EMPTY_ROOT,
+            EMPTY_ROOT,
+        )
+        return Block(header, (make_tx(height),))
+
+    from_genesis = CommittedWindow(3)
+    assert from_genesis.is_complete
+    for height in range(1, 6):
+        from_genesis.add_block(block(height))
+    assert from_genesis.is_complete and not from_genesis.contains(make_tx(2).tx_id)  # out of the window
+    recovered = CommittedWindow(3)  # after a restart, handed blocks 4 and 5 only
+    recovered.add_block(block(4))
+    recovered.add_block(block(5))
+    assert not recovered.is_complete  # height 3 is in the window and unknown here
+    recovered.add_block(block(6))
+    assert recovered.is_complete and recovered.contains(make_tx(4).tx_id)
 
 
 def test_far_claims_need_f_plus_one_senders() -> None:

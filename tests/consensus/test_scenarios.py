@@ -174,6 +174,19 @@ def test_censored_transaction_forces_a_view_change() -> None:
     assert min(views(sim)) >= 1
 
 
+def test_primary_that_keeps_committing_other_transactions_is_still_replaced_for_censoring_one() -> None:
+    # Blocks keep coming (a transaction every 20 ms), none with the one the primary lacks: serving other
+    # transactions must not keep restarting that one's deadline (docs/protocol/consensus.md, "View change").
+    sim = Simulation(19)
+    censored = make_tx(900)
+    sim.at(0, lambda: sim.submit(censored, targets=[1, 2, 3]))
+    submit_stream(sim, 1000, 150, 10, 20)
+    sim.run_until(2000)  # well before the stream ends
+    assert min(views(sim)) >= 1
+    assert all(censored.tx_id in sim.committed_tx_ids(node) for node in sim.honest_nodes())
+    finish(sim, 20_000)
+
+
 def test_non_deterministic_node_halts_with_a_diagnosis_while_the_rest_continue() -> None:
     sim = Simulation(20)
     sim.nodes[3].skewed = True

@@ -28,6 +28,7 @@ from consensus.messages import (
     PreparedCertificate,
     PrePrepare,
     ViewChange,
+    compute_message_bytes_max,
     compute_signing_digest,
     decode_message,
     encode_message,
@@ -113,6 +114,17 @@ def test_persist_is_a_synced_write_of_the_consensus_log(store: Store) -> None:
     record = clog.record_view(0, 3, False)
     shell.persist(Persist((record, clog.LogRecord(b"c1/gone", None))))
     assert dict(store.consensus_log.iterate()) == {record.key: record.value}
+
+
+def test_the_consensus_log_takes_a_view_change_with_full_blocks(store: Store) -> None:
+    # compliance year: a VIEW-CHANGE holding two prepared blocks of 2,000 registrations (> 1 MiB) failed
+    # to persist, and the view change with it
+    shell = make_shell(store, BroadcastNetwork())
+    largest = compute_message_bytes_max(GENESIS.consensus)
+    assert largest > 1024 * 1024
+    record = clog.LogRecord(b"vc", bytes(largest))
+    shell.persist(Persist((record,)))
+    assert store.consensus_log.get(b"vc") == record.value
 
 
 def test_send_encodes_for_every_validator_or_one(store: Store) -> None:

@@ -127,6 +127,7 @@ class Run:
                 else:
                     result = await self._throughput(factory, mode)
                 result["agree"], result["final"] = await self._check_agreement(session)
+                result["view_changes"] = await self._highest_view(session)
             finally:
                 await self.listener.stop()
         if self.network.keep:
@@ -358,6 +359,7 @@ class Run:
                 name: {
                     "cpu_s": after[name].cpu_s - before[name].cpu_s,
                     "cpu_share": (after[name].cpu_s - before[name].cpu_s) / wall_s,
+                    "cpu_us_per_tx": compute_cpu_us_per_tx(after[name].cpu_s - before[name].cpu_s, txs),
                     "peak_rss_mb": after[name].peak_rss_bytes / 2**20,
                 }
                 for name in after
@@ -386,6 +388,17 @@ class Run:
             if time.monotonic() > deadline:
                 return False, {name: view for name, view in views.items()}
             await asyncio.sleep(0.25)
+
+    async def _highest_view(self, session: aiohttp.ClientSession) -> int:
+        """The highest view a node reports at the end: the view changes of the run (views start at 0)."""
+        highest = 0
+        for url in self.network.urls.values():
+            try:
+                async with session.get(url + "/v1/status") as response:
+                    highest = max(highest, int((await response.json()).get("view") or 0))
+            except (aiohttp.ClientError, OSError, ValueError):
+                continue
+        return highest
 
     def _profiled_nodes(self) -> list[str]:
         """validator-0, and observer-0 when there is one (its work per transaction differs)."""
