@@ -15,8 +15,10 @@ from member files only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -181,18 +183,34 @@ def genesis_verify(genesis_path: Path, member_file: Path) -> None:
     click.echo("compare this hash with every other member (by phone, not by the channel the file came by)")
 
 
+def node_home_options(node_index_flag: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options `node init` and `node join` share: the genesis, the member folder, the home to make,
+    which of the member's nodes (`node_index_flag`), and the listen hosts."""
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        options = [
+            click.option("--genesis", "genesis_path", required=True,
+                         type=click.Path(dir_okay=False, path_type=Path)),
+            click.option("--member-dir", "folder", required=True, type=click.Path(file_okay=False, path_type=Path),
+                         help="Your member folder (member init --dir): its member.json and node key."),
+            click.option("--home", required=True, type=click.Path(file_okay=False, path_type=Path),
+                         help="The node home to make."),
+            click.option(node_index_flag, "node_index", type=click.IntRange(0, 15), default=None,
+                         help="Which of your nodes (as numbered in member.json), when you run several."),
+            click.option("--peer-listen-host", default="0.0.0.0", show_default=True,
+                         help="Where the peer port listens."),
+            click.option("--api-listen-host", default="127.0.0.1", show_default=True,
+                         help="Where the API listens (put a reverse proxy in front for anything public)."),
+        ]  # fmt: skip
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 @click.command("init")
-@click.option("--genesis", "genesis_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--member-dir", "folder", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Your member folder (member init --dir): its member.json and node key.")  # fmt: skip
-@click.option(
-    "--home", required=True, type=click.Path(file_okay=False, path_type=Path), help="The node home to make."
-)
-@click.option("--node", "node_index", type=click.IntRange(0, 15), default=None,
-              help="Which of your nodes (as numbered in member.json), when you run several.")  # fmt: skip
-@click.option("--peer-listen-host", default="0.0.0.0", show_default=True, help="Where the peer port listens.")
-@click.option("--api-listen-host", default="127.0.0.1", show_default=True,
-              help="Where the API listens (put a reverse proxy in front for anything public).")  # fmt: skip
+@node_home_options("--node")
 def node_init(
     genesis_path: Path,
     folder: Path,

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from client import CarbonClient
-from commands.ceremony import choose_node
+from commands.ceremony import choose_node, node_home_options
 from commands.query import node_option, run_async
 from core.genesis import load_genesis
 from p2p.identity import ValidatorEntry
@@ -23,18 +23,8 @@ from tools.ceremony import MEMBER_FILE, NodePlace, key_file_names, load_member, 
 
 
 @click.command("join")
-@click.option("--genesis", "genesis_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--member-dir", "folder", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Your member folder (member init --dir --validator): its member.json and node key.")  # fmt: skip
-@click.option(
-    "--home", required=True, type=click.Path(file_okay=False, path_type=Path), help="The node home to make."
-)
+@node_home_options("--node-index")
 @node_option()
-@click.option("--node-index", type=click.IntRange(0, 15), default=None,
-              help="Which of your nodes (as numbered in member.json), when you run several.")  # fmt: skip
-@click.option("--peer-listen-host", default="0.0.0.0", show_default=True, help="Where the peer port listens.")
-@click.option("--api-listen-host", default="127.0.0.1", show_default=True,
-              help="Where the API listens (put a reverse proxy in front for anything public).")  # fmt: skip
 def node_join(
     genesis_path: Path,
     folder: Path,

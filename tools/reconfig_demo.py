@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from client import CarbonClient, Signer
+from client import ApiError, CarbonClient, Signer
 from core.devkeys import dev_admin_key
 from core.genesis import Genesis, load_genesis
 from core.keystore import load_key
@@ -183,7 +183,7 @@ async def grow_and_shrink(
                     str(home), "--node", node_url).rstrip())  # fmt: skip
             process = _start(home)
             url = f"http://{api}"
-            await wait_for(lambda: _past(url, last + 2), f"validator {number} past height {last + 2}")
+            await wait_for(lambda: is_past(url, last + 2), f"validator {number} past height {last + 2}")
             await wait_for(
                 lambda: _in_step(url, node_url), f"validator {number} at the tip, in the current view"
             )
@@ -195,7 +195,7 @@ async def grow_and_shrink(
             removed = await govern(client, genesis, "remove_validator", {"node_key": key.public_key.hex()})
             left = int(removed["activation_height"])
             say(f"remove_validator approved: validator {number} certifies up to height {left}")
-            await wait_for(lambda: _past(node_url, left + 2), f"the network past height {left + 2}")
+            await wait_for(lambda: is_past(node_url, left + 2), f"the network past height {left + 2}")
         finally:
             if process is not None:
                 process.terminate()
@@ -219,8 +219,11 @@ def _start(home: Path) -> subprocess.Popen[bytes]:
         log.close()
 
 
-async def _past(url: str, height: int) -> bool:
-    return await height_of(url) > height
+async def is_past(url: str, height: int) -> bool:
+    """The node at `url` is above `height` (False while it does not answer: starting, or down)."""
+    with contextlib.suppress(ApiError):
+        return await height_of(url) > height
+    return False
 
 
 async def _in_step(url: str, reference_url: str) -> bool:

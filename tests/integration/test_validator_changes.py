@@ -26,11 +26,6 @@ pytestmark = pytest.mark.timeout(420)
 APPROVERS = ("mee", "bank", "ent-a")  # 3 of the 4 governance members: over the default 2/3
 
 
-async def height_of(url: str) -> int:
-    async with CarbonClient(url) as client:
-        return int((await client.status())["height"])
-
-
 def make_joining_member(root: Path, cluster: Cluster) -> tuple[Path, str, str]:
     """The new validator's member folder, made as on its own machine; its peer and API addresses."""
     base = find_free_port_base(1)
@@ -70,13 +65,13 @@ async def test_a_validator_joins_and_votes_and_another_leaves_under_load(tmp_pat
                 cluster.start("validator-4")
                 joiner = cluster.api_url("validator-4")
                 await wait_until(
-                    lambda: _past(joiner, last + 3), timeout_s=120, what="validator-4 past L + 3"
+                    lambda: demo.is_past(joiner, last + 3), timeout_s=120, what="validator-4 past L + 3"
                 )
                 # with validator-1 down, the five's quorum of four needs validator-4's votes
                 cluster.kill("validator-1")
-                start = await height_of(cluster.api_url("validator-0"))
+                start = await demo.height_of(cluster.api_url("validator-0"))
                 await wait_until(
-                    lambda: _past(joiner, start + 5), timeout_s=60, what="commits without validator-1"
+                    lambda: demo.is_past(joiner, start + 5), timeout_s=60, what="commits without validator-1"
                 )
                 block = await client.block(start + 3)
                 assert 4 in [vote["validator"] for vote in block["certificate"]["votes"]]
@@ -88,7 +83,7 @@ async def test_a_validator_joins_and_votes_and_another_leaves_under_load(tmp_pat
                 assert removed["number"] == 1
                 last_of_five = int(removed["activation_height"])
                 await wait_until(
-                    lambda: _past(joiner, last_of_five + 3), timeout_s=120, what="past the removal"
+                    lambda: demo.is_past(joiner, last_of_five + 3), timeout_s=120, what="past the removal"
                 )
                 view = await client.query("validators")
                 assert [v["number"] for v in view["validators"]] == [0, 2, 3, 4]
@@ -101,15 +96,17 @@ async def test_a_validator_joins_and_votes_and_another_leaves_under_load(tmp_pat
                 await wait_until(
                     lambda: _reachable(cluster.api_url("validator-1")), timeout_s=60, what="v1 API"
                 )
-                assert await height_of(cluster.api_url("validator-1")) <= last_of_five + 1  # nobody serves it
+                assert (
+                    await demo.height_of(cluster.api_url("validator-1")) <= last_of_five + 1
+                )  # nobody serves it
             # 3. nothing acknowledged is lost; every node agrees; the audit follows both changes
             assert len(load.acknowledged) > 50
             statuses = await client.wait_for_commits(load.acknowledged, timeout_s=120)
             assert all(status.is_committed for status in statuses.values())
-        tip = await height_of(cluster.api_url("validator-0"))
+        tip = await demo.height_of(cluster.api_url("validator-0"))
         for name in ("validator-2", "validator-3", "validator-4", "observer-0"):
             await wait_until(
-                lambda n=name: _past(cluster.api_url(n), tip - 1), timeout_s=60, what=f"{name} at tip"
+                lambda n=name: demo.is_past(cluster.api_url(n), tip - 1), timeout_s=60, what=f"{name} at tip"
             )
         genesis_file = str(cluster.homes["validator-0"] / "genesis.json")
         audited = await cli(
@@ -129,15 +126,9 @@ async def cli(args: list[str]) -> Any:
     return await asyncio.to_thread(CliRunner().invoke, main, args)
 
 
-async def _past(url: str, height: int) -> bool:
-    with contextlib.suppress(Exception):
-        return await height_of(url) > height
-    return False
-
-
 async def _reachable(url: str) -> bool:
     with contextlib.suppress(Exception):
-        await height_of(url)
+        await demo.height_of(url)
         return True
     return False
 
