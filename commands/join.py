@@ -46,7 +46,12 @@ def node_join(
     status, answer = run_async(_fetch(node))
     if status["genesis_hash"] != genesis.genesis_hash.hex():
         raise click.UsageError(f"{node} serves another chain ({status['chain_id']}) than this genesis")
-    validators = admitted_validators(answer)
+    try:  # the node's answer is input like any other: one line, not a traceback, if it is malformed
+        validators = admitted_validators(answer)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise click.ClickException(
+            f"{node} answered the validators query with a malformed set: {exc!r}"
+        ) from None
     number = next((v.number for v in validators if v.node_key.hex() == ours.node_key), None)
     if number is None:
         raise click.UsageError(
