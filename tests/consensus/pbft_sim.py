@@ -361,7 +361,7 @@ class Simulation:
             raise AssertionError(f"node {node.index}: ExecuteBlock {height} after {node.durable.height}")
         node.durable.blocks[height] = (output.block, output.certificate)
         node.exec_ready_ms = max(node.exec_ready_ms, self.now) + self.rng.randint(0, 3)
-        self.schedule(node.exec_ready_ms, "exec", node.index, node.incarnation, height)
+        self.schedule(node.exec_ready_ms, "exec", node.index, node.incarnation)
 
     # --- network ----------------------------------------------------------------------------------------
 
@@ -372,6 +372,7 @@ class Simulation:
         behaviour = node.byzantine
         if behaviour == "silent":
             return
+        honest_frame = encode_message(output.message)  # once for every target it reaches unchanged
         for position, target in enumerate(targets):
             message = output.message
             if self.drop_message is not None and self.drop_message(node.index, target, message):
@@ -384,9 +385,10 @@ class Simulation:
                 message = self._forge_block(node, message)
             if behaviour == "double_vote" and isinstance(message, Prepare | Commit) and position % 2 == 1:
                 message = self._forge_vote(node, message)
-            self.transmit(node.index, target, "msg", encode_message(message))
+            frame = honest_frame if message is output.message else encode_message(message)
+            self.transmit(node.index, target, "msg", frame)
             if behaviour == "equivocate" and position == len(targets) - 1:
-                self.transmit(node.index, target, "msg", encode_message(output.message))
+                self.transmit(node.index, target, "msg", honest_frame)
             if (
                 behaviour == "double_vote"
                 and position == len(targets) - 1
@@ -457,14 +459,18 @@ class Simulation:
             self._feed(node, TimerFired(timer_id))
             return
         if kind == "exec":
-            index, incarnation, height = payload
+            # Each event executes the next stored block, not a given height: the executor runs blocks in
+            # order (as the node's applier does), though a pause cut short by the heal can postpone the
+            # event of one block past those of the next.
+            index, incarnation = payload
             node = self.nodes[index]
             if node.incarnation != incarnation or not node.up:
                 return
             if self._postpone_if_paused(node, kind, payload):
                 return
             durable = node.durable
-            if height != len(durable.roots):
+            height = len(durable.roots)
+            if height not in durable.blocks:
                 return
             change = durable.execute(height, self.params, skew=node.skewed)
             roots = durable.roots[height]

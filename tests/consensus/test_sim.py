@@ -18,8 +18,10 @@ from pbft_random import run_seed
 # Seeds that once found a bug, run on every default run as well (43636: a certificate only a lying block
 # server held, docs/protocol/consensus.md "View change"; 31807: the same state under another fetch rule;
 # 100830: seven validators, two paused, a transaction not committed everywhere after the heal before state
-# transfer asked another peer after a bad answer and the progress deadlines were separated).
-REGRESSION_SEEDS = (31807, 43636, 100830)
+# transfer asked another peer after a bad answer and the progress deadlines were separated; 200786 and
+# 252644: a pause cut short by the heal left one block's execution event behind the next ones', which the
+# simulated executor dropped, so the node stopped executing - the executor now runs stored blocks in order).
+REGRESSION_SEEDS = (31807, 43636, 100830, 200786, 252644)
 
 
 def _seeds() -> list[int]:
