@@ -24,8 +24,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite on both cores (pytest-xdist; a module's tests stay on one worker, so its fixtures start once),
+# then the tests that assert a wall-clock bound, alone, so the other worker's load cannot break them.
 unit: $(STAMP) browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadscope -m "not serial"
+	$(BIN)/pytest -q -m serial
 
 # The dashboard's tests (tests/web) drive Debian's Chromium over the DevTools protocol: installed here once,
 # only when missing, so CI has it. Without apt-get the browser tests skip, or fail when CI is set.

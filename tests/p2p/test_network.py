@@ -295,6 +295,7 @@ async def _silent_upgrade_loop(port: int, source_host: str, stop: asyncio.Event,
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize(
     "flood_host", ["127.0.0.1", "127.0.0.2"], ids=["from-members-host", "from-elsewhere"]
 )
