@@ -5,30 +5,62 @@ Errors print as one line saying what failed, never a traceback (set CARBONCHAIN_
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
 
 import click
 
-from client import ApiError
-from commands.audit import audit_group
-from commands.bench import bench
-from commands.ceremony import genesis_assemble, genesis_verify, member_group, node_init
-from commands.chain import block_command, status_command, tx_show
-from commands.gov import gov_group
-from commands.join import node_join
-from commands.keys import keys_group
-from commands.network import genesis_group, init_network
-from commands.query import NODE_ENV, query_group
-from commands.report import report_group
-from commands.run import devnet, node_group
-from commands.tx import keys_dev, tx_group
-from commands.tx_file import submit_file
 from core.errors import CarbonchainError
+
+# Each command by name, with the subcommands other modules add to it ("module:attribute"). A command's
+# module is imported only when that command runs (or for --help), so `carbonchain tx ...` does not pay for
+# the audit, benchmark and ceremony code.
+COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "keys": ("commands.keys:keys_group", ("commands.tx:keys_dev",)),
+    "init-network": ("commands.network:init_network", ()),
+    "genesis": (
+        "commands.network:genesis_group",
+        ("commands.ceremony:genesis_assemble", "commands.ceremony:genesis_verify"),
+    ),
+    "member": ("commands.ceremony:member_group", ()),
+    "node": ("commands.run:node_group", ("commands.ceremony:node_init", "commands.join:node_join")),
+    "devnet": ("commands.run:devnet", ()),
+    "tx": ("commands.tx:tx_group", ("commands.chain:tx_show", "commands.tx_file:submit_file")),
+    "gov": ("commands.gov:gov_group", ()),
+    "query": ("commands.query:query_group", ()),
+    "audit": ("commands.audit:audit_group", ()),
+    "report": ("commands.report:report_group", ()),
+    "status": ("commands.chain:status_command", ()),
+    "block": ("commands.chain:block_command", ()),
+    "bench": ("commands.bench:bench", ()),
+}
+
+
+def _load(target: str) -> click.Command:
+    module, attribute = target.split(":")
+    command = getattr(importlib.import_module(module), attribute)
+    assert isinstance(command, click.Command), target
+    return command
 
 
 class _Cli(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        target, extras = entry
+        command = _load(target)
+        if isinstance(command, click.Group):
+            for extra in extras:
+                sub = _load(extra)
+                command.commands.setdefault(sub.name or "", sub)
+        return command
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -41,6 +73,9 @@ class _Cli(click.Group):
 
 def _next_step(exc: CarbonchainError) -> str:
     """What to try next, for the errors every command can meet."""
+    from client import ApiError  # here, not at the top: only commands that talk to a node need the client
+    from commands.query import NODE_ENV
+
     if isinstance(exc, ApiError) and exc.status == 0:
         return f" (is the node running? pass its API URL with --node URL or set {NODE_ENV})"
     return ""
@@ -50,29 +85,6 @@ def _next_step(exc: CarbonchainError) -> str:
 @click.version_option(package_name="carbonchain")
 def main() -> None:
     """carbonchain: a permissioned PBFT ledger for consortium carbon markets."""
-
-
-main.add_command(keys_group)
-main.add_command(init_network)
-main.add_command(genesis_group)
-main.add_command(member_group)
-genesis_group.add_command(genesis_assemble)
-genesis_group.add_command(genesis_verify)
-main.add_command(node_group)
-node_group.add_command(node_init)
-node_group.add_command(node_join)
-main.add_command(devnet)
-main.add_command(tx_group)
-main.add_command(gov_group)
-main.add_command(query_group)
-main.add_command(audit_group)
-main.add_command(report_group)
-keys_group.add_command(keys_dev)
-tx_group.add_command(tx_show)
-tx_group.add_command(submit_file)
-main.add_command(status_command)
-main.add_command(block_command)
-main.add_command(bench)
 
 
 if __name__ == "__main__":

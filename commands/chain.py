@@ -17,7 +17,7 @@ import click
 from client import ApiError, CarbonClient
 from commands.common import echo_json
 from commands.query import format_cell, format_table, node_option, run_async
-from commands.report import format_time_ms
+from core.units import format_time_ms
 
 EXIT_PENDING = 3
 

@@ -6,6 +6,8 @@ No network here: argument typing, help text, client-side argument checks, time p
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -13,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from chaincode import FUNCTIONS, QUERIES
-from cli import main
+from cli import COMMANDS, main
 from commands.query import format_csv, format_table, main_table, render_text
 from commands.report import COMPLIANCE_COLUMNS, compliance_text
 from commands.tx import TimeMs, compute_args
@@ -21,7 +23,7 @@ from core.units import format_fen
 
 
 def group(name: str) -> click.Group:
-    command = main.commands[name]
+    command = main.get_command(click.Context(main), name)
     assert isinstance(command, click.Group)
     return command
 
@@ -134,3 +136,20 @@ def test_compliance_report_shows_enterprises_without_a_verified_report() -> None
     assert ent_b.split() == ["ent-b", "50", "-", "0", "0", "0", "0", "0.00", "blocked"]
     total = next(line for line in lines if line.startswith("TOTAL"))
     assert total.split()[:3] == ["TOTAL", "150", "90"]
+
+
+def test_every_command_loads_and_a_command_imports_only_its_own_module() -> None:
+    listing = CliRunner().invoke(main, ["--help"])
+    assert listing.exit_code == 0
+    for name in COMMANDS:
+        assert name in listing.output
+        assert main.get_command(click.Context(main), name) is not None, name
+    probe = (
+        "import sys, cli\n"
+        "try:\n    cli.main(['tx', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('commands.audit', 'commands.bench', 'commands.ceremony') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    unknown = CliRunner().invoke(main, ["no-such-command"])
+    assert unknown.exit_code == 2 and "No such command 'no-such-command'" in unknown.output
