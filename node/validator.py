@@ -10,22 +10,17 @@ ValidatorRole is what the rest of the node sees of a validator (node.roles.Role)
 transaction gossip it receives, and the quorum of validator links it waits for at start.
 
 ReportMisbehaviour that carries evidence (two conflicting messages signed by one validator) goes to the
-node's EvidenceReporter (node/evidence.py), which puts it on chain. The environment variable
-CARBONCHAIN_TEST_EQUIVOCATE_AT (a height) is a test hook, for devnet chains only: with its first PREPARE
-from that height on the validator sends, once, two conflicting PREPAREs for made-up blocks a few heights
-ahead (_EquivocationHook), so that integration tests can watch real evidence reach the chain
-(tests/integration/test_governance.py).
+node's EvidenceReporter (node/evidence.py), which puts it on chain. On devnet chains a test can make the
+validator Byzantine (CARBONCHAIN_TEST_BYZANTINE, node/byzantine.py): then what Send hands over is first
+rewritten, peer by peer, by that behaviour; unset, the send path is the honest one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 
 from consensus.driver import Driver
 from consensus.events import (
@@ -51,23 +46,21 @@ from consensus.events import (
 )
 from consensus.messages import (
     Message,
-    Prepare,
     PrePrepare,
     ViewChange,
     compute_message_bytes_max,
-    compute_signing_digest,
     decode_message,
     encode_message,
 )
 from consensus.pool import PoolLimits
 from consensus.replica import ExecutionRoots, RecoveredState, Replica, ReplicaConfig
 from core.block import Block, CertifiedBlock, encode_certified_block
-from core.devkeys import is_devnet_chain_id
-from core.errors import CodecError, ConfigError, InvalidInput
+from core.errors import CodecError, InvalidInput
 from core.genesis import Genesis
 from core.keys import SigningKey
 from core.tx import SignedTx
 from node.applier import BlockApplier
+from node.byzantine import ByzantineBehaviour
 from node.channels import CHANNEL_BLOCKS, CHANNEL_CONSENSUS, CHANNEL_TX
 from node.checkpoints import CheckpointStatus, CheckpointWatch
 from node.clock import wall_clock_ms
@@ -84,7 +77,6 @@ STARTUP_LINK_WAIT_S = 5.0  # at start, wait this long at most for a quorum of va
 RECOVERY_BLOCKS_MAX = 1000  # recent blocks handed to the replica at start (replay window), at most
 REFUSALS_KEPT = 10_000  # more than one request can offer (node/api.py TXS_PER_REQUEST_MAX)
 PRESTART_INPUTS_MAX = 10_000  # inputs queued while peers connect before start(); later ones are dropped
-EQUIVOCATE_ENV = "CARBONCHAIN_TEST_EQUIVOCATE_AT"  # test only: see the module docstring
 
 
 def now_ms() -> int:
@@ -140,7 +132,7 @@ class ValidatorShell:
         self._last_view = self.replica.view
         applier.metrics.view.set(self.replica.view)
         self._evidence = evidence
-        self._equivocation = _EquivocationHook.from_environment(genesis, key)
+        self._byzantine = ByzantineBehaviour.from_environment(genesis, key)  # None but in a test
 
     # --- recovery -----------------------------------------------------------------------------------------
 
@@ -326,21 +318,34 @@ class ValidatorShell:
         log.critical("CONSENSUS HALTED: %s", output.reason, extra={"height": self.store.last_height})
 
     def send(self, output: Send) -> None:
-        payload = encode_message(output.message)
+        if self._byzantine is None:
+            frames = [(output.to, encode_message(output.message))]
+        else:
+            frames = self._tampered(output)
         if isinstance(output.message, PrePrepare) and self._loop is not None:
             # A proposal names its transactions by id. The ones admitted in the step that proposed them are
             # queued for gossip only after the step returns: send the proposal after them, on the same
             # links, so the other validators hold them when it arrives instead of fetching them.
-            self._loop.call_soon(self._send_proposal, output.to, payload)
+            self._loop.call_soon(self._send_proposal, frames)
             return
-        self._send(output.to, payload)
-        if self._equivocation is not None:
-            for conflicting in self._equivocation.conflicting(output.message):
-                self._send(output.to, encode_message(conflicting))
+        for to, payload in frames:
+            self._send(to, payload)
 
-    def _send_proposal(self, to: int, payload: bytes) -> None:
+    def _tampered(self, output: Send) -> list[tuple[int, bytes]]:
+        """TEST ONLY: what the Byzantine behaviour sends instead, to each validator a broadcast reaches."""
+        assert self._byzantine is not None
+        if output.to == BROADCAST:
+            peers = [peer.index for peer in self.network.connected_peers() if peer.is_validator]
+        else:
+            peers = [output.to]
+        return [
+            (to, encode_message(message)) for to, message in self._byzantine.tamper(output.message, peers)
+        ]
+
+    def _send_proposal(self, frames: list[tuple[int, bytes]]) -> None:
         self.before_proposal()
-        self._send(to, payload)
+        for to, payload in frames:
+            self._send(to, payload)
 
     def _send(self, to: int, payload: bytes) -> None:
         if to == BROADCAST:
@@ -417,47 +422,6 @@ class ValidatorShell:
             interval=self.genesis.consensus.checkpoint_interval,
             log_records=self.checkpoints.log_records,
             pruned_records=self.checkpoints.pruned_records,
-        )
-
-
-class _EquivocationHook:
-    """TEST ONLY (devnet chains): make this validator sign two conflicting PREPAREs, once.
-
-    At its first PREPARE at or above `from_height` it also signs PREPAREs for two made-up blocks at a
-    height `pipeline_depth + 1` ahead, in the same view. Every replica receives both before that height can
-    commit, so each one that gets them holds the conflict (a second vote for the PREPARE's own height could
-    arrive after the others committed it without this validator, and be dropped unseen)."""
-
-    def __init__(self, chain_id: str, key: SigningKey, from_height: int, ahead: int) -> None:
-        self._chain_id = chain_id
-        self._key = key
-        self._from_height = from_height
-        self._ahead = ahead
-        self._done = False
-
-    @classmethod
-    def from_environment(cls, genesis: Genesis, key: SigningKey) -> _EquivocationHook | None:
-        text = os.environ.get(EQUIVOCATE_ENV)
-        if not text:
-            return None
-        if not is_devnet_chain_id(genesis.chain_id):
-            raise ConfigError(f"{EQUIVOCATE_ENV} is a test hook, refused on chain {genesis.chain_id!r}")
-        if not text.isdigit():
-            raise ConfigError(f"{EQUIVOCATE_ENV} must be a height")
-        log.warning("TEST HOOK: this validator will equivocate once, at height %s or above", text)
-        return cls(genesis.chain_id, key, int(text), genesis.consensus.pipeline_depth + 1)
-
-    def conflicting(self, message: Message) -> tuple[Prepare, ...]:
-        if self._done or not isinstance(message, Prepare) or message.height < self._from_height:
-            return ()
-        self._done = True
-        fakes = (
-            replace(message, height=message.height + self._ahead, block_hash=hashlib.sha256(tag).digest())
-            for tag in (b"equivocation-1" + message.block_hash, b"equivocation-2" + message.block_hash)
-        )
-        return tuple(
-            replace(fake, signature=self._key.sign(compute_signing_digest(self._chain_id, fake)))
-            for fake in fakes
         )
 
 

@@ -1,10 +1,11 @@
 """Governance on a real network (OS processes, sockets on 127.0.0.1, LevelDB): a parameter change approved
 by 2/3 of the members takes effect on every node; a four-eyes transfer waits for, then executes on, the
-organisation's second key; the equivocation of a test validator (validator-3 signs two conflicting PREPAREs:
-CARBONCHAIN_TEST_EQUIVOCATE_AT) ends on chain as evidence, submitted by the validators that saw it; a fifth
-validator approved by 2/3 of the members comes into force after its activation height on every node (the
-four running validators, a quorum of the five, keep the chain going; the fifth node itself is not run: the
-peer directory admits only genesis validators); and `audit verify` re-executes all of it from genesis."""
+organisation's second key; the equivocation of a test validator (validator-3 signs two conflicting PREPAREs,
+CARBONCHAIN_TEST_BYZANTINE=equivocate: node/byzantine.py) ends on chain as evidence, submitted by the
+validators that saw it; a fifth validator approved by 2/3 of the members comes into force after its
+activation height on every node (the four running validators, a quorum of the five, keep the chain going;
+the fifth node itself is not run: the peer directory admits only genesis validators); and `audit verify`
+re-executes all of it from genesis."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from core.keystore import save_key
 from core.tx import SignedTx
 from core.validators import ValidatorSet, compute_activation_height
 from core.votes import compute_node_key_proof_digest
+from node.byzantine import BYZANTINE_ENV
 from tests.integration.cluster import Cluster, running_cluster, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -34,7 +36,7 @@ DAY_MS = 86_400_000
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("governance")
-    hook = {"validator-3": {"CARBONCHAIN_TEST_EQUIVOCATE_AT": "1"}}  # with its first PREPARE
+    hook = {"validator-3": {BYZANTINE_ENV: "equivocate@1"}}  # once, with its first PREPARE
     # checkpoints every 10 heights: a validator-set change comes into force within 6 + 10 blocks
     with running_cluster(root, node_env=hook, consensus={"checkpoint_interval": 10}) as network:
         yield network

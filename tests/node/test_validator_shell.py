@@ -15,6 +15,7 @@ import pytest
 from chaincode import build_registry
 from consensus import log as clog
 from consensus.events import (
+    BROADCAST,
     REFUSED_FULL,
     ExecuteBlock,
     FetchBlocks,
@@ -39,17 +40,17 @@ from core.block import decode_certified_block
 from core.devkeys import dev_node_key
 from core.errors import ConfigError, InvalidInput
 from core.genesis import Genesis
-from core.keys import is_valid_signature
 from core.tx import SignedTx, decode_transaction
 from core.validators import ValidatorSet, compute_activation_height
 from core.votes import compute_node_key_proof_digest
 from node.applier import BlockApplier
+from node.byzantine import BYZANTINE_ENV
 from node.events import EventHub
 from node.evidence import EvidenceReporter
 from node.metrics import NodeMetrics
 from node.roster import Roster, read_validator_history
 from node.sync import GetTxs, decode_sync
-from node.validator import EQUIVOCATE_ENV, ValidatorShell
+from node.validator import ValidatorShell
 from node.verified import VerifiedCache
 from p2p import PeerId
 from storage import Store
@@ -305,22 +306,20 @@ def reporter_key() -> bytes:
     return dev_node_key("validator", 1).public_key
 
 
-def test_the_equivocation_hook_is_for_devnets_only(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(EQUIVOCATE_ENV, "2")
-    network = BroadcastNetwork()
+def test_a_byzantine_test_validator_sends_peer_by_peer_and_only_on_a_devnet(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BYZANTINE_ENV, "double_vote@2")
+    network = BroadcastNetwork(connected=(V0, V2, PeerId.observer(0)))
     shell = make_shell(store, network)
     early, vote = Prepare(0, 1, b"\x01" * 32, 1, b"\x02" * 64), Prepare(0, 2, b"\x01" * 32, 1, b"\x02" * 64)
-    shell.send(Send(-1, early))
-    shell.send(Send(-1, vote))
-    shell.send(Send(-1, vote))  # once only
-    assert len(network.broadcasts) == 5
-    fakes = [decode_message(payload, params=GENESIS.consensus) for _, payload, _ in network.broadcasts[2:4]]
-    ahead = 2 + GENESIS.consensus.pipeline_depth + 1  # a height no replica can have committed yet
-    for fake in fakes:
-        assert isinstance(fake, Prepare) and (fake.view, fake.height, fake.sender) == (0, ahead, 1)
-        signed = compute_signing_digest(GENESIS.chain_id, fake)
-        assert is_valid_signature(dev_node_key("validator", 1).public_key, signed, fake.signature)
-    assert len({fake.block_hash for fake in fakes} | {vote.block_hash}) == 3  # two conflicting votes
+    shell.send(Send(BROADCAST, early))
+    shell.send(Send(BROADCAST, vote))
+    assert not network.broadcasts  # sent peer by peer, to each validator linked (never an observer)
+    sends = [(peer, decode_message(payload, params=GENESIS.consensus)) for peer, _, payload in network.sent]
+    assert sends[:2] == [(V0, early), (V2, early)]  # below its first height it is honest
+    assert [(peer, m.block_hash == vote.block_hash) for peer, m in sends[2:]] == [
+        (V0, True), (V2, True), (V2, False)]  # fmt: skip
     main = GENESIS.model_copy(update={"chain_id": "carbon-main"})
     with pytest.raises(ConfigError, match="test hook"):
         make_shell(store, network, genesis=main)
