@@ -320,6 +320,18 @@ async def wait_all_live(cluster: Cluster, names: list[str] | None = None) -> Non
     await wait_until(live, timeout_s=30, what="nodes to answer")
 
 
+async def wait_linked(cluster: Cluster, name: str, *, timeout_s: float = 30) -> None:
+    """Wait until validator `name` has a link to every other node of the cluster."""
+
+    async def linked() -> bool:
+        cluster.check_alive()
+        async with aiohttp.ClientSession() as session:
+            status = await get_status(session, cluster.api_url(name))
+        return status is not None and status["peers"] == len(cluster.names) - 1
+
+    await wait_until(linked, timeout_s=timeout_s, what=f"{name} linked to every node")
+
+
 async def commit_waves(
     cluster: Cluster, names: list[str], *, seconds: float, per_wave: int = 5, timeout_s: float = 30
 ) -> dict[str, TxStatus]:
