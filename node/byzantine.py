@@ -21,6 +21,7 @@ validator's own key, so it passes the signature check and reaches the rules behi
 
 The node refuses to start with the variable set on a chain that is not a devnet (ConfigError), and logs a
 warning when it is in effect. Unset, nothing here runs: the shell's send path is the honest one.
+docs/TESTING.md ("A Byzantine validator") has what the honest validators do with each, and the tests.
 """
 
 from __future__ import annotations
