@@ -29,6 +29,8 @@ opaque and only the TCP-level faults apply.
 
 The proxies run on their own event loop in a thread, so a test that blocks its own loop (waiting for a
 process) does not freeze the network. Every method of FaultNetwork may be called from the test's thread.
+`observe()` shows every whole WebSocket message to a LinkObserver as the proxy reads it (on plaintext
+links); tests/integration/frametap.py decodes them into handshakes and consensus messages.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 MSS_BYTES = 1448  # TCP payload per segment on a 1500-byte MTU
 RTO_MS = 200  # Linux's minimum retransmission timeout
@@ -54,6 +56,13 @@ REORDER_WAIT_S = 0.05  # a message held back to be reordered goes out alone if n
 
 T = TypeVar("T")
 Direction = Literal["forward", "backward"]  # forward: dialler -> listener; backward: listener -> dialler
+
+
+class LinkObserver(Protocol):
+    """Sees every whole WebSocket message a proxy reads; called on the proxies' thread, so it must be quick
+    and thread-safe. `frame` is the complete frame as sent (header, mask and payload)."""
+
+    def on_message(self, link: str, direction: Direction, frame: bytes, at_s: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -214,8 +223,11 @@ class _Pipe:
             if not data:
                 self._put(_Unit(b"", now, False))
                 return
+            observer = self.link.observer
             for unit, is_message in self.parser.feed(data):
                 self._put(_Unit(unit, now, is_message))
+                if is_message and observer is not None:
+                    observer.on_message(self.link.name, self.direction, unit, now)
 
     def _put(self, unit: _Unit) -> None:
         self.inbox.append(unit)
@@ -325,6 +337,7 @@ class _Link:
     transports: set[asyncio.WriteTransport] = field(default_factory=set)
     server: asyncio.Server | None = None
     port: int = 0
+    observer: LinkObserver | None = None
 
     def notify(self) -> None:
         self.changed.set()
@@ -380,6 +393,7 @@ class FaultNetwork:
         self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
         self._thread.start()
         self._flappers: list[concurrent.futures.Future[None]] = []
+        self._observer: LinkObserver | None = None
 
     # --- setup -------------------------------------------------------------------------------------------
 
@@ -390,10 +404,20 @@ class FaultNetwork:
         return link.port
 
     async def _make_link(self, name: str, upstream: tuple[str, int]) -> _Link:
-        link = _Link(name, upstream, seed=f"{self.seed}/{name}")
+        link = _Link(name, upstream, seed=f"{self.seed}/{name}", observer=self._observer)
         link.server = await asyncio.start_server(link.handle, "127.0.0.1", 0)
         link.port = int(link.server.sockets[0].getsockname()[1])
         return link
+
+    def observe(self, observer: LinkObserver) -> None:
+        """Show every whole WebSocket message of every link, present and future, to `observer`."""
+        self._observer = observer
+
+        def apply() -> None:
+            for link in self._links.values():
+                link.observer = observer
+
+        self._loop.call_soon_threadsafe(apply)
 
     @property
     def links(self) -> list[str]:
