@@ -294,6 +294,13 @@ class Replica:
         return self._checkpoints.stable_height
 
     @property
+    def is_catching_up(self) -> bool:
+        """State transfer is under way: a block request is outstanding (until its answer or its timeout),
+        or the network is known to have committed beyond our delivered height."""
+        fetch = self._fetch
+        return fetch.outstanding_peer is not None or fetch.target_height > self._chain.delivered_height
+
+    @property
     def pending_tx_count(self) -> int:
         return len(self._pool)
 

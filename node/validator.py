@@ -402,8 +402,10 @@ class ValidatorShell:
 
     @property
     def catching_up(self) -> bool:
-        """True while blocks asked from peers (state transfer) have not arrived."""
-        return len(self._fetches) > 0
+        """True while the replica fetches blocks from peers (state transfer). The replica's view, not the
+        requests we sent: an answer that never comes (its peer died) is given up by the replica at its
+        fetch timeout, while the request would be remembered until OUTSTANDING_MAX newer ones."""
+        return self.replica.is_catching_up
 
     @property
     def view(self) -> int:

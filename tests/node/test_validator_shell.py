@@ -56,7 +56,7 @@ from p2p import PeerId
 from storage import Store
 from tests.node.nodekit import GENESIS, FakeNetwork, ReferenceChain, open_store
 
-V0, V2 = PeerId.validator(0), PeerId.validator(2)
+V0, V2, V3 = PeerId.validator(0), PeerId.validator(2), PeerId.validator(3)
 
 
 class BroadcastNetwork(FakeNetwork):
@@ -271,11 +271,43 @@ def test_a_fetch_of_an_unlinked_peer_waits_for_its_link(store: Store) -> None:
     network = BroadcastNetwork()
     shell = make_shell(store, network)
     shell.fetch(FetchBlocks(1, 10, 0))
-    assert network.block_requests() == [] and not shell.catching_up
+    assert network.block_requests() == []
     network.connected.add(V0)
     shell.on_peer_connected(V0)
     [(peer, request)] = network.block_requests()
-    assert peer == V0 and (request.from_height, request.to_height) == (1, 10) and shell.catching_up
+    assert peer == V0 and (request.from_height, request.to_height) == (1, 10)
+
+
+class SignallingNetwork(BroadcastNetwork):
+    def __init__(self, connected: tuple[PeerId, ...] = ()) -> None:
+        super().__init__(connected)
+        self.sent_more = asyncio.Event()
+
+    def send(self, peer: PeerId, channel: str, payload: bytes) -> bool:
+        self.sent_more.set()
+        return super().send(peer, channel, payload)
+
+
+async def test_a_block_request_never_answered_does_not_leave_the_node_catching_up(store: Store) -> None:
+    """A peer killed (or whose link broke) between our request and its answer never answers; the replica
+    gives up on it at its fetch timeout and asks another. catching_up (/readyz, /v1/status) follows the
+    replica: it stayed true for good, at the network's head, after a chaos run killed a validator."""
+    network = SignallingNetwork(connected=(V0, V2, V3))
+    shell = make_shell(store, network)
+    shell.start()  # just restarted: the replica asks one peer for blocks after ours
+    try:
+        [(first, _)] = network.block_requests()
+        assert shell.catching_up
+        network.connected.discard(first)  # ... and that peer dies before it answers
+        network.sent_more.clear()
+        # no answer within the fetch timeout (a view timeout): the replica asks another validator
+        await asyncio.wait_for(network.sent_more.wait(), timeout=3 * GENESIS.consensus.view_timeout_ms / 1000)
+        [_, (second, retry)] = network.block_requests()
+        assert second != first and shell.catching_up
+        shell.on_blocks_answer(second, retry.request_id, ())  # nothing after ours: we are not behind
+        assert not shell.catching_up
+    finally:
+        shell.stop()
 
 
 def test_evidence_in_a_report_goes_on_chain_once_signed_by_the_node_key(store: Store) -> None:
