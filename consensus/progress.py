@@ -9,7 +9,8 @@ It watches two deadlines, each + the timeout:
   backlog however long it is; a primary that skips a transaction runs out of such blocks (each one commits
   one of the finitely many transactions that arrived within the slack).
 The first expiry of a deadline only probes whether we are merely behind (and pulls that deadline half a
-timeout closer); a second expiry of a deadline that had its probe starts a view change. A delivered block
+timeout closer); a second expiry of a deadline that had its probe starts a view change, unless the replica
+is catching up (consensus.view_change: behind the network and still delivering blocks). A delivered block
 re-arms the stall deadline and, if it served the backlog, the censorship deadline, each with a new probe;
 so does the end of its execution here (executing is our time, not the primary's).
 Each failed view doubles the timeout (at most BACKOFF_MAX times); a delivered block in the normal case
@@ -30,6 +31,7 @@ class ProgressTimer:
         self._view_timeout_ms = view_timeout_ms
         self.backoff = 0  # views in a row that failed to make progress
         self.last_progress_ms = 0  # the stall deadline counts from here
+        self.last_delivered_ms = 0  # the last block delivered or executed here (probes do not move it)
         self.censor_since_ms = 0  # the censorship deadline counts from here (or the oldest's arrival)
         self._stall_probed = False  # the stall deadline had its first expiry
         self._censor_probed = False  # the censorship deadline had its first expiry
@@ -47,7 +49,7 @@ class ProgressTimer:
 
     def on_delivered(self, *, in_normal_case: bool, served_backlog: bool) -> None:
         now = self._clock.now_ms
-        self.last_progress_ms = now
+        self.last_progress_ms = self.last_delivered_ms = now
         self._stall_probed = False
         if served_backlog:
             self.censor_since_ms = now
@@ -91,6 +93,10 @@ class ProgressTimer:
         if censorship:
             self._censor_probed = True
             self.censor_since_ms = max(self.censor_since_ms, since)
+
+    def has_delivered_recently(self) -> bool:
+        """A block was delivered (or finished executing) here within the current timeout."""
+        return self._clock.now_ms - self.last_delivered_ms < self.timeout_ms()
 
     def on_view_change(self) -> None:
         self.backoff = min(self.backoff + 1, BACKOFF_MAX + 1)

@@ -132,13 +132,20 @@ class ViewChanger:
             self.progress.on_probe()
             self.transfer.probe()
             return
-        if not self.progress.is_second_expiry():
+        if not self.progress.is_second_expiry() or self._is_catching_up():
             # first ask whether we are merely behind: a lagging replica should fetch, not depose the primary
             self.progress.on_probe()
             self.transfer.probe()
             self.normal.resend_commits()
             return
         self._become_view_change(self.views.view + 1)
+
+    def _is_catching_up(self) -> bool:
+        """Behind the network (it committed above our delivered height) and still delivering: the deadlines
+        then wait on blocks we have not fetched yet (the transactions we hold are in them), which says
+        nothing about the primary. Alone in that view change we would stop voting while the others go on."""
+        behind = self.fetch.target_height > self.chain.delivered_height
+        return behind and self.progress.has_delivered_recently()
 
     def on_view_change_timeout(self) -> None:
         if self.views.is_changing:

@@ -397,3 +397,40 @@ def test_pool_limits_are_defined_once_from_the_block_size_and_the_operator() -> 
     assert PoolLimits.for_chain(4) == PoolLimits(1000, 64 * 1024 * 1024)  # never fewer than 1000 slots
     assert PoolLimits.for_chain(2000, txs_max=8000, bytes_max=1 << 20) == PoolLimits(8000, 1 << 20)
     assert PoolLimits.for_chain(10, txs_max=50_000).txs_max == 1000  # the operator cannot raise it
+
+
+def test_a_replica_catching_up_by_state_transfer_does_not_depose_the_primary() -> None:
+    # A validator restarted (or resumed) behind the others fetches the blocks committed meanwhile; the
+    # transactions gossiped to it since then are in blocks it has not fetched yet, so its censorship
+    # deadline passes twice while it advances. It must go on fetching, not ask for a view change alone: it
+    # sat in that view change without voting while the others went on in their view (chaos cycles).
+    replica = make_replica(1)
+    timeout = SIM_PARAMS.view_timeout_ms
+    replica.step(TxReceived((make_tx(10),)))  # arrived at NOW, to be proposed at a height not fetched yet
+    far = 40  # f+1 validators signed for a height far ahead: the network committed up to 39
+    for sender in (0, 2):
+        deliver(replica, sender, sign(Prepare(0, far, b"\x05" * 32, sender, b"")))
+    roots, prev_hash, sent = [GENESIS_ROOT], GENESIS_HASH, []
+    for height in range(1, 9):  # one fetched block every half timeout: 4 view timeouts of catching up
+        now = NOW + height * timeout // 2
+        replica.step(Tick(now))
+        state_height = max(0, height - SIM_PARAMS.pipeline_depth)
+        header = replace(
+            make_block(height, time_ms=NOW - 10_000 + height).header,
+            prev_hash=prev_hash,
+            state_height=state_height,
+            state_root=roots[state_height],
+        )
+        block = Block(header, ())
+        replica.step(BlocksFetched(0, ((block, certify(block)),)))
+        roots.append(tagged_hash(Domain.STATE_NODE, roots[-1] + block.block_hash))
+        replica.step(BlockExecuted(height, roots[-1], EMPTY_ROOT))
+        prev_hash = block.block_hash
+        sent += kinds(replica.step(TimerFired(TIMER_PROGRESS)))
+    assert replica.delivered_height == 8 and replica.is_catching_up
+    assert "Send:ViewChange" not in sent and replica.status is Status.NORMAL
+    # once it stops advancing, the deadline judges the primary again
+    for step in (1, 2, 3):
+        replica.step(Tick(NOW + 4 * timeout + step * timeout))
+        sent += kinds(replica.step(TimerFired(TIMER_PROGRESS)))
+    assert "Send:ViewChange" in sent and replica.status is Status.VIEW_CHANGE
