@@ -480,3 +480,4 @@ class Replica:
         if self._candidates.is_certified(self._chain.delivered_height + 1):
             self._normal.deliver()
         self._normal.advance()
+        self._view_changer.on_executed()  # a NEW-VIEW set aside while we were behind may be checkable now

@@ -84,6 +84,9 @@ class ViewChanger:
         self._mine: ViewChange | None = None  # our VIEW-CHANGE for the view we are changing to
         self._new_view: NewView | None = None  # the NEW-VIEW of the view we are in
         self._new_view_shown_ms: dict[int, int] = {}  # peer -> when we last showed it our NEW-VIEW
+        # sender -> (peer, its highest NEW-VIEW) that named heights whose sets we did not know yet: checked
+        # again once we executed that far (a restarted replica is shown a NEW-VIEW once, on link-up)
+        self._set_aside: dict[int, tuple[int, NewView]] = {}
 
     def _validators(self) -> ValidatorSet:
         """The set that runs the view change: the current epoch's, in force above our delivered height."""
@@ -100,6 +103,7 @@ class ViewChanger:
         self._mine = None
         self._new_view = None
         self._new_view_shown_ms = {}
+        self._set_aside = {}
         self.out.persist(clog.record_view(self.views.epoch, self.views.view, False))
 
     # --- restart --------------------------------------------------------------------------------------
@@ -340,11 +344,25 @@ class ViewChanger:
         try:
             problem = self._check_new_view(nv)
         except NotYetCheckable:
-            return  # it names heights whose validator set we do not know yet: we are behind
+            # it names heights whose validator set we do not know yet: we are behind. Nobody shows it to
+            # us again, so keep it (one per sender, the highest view) and check it once we caught up.
+            kept = self._set_aside.get(nv.sender)
+            if kept is None or kept[1].view < nv.view:
+                self._set_aside[nv.sender] = (peer, nv)
+            return
         if problem:
             self.out.report(nv.sender, f"invalid new-view for view {nv.view}: {problem}")
             return
         self._enter_view(nv, self._plan(nv.view_changes))
+
+    def on_executed(self) -> None:
+        """Execution advanced: check again the NEW-VIEWs set aside whose heights we now know."""
+        for sender, (peer, nv) in sorted(self._set_aside.items(), key=lambda item: item[1][1].view):
+            if nv.view < self.views.view or (nv.view == self.views.view and self.views.is_normal):
+                del self._set_aside[sender]
+            elif all(self.membership.is_known(height) for height in _named_heights(nv)):
+                del self._set_aside[sender]
+                self.on_new_view(peer, nv)
 
     def _check_new_view(self, nv: NewView) -> str:
         """'' if valid, else why not; NotYetCheckable if it names heights whose set is not certain yet."""
@@ -416,3 +434,10 @@ class ViewChanger:
                 nv.view, pp.height, pp.block_hash
             ):
                 self.normal.accept(pp)
+
+
+def _named_heights(nv: NewView) -> list[int]:
+    """The heights whose validator sets checking a NEW-VIEW needs (consensus.certificate)."""
+    heights = [0 if vc.stable is None else vc.stable.height for vc in nv.view_changes]
+    heights += [cert.height for vc in nv.view_changes for cert in vc.prepared]
+    return heights
