@@ -32,7 +32,8 @@ from tests.integration.cluster import Cluster, get_status, running_cluster, wait
 from tests.integration.faultproxy import FaultNetwork
 from tests.integration.frametap import ConsensusTrace, LinkUp, SeenMessage
 
-pytestmark = pytest.mark.timeout(180)
+# serial: it asserts a wall-clock bound, so make test runs it alone (docs/TESTING.md)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.serial]
 SEED = int(os.environ.get("CARBONCHAIN_FAULT_SEED", "17"))
 VOTES = ("prepare", "commit")
 VALIDATORS = {f"validator-{i}" for i in range(4)}
