@@ -193,6 +193,28 @@ def decode_record(raw: bytes) -> dict[str, Any]:
     return value
 
 
+class DecodedOnce:
+    """The last record decoded through it, kept with its bytes: the same bytes again are not decoded again.
+
+    For a record that many transactions read and few change (the parameters). What it returns depends on
+    the bytes alone, never on what was asked before, so it is as deterministic as decode_record. The
+    record handed out is shared: callers copy it before changing it.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[bytes, dict[str, Any]] | None = None  # one attribute: replaced atomically
+
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        last = self._last
+        if last is not None and last[0] == raw:
+            return last[1]
+        record = decode_record(raw)  # raises before anything is kept
+        self._last = (raw, record)
+        return record
+
+
 def encode_record(record: dict[str, Any]) -> bytes:
     """The canonical encoding (identical to core.codec.encode) of a record built by chaincode code.
 
