@@ -9,6 +9,8 @@ same value is rejected. docs/PROTOCOL.md gives the exact bytes.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -34,6 +36,28 @@ def encode(value: Any) -> bytes:
         value = _canonical(value, 0)
     packed: bytes = msgpack.packb(value, **_packer_options)
     return packed
+
+
+def encode_map_of_encoded(entries: Sequence[tuple[str, bytes]]) -> bytes:
+    """The canonical encoding of a map whose values come already canonically encoded, without decoding
+    them: in msgpack a container's header counts items, not bytes, so a map is its header followed by
+    each key's encoding and its value's. Keys must be given in canonical (sorted, unique) order."""
+    for (key, _), (following, _) in itertools.pairwise(entries):
+        if not key < following:
+            raise CodecError(f"map keys must be sorted and unique: {following!r} after {key!r}")
+    packer = msgpack.Packer(**_packer_options)
+    parts = [packer.pack_map_header(len(entries))]
+    for key, encoded in entries:
+        parts.append(encode(key))
+        parts.append(encoded)
+    return b"".join(parts)
+
+
+def encode_list_of_encoded(items: Sequence[bytes]) -> bytes:
+    """The canonical encoding of a list whose items come already canonically encoded (as above)."""
+    if len(items) > MAX_CONTAINER_LEN:
+        raise CodecError(f"list of {len(items)} items exceeds the limit of {MAX_CONTAINER_LEN}")
+    return msgpack.Packer(**_packer_options).pack_array_header(len(items)) + b"".join(items)
 
 
 def decode(
