@@ -191,17 +191,48 @@ def _canonical(value: Any, depth: int) -> Any:
         if not INT_MIN <= value <= INT_MAX:
             raise CodecError(f"integer {value} is outside [-2**63, 2**64-1]")
         return value
+    # The scalars that pack as they are are passed through inline, as in `_is_canonical`: a call per
+    # item would cost more than the check (event maps, rebuilt for their key order, are all scalars).
+    # At the nesting limit every item goes through the call, which refuses it.
+    inline = depth < MAX_DEPTH
     if kind is list or kind is tuple:
         if len(value) > MAX_CONTAINER_LEN:
             raise CodecError(f"list of {len(value)} items exceeds the limit of {MAX_CONTAINER_LEN}")
-        return [_canonical(item, depth + 1) for item in value]
+        items = []
+        for item in value:
+            kind = type(item)
+            if inline and (
+                kind is bytes
+                or kind is bool
+                or item is None
+                or (kind is int and INT_MIN <= item <= INT_MAX)
+                or (kind is str and item.isascii())
+            ):
+                items.append(item)
+            else:
+                items.append(_canonical(item, depth + 1))
+        return items
     if kind is dict:
         if len(value) > MAX_CONTAINER_LEN:
             raise CodecError(f"map of {len(value)} entries exceeds the limit of {MAX_CONTAINER_LEN}")
         for key in value:
             if type(key) is not str:
                 raise CodecError(f"map key must be a string, got {type(key).__name__}")
-        return {key: _canonical(value[key], depth + 1) for key in sorted(value)}
+        entries = {}
+        for key in sorted(value):
+            item = value[key]
+            kind = type(item)
+            if inline and (
+                kind is bytes
+                or kind is bool
+                or item is None
+                or (kind is int and INT_MIN <= item <= INT_MAX)
+                or (kind is str and item.isascii())
+            ):
+                entries[key] = item
+            else:
+                entries[key] = _canonical(item, depth + 1)
+        return entries
     if kind is bytearray or kind is memoryview:
         return bytes(value)
     if kind is float:
