@@ -10,6 +10,7 @@ same value is rejected. docs/PROTOCOL.md gives the exact bytes.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,16 @@ INT_MAX = 2**64 - 1
 
 # strict_types stays off so tuples pack as arrays: the checks above admit exact types only anyway
 _packer_options: dict[str, Any] = {"use_bin_type": True, "datetime": False}
+# One msgpack Packer per thread, reused: msgpack.packb builds a Packer (and its 256 KiB buffer) per call,
+# which cost more than packing a small value. A Packer is not safe to share between threads.
+_thread_state = threading.local()
+
+
+def _get_packer() -> msgpack.Packer:
+    packer: msgpack.Packer | None = getattr(_thread_state, "packer", None)
+    if packer is None:
+        packer = _thread_state.packer = msgpack.Packer(**_packer_options)
+    return packer
 
 
 def encode(value: Any) -> bytes:
@@ -34,7 +45,7 @@ def encode(value: Any) -> bytes:
     # check that builds nothing is enough for them; only a value with an unsorted map is rebuilt.
     if not _is_canonical(value, 0):
         value = _canonical(value, 0)
-    packed: bytes = msgpack.packb(value, **_packer_options)
+    packed: bytes = _get_packer().pack(value)
     return packed
 
 
@@ -45,8 +56,7 @@ def encode_map_of_encoded(entries: Sequence[tuple[str, bytes]]) -> bytes:
     for (key, _), (following, _) in itertools.pairwise(entries):
         if not key < following:
             raise CodecError(f"map keys must be sorted and unique: {following!r} after {key!r}")
-    packer = msgpack.Packer(**_packer_options)
-    parts = [packer.pack_map_header(len(entries))]
+    parts = [_get_packer().pack_map_header(len(entries))]
     for key, encoded in entries:
         parts.append(encode(key))
         parts.append(encoded)
@@ -57,7 +67,7 @@ def encode_list_of_encoded(items: Sequence[bytes]) -> bytes:
     """The canonical encoding of a list whose items come already canonically encoded (as above)."""
     if len(items) > MAX_CONTAINER_LEN:
         raise CodecError(f"list of {len(items)} items exceeds the limit of {MAX_CONTAINER_LEN}")
-    return msgpack.Packer(**_packer_options).pack_array_header(len(items)) + b"".join(items)
+    return _get_packer().pack_array_header(len(items)) + b"".join(items)
 
 
 def decode(
