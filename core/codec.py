@@ -83,13 +83,29 @@ def decode(
         raise CodecError(f"input of {len(data)} bytes exceeds the limit of {max_bytes}")
     if len(data) == 0:
         raise CodecError("empty input")
+    value = _unpack(data, max_bytes, max_container_len, strict_maps=False)
     try:
-        value = msgpack.unpackb(
+        canonical = encode(value) == data
+    except CodecError:
+        _unpack(data, max_bytes, max_container_len, strict_maps=True)  # a map key that is not a string
+        raise
+    if not canonical:
+        _unpack(data, max_bytes, max_container_len, strict_maps=True)  # unsorted or repeated map keys
+        raise CodecError("not the canonical encoding (shortest forms and sorted keys are required)")
+    return value
+
+
+def _unpack(data: bytes, max_bytes: int, max_container_len: int, *, strict_maps: bool) -> Any:
+    """msgpack's decoding under our limits. Map keys are checked one by one (`_map_from_pairs`, a Python
+    call per map) only with strict_maps: valid input never needs it, since re-encoding the value catches
+    every key problem; `decode` then runs it to name the problem."""
+    try:
+        return msgpack.unpackb(
             data,
             raw=False,
             use_list=True,
             strict_map_key=True,
-            object_pairs_hook=_map_from_pairs,
+            object_pairs_hook=_map_from_pairs if strict_maps else None,
             ext_hook=_reject_ext,
             max_str_len=max_bytes,
             max_bin_len=max_bytes,
@@ -103,9 +119,6 @@ def decode(
         raise CodecError(f"trailing bytes after the value ({len(exc.extra)} bytes)") from None
     except (ValueError, msgpack.UnpackException, RecursionError) as exc:
         raise CodecError(f"malformed msgpack: {str(exc) or type(exc).__name__}") from None
-    if encode(value) != bytes(data):
-        raise CodecError("not the canonical encoding (shortest forms and sorted keys are required)")
-    return value
 
 
 def _reject_ext(code: int, data: bytes) -> Any:
