@@ -45,6 +45,7 @@ class Domain(Enum):
 
     # Members are singletons: hash them by identity, in C. Enum.__hash__ (a Python call hashing the name)
     # made the lookup of a tag in _PREFIXES cost as much as the SHA-256 of a small payload.
+    __hash__ = object.__hash__
 
     @property
     def prefix(self) -> bytes:
