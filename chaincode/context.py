@@ -82,6 +82,31 @@ class OverlayState:
             position += 1
 
 
+class ReadCache:
+    """A StateReader over another that remembers what `get` answered, absent keys included.
+
+    For the committed state under one block's execution: it does not change until the block is committed,
+    while every transaction reads the same few records again (its sender's key and organisation, the
+    parameters, the four-eyes thresholds), each a LevelDB read. Iteration is not cached.
+    """
+
+    __slots__ = ("_parent", "_values")
+
+    def __init__(self, parent: StateReader) -> None:
+        self._parent = parent
+        self._values: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        values = self._values
+        if key in values:
+            return values[key]
+        value = values[key] = self._parent.get(key)
+        return value
+
+    def iterate(self, prefix: bytes, *, start_after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        return self._parent.iterate(prefix, start_after=start_after)
+
+
 class TxContext:
     """What a chaincode function sees: state, sender, block facts, and an event sink."""
 
