@@ -53,10 +53,6 @@ class ScanLimitError(InvalidInput):
     """A caller asked for more entries in one page than the store hands out."""
 
 
-def encode_results(results: Sequence[TxResult]) -> list[bytes]:
-    return [codec.encode(result.to_wire()) for result in results]
-
-
 def encode_block_record(block_bytes: bytes, result_encodings: Sequence[bytes]) -> bytes:
     return codec.encode({"block": block_bytes, "results": list(result_encodings)})
 
