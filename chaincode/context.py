@@ -17,7 +17,8 @@ from typing import Any
 
 import msgpack
 
-from core.errors import InvariantBroken
+from core import codec
+from core.errors import CodecError, InvariantBroken
 from core.state import StateReader
 
 
@@ -241,21 +242,13 @@ class DecodedOnce:
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
-    """The canonical encoding (identical to core.codec.encode) of a record built by chaincode code.
+    """The canonical encoding (core.codec.encode) of a record built by chaincode code.
 
-    Chaincode records hold only str-keyed maps, lists, str, int, bool and None, so canonical form needs
-    just sorted map keys; msgpack already writes the shortest form of every integer and length.
+    Chaincode records hold only str-keyed maps, lists, str, int, bool and None. Most are records read,
+    changed in place and written back, so their keys are in order already and codec.encode packs them as
+    they are; anything else it sorts. A value that cannot be encoded (a float) is a chaincode bug.
     """
-    packed: bytes = msgpack.packb(_sorted_value(record), use_bin_type=True, strict_types=True)
-    return packed
-
-
-def _sorted_value(value: Any) -> Any:
-    kind = type(value)
-    if kind is dict:
-        return {key: _sorted_value(value[key]) for key in sorted(value)}
-    if kind is list or kind is tuple:
-        return [_sorted_value(item) for item in value]
-    if kind is float:
-        raise InvariantBroken("a float reached chaincode state")
-    return value
+    try:
+        return codec.encode(record)
+    except CodecError as exc:
+        raise InvariantBroken(f"a chaincode record cannot be encoded: {exc}") from None
