@@ -199,6 +199,9 @@ class FourEyesRule:
     needs_second: Callable[[TxContext, dict[str, Any], list[dict[str, Any]]], bool] = field(compare=False)
     # lock what the call would take, for request `id`; returns the lock record, or None (nothing to lock)
     lock: Callable[[TxContext, dict[str, Any], int], dict[str, Any] | None] = field(compare=False)
+    # whether needs_second looks at the events; a rule that does not is asked before the call runs, and a
+    # call one key is enough for then runs directly, without the trial fork (the common case, made cheap)
+    reads_events: bool = False
 
 
 @dataclass(frozen=True, slots=True)

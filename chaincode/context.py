@@ -17,7 +17,8 @@ from typing import Any
 
 import msgpack
 
-from core.errors import InvariantBroken
+from core import codec
+from core.errors import CodecError, InvariantBroken
 from core.state import StateReader
 
 
@@ -80,6 +81,31 @@ class OverlayState:
             if mine is not None:
                 yield own[position], mine
             position += 1
+
+
+class ReadCache:
+    """A StateReader over another that remembers what `get` answered, absent keys included.
+
+    For the committed state under one block's execution: it does not change until the block is committed,
+    while every transaction reads the same few records again (its sender's key and organisation, the
+    parameters, the four-eyes thresholds), each a LevelDB read. Iteration is not cached.
+    """
+
+    __slots__ = ("_parent", "_values")
+
+    def __init__(self, parent: StateReader) -> None:
+        self._parent = parent
+        self._values: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        values = self._values
+        if key in values:
+            return values[key]
+        value = values[key] = self._parent.get(key)
+        return value
+
+    def iterate(self, prefix: bytes, *, start_after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        return self._parent.iterate(prefix, start_after=start_after)
 
 
 class TxContext:
@@ -193,22 +219,36 @@ def decode_record(raw: bytes) -> dict[str, Any]:
     return value
 
 
-def encode_record(record: dict[str, Any]) -> bytes:
-    """The canonical encoding (identical to core.codec.encode) of a record built by chaincode code.
+class DecodedOnce:
+    """The last record decoded through it, kept with its bytes: the same bytes again are not decoded again.
 
-    Chaincode records hold only str-keyed maps, lists, str, int, bool and None, so canonical form needs
-    just sorted map keys; msgpack already writes the shortest form of every integer and length.
+    For a record that many transactions read and few change (the parameters). What it returns depends on
+    the bytes alone, never on what was asked before, so it is as deterministic as decode_record. The
+    record handed out is shared: callers copy it before changing it.
     """
-    packed: bytes = msgpack.packb(_sorted_value(record), use_bin_type=True, strict_types=True)
-    return packed
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[bytes, dict[str, Any]] | None = None  # one attribute: replaced atomically
+
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        last = self._last
+        if last is not None and last[0] == raw:
+            return last[1]
+        record = decode_record(raw)  # raises before anything is kept
+        self._last = (raw, record)
+        return record
 
 
-def _sorted_value(value: Any) -> Any:
-    kind = type(value)
-    if kind is dict:
-        return {key: _sorted_value(value[key]) for key in sorted(value)}
-    if kind is list or kind is tuple:
-        return [_sorted_value(item) for item in value]
-    if kind is float:
-        raise InvariantBroken("a float reached chaincode state")
-    return value
+def encode_record(record: dict[str, Any]) -> bytes:
+    """The canonical encoding (core.codec.encode) of a record built by chaincode code.
+
+    Chaincode records hold only str-keyed maps, lists, str, int, bool and None. Most are records read,
+    changed in place and written back, so their keys are in order already and codec.encode packs them as
+    they are; anything else it sorts. A value that cannot be encoded (a float) is a chaincode bug.
+    """
+    try:
+        return codec.encode(record)
+    except CodecError as exc:
+        raise InvariantBroken(f"a chaincode record cannot be encoded: {exc}") from None

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaincode.base import Chaincode, ChaincodeFailure, InvalidArgs, UnknownFunction
-from chaincode.context import OverlayState, TxContext, decode_record
+from chaincode.context import OverlayState, ReadCache, TxContext, decode_record
 from chaincode.schema import key_key, org_key
 from core.block import RESULT_OK, Block, TxResult
 from core.errors import CarbonchainError, GenesisError, InvariantBroken
@@ -125,7 +125,7 @@ def execute_block(
 ) -> BlockExecution:
     """Apply every transaction of a block (signatures already verified by the caller); see module doc."""
     header = block.header
-    block_state = OverlayState(base)
+    block_state = OverlayState(ReadCache(base))  # `base` stays as it is until the block is committed
     results: list[TxResult] = []
     tx_writes: list[dict[bytes, bytes | None]] = []
     seen: set[bytes] = set()  # membership only: never iterated, so hash order cannot matter

@@ -7,6 +7,8 @@ needs a second key (its amount is above the sender organisation's threshold: its
 the consortium's parameter), what it did is dropped and a *request* is recorded instead: the units the
 call would take are locked (moved from `available` to `locked`, or the serial range marked `held`), and
 another active key of the same organisation may approve it (`approve_request`) until `expires_height`.
+A rule that does not look at the call's events is asked before the call runs; when one key is enough (the
+common case), the call runs directly, with the same outcome and no fork.
 
 Approving releases the lock and runs the function then, for the organisation, as if just called (every
 check again: the state may have changed): it succeeds and the request ends `executed`, or it fails and the
@@ -124,9 +126,12 @@ def apply_guarded(ctx: TxContext, spec: FunctionSpec, args: dict[str, Any]) -> N
     """Run a four-eyes function: at once when one key is enough, else as a request for a second key."""
     rule = spec.four_eyes
     assert rule is not None
+    if not rule.reads_events and not rule.needs_second(ctx, args, []):
+        spec.handler(ctx, args)  # what the trial below would do and keep, without forking for it
+        return
     trial = ctx.fork()
     spec.handler(trial, args)  # a call that would fail fails now, with its own code
-    if not rule.needs_second(ctx, args, trial.events):
+    if rule.reads_events and not rule.needs_second(ctx, args, trial.events):
         ctx.absorb(trial)
         return
     params = get_params(ctx)
@@ -291,6 +296,7 @@ RULES: dict[str, FourEyesRule] = {
         "granting above `four_eyes_allocation_t` t (or the regulator's `allocation_t`); nothing to lock",
         _above("allocation_t", _granted),
         _nothing,
+        reads_events=True,
     ),
     "freeze_account": FourEyesRule(
         "while `four_eyes_freezes` is `on`; nothing to lock", _freezes_need_two, _nothing

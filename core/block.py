@@ -15,7 +15,7 @@ import msgpack
 
 from core import codec
 from core.errors import CodecError, InvalidInput
-from core.hashing import HASH_BYTES, Domain, hash_value, merkle_root
+from core.hashing import HASH_BYTES, Domain, hash_value, merkle_root, tagged_hash
 from core.keys import SIGNATURE_BYTES, is_valid_signature
 from core.tx import DEFAULT_TX_BYTES_MAX, SignedTx, decode_transaction
 from core.validators import ValidatorSet
@@ -154,6 +154,26 @@ class TxResult:
 
 def compute_results_root(results: Sequence[TxResult]) -> bytes:
     return merkle_root([result.result_hash for result in results])
+
+
+# The keys of a result's maps, encoded (fixstr): the maps below are spliced from their parts.
+_CODE_KEY, _EVENTS_KEY, _MESSAGE_KEY = codec.encode("code"), codec.encode("events"), codec.encode("message")
+_MAP_OF_2, _MAP_OF_3 = b"\x82", b"\x83"  # msgpack fixmap headers
+
+
+def encode_results_and_root(results: Sequence[TxResult]) -> tuple[list[bytes], bytes]:
+    """The canonical encoding of each result's wire map (to_wire), and compute_results_root(results).
+
+    What the root hashes (to_hashed) is the wire map without its last entry, the message: both are
+    spliced from one encoding of the code and the events, which codec.encode would otherwise rebuild
+    twice for their key order (event maps start with "type")."""
+    encodings: list[bytes] = []
+    hashes: list[bytes] = []
+    for result in results:
+        hashed = _CODE_KEY + codec.encode(result.code) + _EVENTS_KEY + codec.encode(list(result.events))
+        encodings.append(_MAP_OF_3 + hashed + _MESSAGE_KEY + codec.encode(result.message))
+        hashes.append(tagged_hash(Domain.TX_RESULT, _MAP_OF_2 + hashed))
+    return encodings, merkle_root(hashes)
 
 
 # --- commit certificates ----------------------------------------------------------------------------------

@@ -43,12 +43,18 @@ class Domain(Enum):
     VALIDATOR_SET = "validator-set"  # a validator set, as block headers name it (core/validators.py)
     NODE_KEY_PROOF = "node-key-proof"  # a new validator node key signs this to prove it holds the key
 
+    # Members are singletons: hash them by identity, in C. Enum.__hash__ (a Python call hashing the name)
+    # made the lookup of a tag in _PREFIXES cost as much as the SHA-256 of a small payload.
+    __hash__ = object.__hash__
+
     @property
     def prefix(self) -> bytes:
         return _PREFIXES[self]
 
 
 _PREFIXES = {domain: b"carbonchain/" + domain.value.encode("ascii") + b"\x00" for domain in Domain}
+_LEAF_PREFIX = _PREFIXES[Domain.MERKLE_LEAF]
+_NODE_PREFIX = _PREFIXES[Domain.MERKLE_NODE]
 
 
 def tagged_hash(domain: Domain, payload: bytes) -> bytes:
@@ -66,18 +72,19 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
 
     The split point is the largest power of two smaller than the count, so every list has one tree shape.
     An empty list has the root H(merkle-empty, b"").
+
+    Built bottom up, which gives that very tree: each level pairs its nodes left to right, and an odd
+    last node moves up a level as it is (it is the root of the right part of a split).
     """
     if not leaves:
         return tagged_hash(Domain.MERKLE_EMPTY, b"")
-    level = [tagged_hash(Domain.MERKLE_LEAF, leaf) for leaf in leaves]
-    return _subtree_root(level, 0, len(level))
-
-
-def _subtree_root(nodes: list[bytes], start: int, end: int) -> bytes:
-    count = end - start
-    if count == 1:
-        return nodes[start]
-    split = 1 << ((count - 1).bit_length() - 1)
-    left = _subtree_root(nodes, start, start + split)
-    right = _subtree_root(nodes, start + split, end)
-    return tagged_hash(Domain.MERKLE_NODE, left + right)
+    sha256 = hashlib.sha256
+    level = [sha256(_LEAF_PREFIX + leaf).digest() for leaf in leaves]
+    while len(level) > 1:
+        paired = [
+            sha256(_NODE_PREFIX + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from chaincode import FUNCTIONS, QUERIES, NotFound, get_key_status, run_query
-from core.block import Block, CertifiedBlock, encode_certified_block
+from core.block import Block
 from core.errors import TransactionError
 from core.genesis import Genesis
 from core.tx import SignedTx
@@ -107,10 +107,8 @@ class NodeBackend:
         return block_json(block.header, block.txs, stored.results, stored.certificate, stored.state_root)
 
     def get_block_bytes(self, height: int) -> bytes | None:
-        stored = self._store.get_block(height)
-        if stored is None or stored.certificate is None:
-            return None
-        return encode_certified_block(CertifiedBlock(stored.block, stored.certificate, stored.results))
+        encoded = self._store.get_certified_block_encodings(height, height)
+        return encoded[0] if encoded else None
 
     def get_height(self) -> int:
         return self._store.last_height

@@ -54,7 +54,7 @@ from consensus.messages import (
 )
 from consensus.pool import PoolLimits
 from consensus.replica import ExecutionRoots, RecoveredState, Replica, ReplicaConfig
-from core.block import Block, CertifiedBlock, encode_certified_block
+from core.block import Block, CertifiedBlock
 from core.errors import CodecError, InvalidInput
 from core.genesis import Genesis
 from core.keys import SigningKey
@@ -356,9 +356,11 @@ class ValidatorShell:
     def execute(self, output: ExecuteBlock) -> BlockExecuted:
         applied = self.applier.apply(output.block, output.certificate)
         self.on_committed(output.block)
-        certified = CertifiedBlock(output.block, output.certificate, applied.results)
-        self.network.broadcast(CHANNEL_BLOCKS, encode_certified_block(certified), to="observers")
         height = output.block.header.height
+        # encode_certified_block(CertifiedBlock(block, certificate, results)), spliced from what the
+        # store now holds instead of encoding the whole block again
+        (certified,) = self.store.get_certified_block_encodings(height, height)
+        self.network.broadcast(CHANNEL_BLOCKS, certified, to="observers")
         validators = self.roster.note_block(height, applied.writes)
         return BlockExecuted(height, applied.outcome.state_root, applied.outcome.results_root, validators)
 

@@ -22,6 +22,7 @@ from storage.records import (
     TxLocation,
     decode_block_record,
     decode_certificate,
+    encode_certified_record,
 )
 from storage.trie import ROOT_NODE_ID, collect_proof, compute_record_root, find_in_bucket
 
@@ -91,9 +92,36 @@ class StateView:
 
         The first block is returned even if it alone exceeds `max_bytes`, so a lagging node always advances.
         """
-        blocks: list[StoredBlock] = []
+        return [
+            self._stored_block(height, raw)
+            for height, raw in self._block_records(start, end, max_bytes, max_blocks)
+        ]
+
+    def get_certified_block_encodings(
+        self,
+        start: int,
+        end: int,
+        *,
+        max_bytes: int = BLOCK_BYTES_DEFAULT,
+        max_blocks: int = BLOCKS_PER_REQUEST_MAX,
+    ) -> list[bytes]:
+        """As get_blocks, but each block as core.block.encode_certified_block would encode it with its
+        certificate and results, built from the stored bytes; stops before the first block without one."""
+        encodings: list[bytes] = []
+        for height, raw in self._block_records(start, end, max_bytes, max_blocks):
+            raw_certificate = self._source.get(schema.certificate_key(height))
+            if raw_certificate is None:
+                break
+            encodings.append(encode_certified_record(raw, raw_certificate, height))
+        return encodings
+
+    def _block_records(
+        self, start: int, end: int, max_bytes: int, max_blocks: int
+    ) -> list[tuple[int, bytes]]:
+        """The stored records of blocks start..end (see get_blocks for where it stops), by height."""
+        records: list[tuple[int, bytes]] = []
         if start < 1 or end < start:
-            return blocks
+            return records
         end = min(end, start + min(max_blocks, BLOCKS_PER_REQUEST_MAX) - 1)
         total = 0
         iterator = self._source.iterator(start=schema.block_key(start), stop=schema.block_key(end + 1))
@@ -101,14 +129,14 @@ class StateView:
             expected = start
             for key, raw in iterator:
                 height = schema.decode_u64(key[len(schema.BLOCK_PREFIX) :])
-                if height != expected or (blocks and total + len(raw) > max_bytes):
+                if height != expected or (records and total + len(raw) > max_bytes):
                     break
                 total += len(raw)
-                blocks.append(self._stored_block(height, raw))
+                records.append((height, raw))
                 expected += 1
         finally:
             iterator.close()
-        return blocks
+        return records
 
     def _stored_block(self, height: int, raw: bytes) -> StoredBlock:
         block, results = decode_block_record(raw, height)

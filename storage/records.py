@@ -53,10 +53,6 @@ class ScanLimitError(InvalidInput):
     """A caller asked for more entries in one page than the store hands out."""
 
 
-def encode_results(results: Sequence[TxResult]) -> list[bytes]:
-    return [codec.encode(result.to_wire()) for result in results]
-
-
 def encode_block_record(block_bytes: bytes, result_encodings: Sequence[bytes]) -> bytes:
     return codec.encode({"block": block_bytes, "results": list(result_encodings)})
 
@@ -75,6 +71,29 @@ def decode_block_record(raw: bytes, height: int) -> tuple[Block, tuple[TxResult,
     except InvalidInput as exc:
         raise StoreCorrupt(f"block record at height {height} cannot be decoded: {exc}") from None
     return block, results
+
+
+def encode_certified_record(raw: bytes, raw_certificate: bytes, height: int) -> bytes:
+    """encode_certified_block(CertifiedBlock(block, certificate, results)) of a stored block, byte for
+    byte, spliced from the stored encodings: no transaction, result or certificate is decoded (a block
+    range served to a peer is up to 200 of them)."""
+    try:
+        value: Any = codec.decode(raw)
+        if type(value) is not dict or sorted(value) != ["block", "results"]:
+            raise CodecError("block record must be a map of block and results")
+        if type(value["results"]) is not list or not all(type(item) is bytes for item in value["results"]):
+            raise CodecError("each result is its canonical encoding")
+        if type(value["block"]) is not bytes:
+            raise CodecError("the block is its canonical encoding")
+    except InvalidInput as exc:
+        raise StoreCorrupt(f"block record at height {height} cannot be decoded: {exc}") from None
+    return codec.encode_map_of_encoded(
+        [
+            ("block", value["block"]),
+            ("certificate", raw_certificate),
+            ("results", codec.encode_list_of_encoded(value["results"])),
+        ]
+    )
 
 
 def encode_certificate(certificate: CommitCertificate) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any
 
 import plyvel
 
-from core.block import Block, CommitCertificate, TxResult, compute_results_root
+from core.block import Block, CommitCertificate, TxResult, encode_results_and_root
 from core.errors import InvalidInput
 from core.state import WriteSet
 from storage import schema
@@ -39,7 +39,6 @@ from storage.records import (
     CommitOutcome,
     encode_block_record,
     encode_certificate,
-    encode_results,
 )
 from storage.trie import ROOT_NODE_ID, apply_changes, compute_changes, compute_record_root, compute_state_root
 
@@ -302,8 +301,7 @@ class Store(StateView):
             node_writes: dict[bytes, bytes | None] = {}
             state_root = apply_changes(self._load_cached_node, compute_changes(net.items()), node_writes)
             _put_nodes(batch, node_writes)
-            result_encodings = encode_results(results)
-            results_root = compute_results_root(results)
+            result_encodings, results_root = encode_results_and_root(results)
             put(schema.block_key(height), encode_block_record(block.encode(), result_encodings))
             put(schema.block_hash_key(block_hash), schema.encode_u64(height))
             if certificate is not None:

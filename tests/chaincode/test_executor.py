@@ -134,6 +134,33 @@ def test_block_execution_reports_per_tx_writes() -> None:
     assert execution.writes == execution.tx_writes[0]
 
 
+class _CountingState(DictState):
+    def __init__(self, state: DictState) -> None:
+        super().__init__(state.items())
+        self.reads: list[bytes] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        self.reads.append(key)
+        return super().get(key)
+
+
+def test_a_block_reads_each_committed_key_once() -> None:
+    # transactions of a block read the same records (sender's key and organisation, the parameters, the
+    # thresholds): the committed state is read once per key (a LevelDB read in a node), and what one
+    # transaction writes is still what the next one reads
+    chain = Chain()
+    chain.open_period()
+    chain.ok("mee", "allocate", period="2025", org="ent1", amount_t=100)
+    counting = _CountingState(chain.state)
+    chain.state = counting
+    results = chain.run_block(
+        [chain.make_tx("ent1", "transfer_allowances", {"to": "ent2", "amount_t": 10}) for _ in range(5)]
+    )
+    assert [r.code for r in results] == ["ok"] * 5
+    assert len(counting.reads) == len(set(counting.reads))
+    assert (chain.allowances("ent1"), chain.allowances("ent2")) == (50, 50)
+
+
 class _Buggy(CarbonChaincode):
     name = "buggy"
 

@@ -64,6 +64,14 @@ def test_a_large_transfer_waits_locked_and_moves_on_the_second_key() -> None:
     chain.fails("unknown_request", "ent1", "approve_request", request=99)
 
 
+def test_a_call_that_would_fail_fails_with_its_own_code_on_either_side_of_the_threshold() -> None:
+    chain = make_chain()
+    chain.fails("insufficient_balance", "ent1", "transfer_allowances", to="ent2", amount_t=5_000)  # above
+    chain.fails("self_transfer", "ent1", "transfer_allowances", to="ent1", amount_t=50)  # below
+    chain.fails("insufficient_cash", "bank", "withdraw_cash", org="ent1", amount_fen=10**8, bank_ref="x")
+    # (`fails` also checks that nothing was written: no request, no lock)
+
+
 def test_rejection_and_expiry_give_the_units_back() -> None:
     chain = make_chain()
     rejected = request_of(chain.call("ent1", "transfer_allowances", to="ent2", amount_t=500))

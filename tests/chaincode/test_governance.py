@@ -8,6 +8,8 @@ from typing import Any
 
 from chainkit import Chain
 
+from chaincode.context import OverlayState, TxContext
+from chaincode.ledger import get_params
 from core import codec
 from core.devkeys import dev_admin_key
 
@@ -54,6 +56,38 @@ def test_a_parameter_change_executes_once_when_two_thirds_of_the_members_approve
     assert [v["key"] for v in record["approvals"]] == [dev_admin_key(o).public_key.hex() for o in MEMBERS[:3]]
     chain.fails("proposal_closed", "ver1", "approve", proposal=number)  # exactly once
     assert list(chain.state.iterate(b"orgprop/")) == [] and list(chain.state.iterate(b"expiry/")) == []
+
+
+def test_a_parameter_change_applies_to_the_next_transaction_of_the_same_block() -> None:
+    # the parameters are decoded once per distinct value (chaincode.ledger.get_params): a change earlier
+    # in the block must reach the very next transaction, and a later block must not see a dropped one
+    chain = make_chain()
+    chain.open_period()
+    chain.ok("mee", "allocate", period="2025", org="ent2", amount_t=10_000)
+    number = propose(chain, "mee", "set_parameter", name="four_eyes_allowance_t", value=100)
+    chain.ok("bank", "approve", proposal=number)
+
+    def transfer() -> Any:
+        return chain.make_tx("ent2", "transfer_allowances", {"to": "ent3", "amount_t": 500})
+
+    executing = chain.make_tx("ent1", "approve", {"proposal": number})
+    before, approval, after = chain.run_block([transfer(), executing, transfer()])
+    assert [e["type"] for e in before.events] == ["allowances_transferred"]  # 500 <= 10,000
+    assert "parameter_changed" in [e["type"] for e in approval.events]
+    assert [e["type"] for e in after.events] == ["request_created"]  # 500 > 100, in the same block
+    assert chain.query("params")["four_eyes_allowance_t"] == 100
+
+
+def test_parameters_are_handed_out_as_copies() -> None:
+    chain = make_chain()
+    context = TxContext(
+        OverlayState(chain.state), sender_org="mee", sender_role="regulator", sender_key=b"",
+        sender_is_admin=True, height=1, block_time_ms=0, tx_id=b"",
+    )  # fmt: skip
+    params = get_params(context)
+    params["offset_cap_bps"] = 9_999
+    assert get_params(context)["offset_cap_bps"] == 500
+    assert chain.query("params")["offset_cap_bps"] == 500
 
 
 def test_one_organisation_counts_once_however_many_of_its_keys_approve() -> None:

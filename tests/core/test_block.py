@@ -19,6 +19,7 @@ from core.block import (
     compute_commit_digest,
     compute_results_root,
     compute_tx_root,
+    encode_results_and_root,
     verify_commit_certificate,
 )
 from core.devkeys import dev_admin_key, dev_node_key
@@ -177,6 +178,19 @@ def test_results() -> None:
         TxResult.from_wire({"code": 1, "events": [], "message": ""})
     with pytest.raises(CodecError):
         TxResult.from_wire({"code": "ok", "events": []})
+
+
+def test_results_encoded_with_their_root_are_the_encodings_of_each_and_the_root() -> None:
+    results = [
+        TxResult(RESULT_OK, "", ({"type": "transfer", "to": "ent2", "amount_t": 5}, {"type": "b", "a": [1]})),
+        TxResult("insufficient_balance", "has 3, needs 5 t — détail"),  # a non-ASCII message
+        TxResult(RESULT_OK, "", ({"type": "nested", "z": {"y": None, "x": True}},)),
+        TxResult("x" * 40, "y" * 300),  # past the fixstr lengths
+    ]
+    for count in range(len(results) + 1):
+        encodings, root = encode_results_and_root(results[:count])
+        assert encodings == [codec.encode(result.to_wire()) for result in results[:count]]
+        assert root == compute_results_root(results[:count])
 
 
 # --- commit certificates ----------------------------------------------------------------------------------

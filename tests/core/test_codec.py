@@ -63,6 +63,23 @@ def test_an_already_sorted_value_packs_as_it_is_to_the_same_bytes(value: Any) ->
     assert codec.encode(in_order) == rebuilt == codec.encode(value)
 
 
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(st.dictionaries(st.text(max_size=10), values, max_size=4), st.lists(values, max_size=4))
+def test_containers_of_encoded_items_are_the_encodings_of_the_containers(
+    mapping: dict[str, Any], items: list[Any]
+) -> None:
+    entries = [(key, codec.encode(mapping[key])) for key in sorted(mapping)]
+    assert codec.encode_map_of_encoded(entries) == codec.encode(mapping)
+    assert codec.encode_list_of_encoded([codec.encode(item) for item in items]) == codec.encode(items)
+
+
+def test_a_map_of_encoded_values_needs_its_keys_in_canonical_order() -> None:
+    one = codec.encode(1)
+    for entries in ([("b", one), ("a", one)], [("a", one), ("a", one)]):
+        with pytest.raises(CodecError, match="sorted and unique"):
+            codec.encode_map_of_encoded(entries)
+
+
 def test_tuples_encode_as_lists() -> None:
     assert codec.encode((1, "a")) == codec.encode([1, "a"])
 

@@ -100,8 +100,9 @@ class ReferenceChain:
         )
         return sign_transaction(body, key)
 
-    def extend(self, txs: tuple[SignedTx, ...] = ()) -> CertifiedBlock:
-        """Propose, execute, certify and commit the next block."""
+    def extend(self, txs: tuple[SignedTx, ...] = (), *, certified: bool = True) -> CertifiedBlock:
+        """Propose, execute, certify and commit the next block (certified=False: commit it without its
+        certificate, as a node that executed it before its COMMIT quorum arrived)."""
         store = self.store
         height = store.last_height + 1
         state_height = max(0, height - self.genesis.consensus.pipeline_depth)
@@ -127,7 +128,11 @@ class ReferenceChain:
         )
         certificate = certify(block)
         store.commit_block(
-            block, execution.results, execution.tx_writes, certificate, end_writes=execution.end_writes
+            block,
+            execution.results,
+            execution.tx_writes,
+            certificate if certified else None,
+            end_writes=execution.end_writes,
         )
         self.blocks[height] = CertifiedBlock(block, certificate, execution.results)
         return self.blocks[height]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core import codec
-from core.block import CertifiedBlock
+from core.block import decode_certified_block, encode_certified_block
 from core.errors import InvalidInput
 from node.sync import (
     OUTSTANDING_MAX,
@@ -36,8 +36,8 @@ def chain(tmp_path: Path) -> Iterator[ReferenceChain]:
     reference.store.close()
 
 
-def heights(blocks: Iterable[CertifiedBlock]) -> list[int]:
-    return [b.block.header.height for b in blocks]
+def heights(encoded: Iterable[bytes]) -> list[int]:
+    return [decode_certified_block(b).block.header.height for b in encoded]
 
 
 def test_serves_the_certified_blocks_it_has_of_a_range(chain: ReferenceChain) -> None:
@@ -45,7 +45,27 @@ def test_serves_the_certified_blocks_it_has_of_a_range(chain: ReferenceChain) ->
     assert heights(serve_block_range(chain.store, GetBlocks(1, 4, 10**6))) == [4, 5]
     assert serve_block_range(chain.store, GetBlocks(1, 6, 9)) == []
     served = serve_block_range(chain.store, GetBlocks(1, 3, 3))
-    assert served == [chain.blocks[3]]
+    assert served == [encode_certified_block(chain.blocks[3])]
+
+
+def test_a_served_range_is_byte_for_byte_the_encoding_of_its_certified_blocks(chain: ReferenceChain) -> None:
+    # served from the stored bytes (nothing decoded): the wire format of docs/protocol/node.md exactly
+    failing = chain.call("ent-a", "transfer_allowances", {"to": "ent-a", "amount_t": 1})  # self_transfer
+    chain.extend((chain.deposit(), failing, chain.deposit("ent-a", 7)))
+    chain.extend()
+    last = chain.store.last_height
+    assert [r.code for r in chain.blocks[last - 1].results] == ["ok", "self_transfer", "ok"]
+    answer = encode_blocks_answer(9, serve_block_range(chain.store, GetBlocks(9, 1, last)))
+    wire = {"blocks": [chain.blocks[h].to_wire() for h in range(1, last + 1)], "id": 9, "kind": "blocks"}
+    assert answer == codec.encode(wire)
+    assert decode_sync(answer) == BlocksAnswer(9, tuple(chain.blocks[h] for h in range(1, last + 1)))
+
+
+def test_a_range_stops_before_the_first_block_without_a_certificate(chain: ReferenceChain) -> None:
+    chain.extend((chain.deposit(),), certified=False)
+    chain.extend((chain.deposit(),))
+    assert heights(serve_block_range(chain.store, GetBlocks(1, 4, 7))) == [4, 5]
+    assert serve_block_range(chain.store, GetBlocks(1, 6, 7)) == []
 
 
 def test_serves_at_most_sync_blocks_max_blocks(chain: ReferenceChain) -> None:
@@ -58,7 +78,8 @@ def test_serves_at_most_sync_blocks_max_blocks(chain: ReferenceChain) -> None:
 def test_sync_messages_round_trip_and_bad_ones_are_named(chain: ReferenceChain) -> None:
     assert decode_sync(encode_get_blocks(GetBlocks(7, 1, 9))) == GetBlocks(7, 1, 9)
     blocks = [chain.blocks[1], chain.blocks[2]]
-    assert decode_sync(encode_blocks_answer(8, blocks)) == BlocksAnswer(8, tuple(blocks))
+    encoded = [encode_certified_block(block) for block in blocks]
+    assert decode_sync(encode_blocks_answer(8, encoded)) == BlocksAnswer(8, tuple(blocks))
     bad = {
         "needs 1 <= from <= to": {"from": 5, "id": 1, "kind": "get_blocks", "to": 4},
         "integer id": {"from": 1, "id": "1", "kind": "get_blocks", "to": 4},
