@@ -9,6 +9,7 @@ re-executes all of it from genesis."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from core.tx import SignedTx
 from core.validators import ValidatorSet, compute_activation_height
 from core.votes import compute_node_key_proof_digest
 from node.byzantine import BYZANTINE_ENV
-from tests.integration.cluster import Cluster, running_cluster, wait_until
+from tests.integration.cluster import Cluster, running_cluster, wait_linked, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 DAY_MS = 86_400_000
@@ -39,6 +40,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     hook = {"validator-3": {BYZANTINE_ENV: "equivocate@1"}}  # once, with its first PREPARE
     # checkpoints every 10 heights: a validator-set change comes into force within 6 + 10 blocks
     with running_cluster(root, node_env=hook, consensus={"checkpoint_interval": 10}) as network:
+        # the equivocation is sent once: with a link still down (slow on a loaded host) it would be lost
+        asyncio.run(wait_linked(network, "validator-3", timeout_s=60))
         yield network
 
 
