@@ -113,7 +113,8 @@ class Bench:
         assert not bad, bad[:3]
         self.state.apply(execution.writes)
 
-    def setup(self) -> None:
+    def setup(self, *, order_book: bool = True) -> None:
+        """A period, allocations, cash and an offset project; with `order_book`, a resting sell book."""
         day = 86_400_000
         self.commit(
             [
@@ -161,6 +162,8 @@ class Bench:
             )
         )
         self.commit(txs)
+        if not order_book:
+            return
         # a resting sell book for the matching benchmark: one order per price level per seller
         self.commit(
             [

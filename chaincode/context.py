@@ -204,41 +204,39 @@ class TxContext:
 
 
 def decode_record(raw: bytes) -> dict[str, Any]:
-    """Decode a state value written by this chaincode; anything else is corruption (our bug).
+    """Decode a state value written by this chaincode; anything else is corruption (our bug). Every call
+    returns a dict of its own, which the caller may change.
 
     State bytes were produced by `encode_record` and are committed by the state root, so this skips
     core.codec's canonical re-encoding check (it doubled the cost of every transfer); tests check that every
     state value is canonical with core.codec.decode.
+
+    Flat records (no list or map inside: organisations, keys, balances, the parameters) are remembered by
+    their bytes in `_flat_records`, and the same bytes again are answered with a copy: each transaction
+    reads its sender's key and organisation and its recipient's organisation again. What is answered
+    depends on the bytes alone, never on what was decoded before.
     """
+    known = _flat_records.get(raw)
+    if known is not None:
+        return dict(known)  # every value is a scalar: a shallow copy is a full one
     try:
         value = msgpack.unpackb(raw, raw=False, strict_map_key=True)
     except (ValueError, msgpack.UnpackException) as exc:
         raise InvariantBroken(f"state value is not msgpack: {exc}") from None
     if type(value) is not dict:
         raise InvariantBroken(f"state value is a {type(value).__name__}, expected a map")
-    return value
+    for item in value.values():
+        kind = type(item)
+        if kind is dict or kind is list:
+            return value
+    if len(_flat_records) >= FLAT_RECORDS_MAX:
+        _flat_records.clear()  # bounded; forgetting changes no answer
+    _flat_records[raw] = value
+    return dict(value)
 
 
-class DecodedOnce:
-    """The last record decoded through it, kept with its bytes: the same bytes again are not decoded again.
-
-    For a record that many transactions read and few change (the parameters). What it returns depends on
-    the bytes alone, never on what was asked before, so it is as deterministic as decode_record. The
-    record handed out is shared: callers copy it before changing it.
-    """
-
-    __slots__ = ("_last",)
-
-    def __init__(self) -> None:
-        self._last: tuple[bytes, dict[str, Any]] | None = None  # one attribute: replaced atomically
-
-    def decode(self, raw: bytes) -> dict[str, Any]:
-        last = self._last
-        if last is not None and last[0] == raw:
-            return last[1]
-        record = decode_record(raw)  # raises before anything is kept
-        self._last = (raw, record)
-        return record
+FLAT_RECORDS_MAX = 4096
+_flat_records: dict[bytes, dict[str, Any]] = {}  # bytes -> decoded flat record, never handed out itself
 
 
 def encode_record(record: dict[str, Any]) -> bytes:

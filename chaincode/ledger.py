@@ -11,11 +11,10 @@ from typing import Any, NoReturn
 
 from chaincode import schema
 from chaincode.base import ChaincodeFailure
-from chaincode.context import DecodedOnce, TxContext
+from chaincode.context import TxContext
 from core.errors import InvariantBroken
 
 BALANCE_MAX = 2**62  # no balance or total may exceed this (far beyond any real market)
-_params_decoded = DecodedOnce()  # the parameters record as last decoded (get_params)
 
 
 class Code:
@@ -132,18 +131,12 @@ def require_unrestricted(record: dict[str, Any]) -> None:
 
 
 def get_params(ctx: TxContext) -> dict[str, Any]:
-    """The parameters in force, as a fresh dict the caller may change (apply_set_parameter does).
-
-    Most transactions read them, some twice, and the record is the largest a transfer reads: its bytes
-    are decoded once per distinct value (`_params_decoded`) and each call gets a copy (every value is an
-    int or a str, so a shallow copy is a full one). Keyed by the bytes themselves, the cache cannot go
-    stale: a parameter change earlier in the block, even one whose transaction later fails, is a
-    different value read through the same overlays.
-    """
-    raw = ctx.get(schema.PARAMS)
-    if raw is None:
+    """The parameters in force, as a dict of the caller's own (apply_set_parameter changes it). Decoded
+    once per distinct value: they are a flat record (chaincode.context.decode_record)."""
+    record = ctx.get_record(schema.PARAMS)
+    if record is None:
         raise InvariantBroken("carbon parameters are missing from state (genesis not applied?)")
-    return dict(_params_decoded.decode(raw))
+    return record
 
 
 def next_counter(ctx: TxContext, key: bytes, count: int = 1) -> int:

@@ -18,6 +18,7 @@ from chaincode import (
     genesis_writes,
     get_key_status,
 )
+from chaincode.context import decode_record, encode_record
 from chaincode.hosting import CarbonChaincode
 from core import codec
 from core.errors import GenesisError, InvariantBroken
@@ -217,6 +218,19 @@ def test_state_values_are_canonical_maps() -> None:
     chain = Chain()
     for value in chain.state.items().values():
         assert type(codec.decode(value)) is dict
+
+
+def test_every_decoded_record_is_the_callers_own() -> None:
+    # flat records are remembered by their bytes (chaincode.context.decode_record): what one caller
+    # changes must not reach the next one, whichever record it is
+    flat = encode_record({"available": 5, "locked": 0, "note": None})
+    nested = encode_record({"args": {"to": "ent2"}, "votes": [1, 2]})
+    for raw in (flat, nested, flat, nested):
+        first = decode_record(raw)
+        first["available"] = first["votes"] = -1
+        if "args" in first:
+            first["args"]["to"] = "someone else"
+        assert decode_record(raw) == codec.decode(raw)
 
 
 def test_queries_parse_strings_and_report_missing_objects() -> None:
