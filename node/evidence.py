@@ -7,6 +7,10 @@ arguments from the two messages (`compute_evidence_args`), signs it with the nod
 its organisation as a node key at genesis: it may sign only report_evidence) and submits it through the
 node's own admission, like any client's transaction. Each pair is submitted once (a bounded memory of what
 was sent); the chaincode records each offence once, whoever reports it first (docs/CHAINCODE.md §14).
+
+One offender is reported at most once per OFFENDER_INTERVAL_BLOCKS: a validator that double-votes at every
+height would otherwise make every evidence transaction a new block, and every new block a new offence, so
+the chain would grow by itself for as long as it lied. One recorded offence is enough for governance to act.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 
 REPORTED_MAX = 1000  # evidence pairs remembered as submitted (as many as the replica keeps)
 VALIDITY_BLOCKS = 100  # the evidence transaction may be included up to this many blocks ahead
+OFFENDER_INTERVAL_BLOCKS = 100  # blocks between two reports against the same validator
 _KINDS: dict[type, str] = {
     PrePrepare: "pre_prepare",
     Prepare: "prepare",
@@ -80,6 +85,7 @@ class EvidenceReporter:
         self._submit = submit  # into the node's own admission (the caller decides when: not re-entrantly)
         self._next_height = next_height
         self._reported: OrderedDict[bytes, None] = OrderedDict()
+        self._last_report_height: dict[bytes, int] = {}  # offender's key -> our next height when reported
 
     def report(
         self, output: ReportMisbehaviour, signer_key: Callable[[Message], bytes | None]
@@ -98,6 +104,11 @@ class EvidenceReporter:
         pair = codec.encode(args)  # the pair, as reported
         if pair in self._reported:
             return None
+        height = self._next_height()
+        last = self._last_report_height.get(key)
+        if last is not None and height < last + OFFENDER_INTERVAL_BLOCKS:
+            return None
+        self._last_report_height[key] = height  # one entry per key ever reported
         self._reported[pair] = None
         while len(self._reported) > REPORTED_MAX:
             self._reported.popitem(last=False)
@@ -109,7 +120,7 @@ class EvidenceReporter:
             sender_org=self._org(),
             sender_key=self._key.public_key,
             nonce=int.from_bytes(os.urandom(8), "big"),  # a restarted node's report is a new transaction
-            valid_until=self._next_height() + VALIDITY_BLOCKS,
+            valid_until=height + VALIDITY_BLOCKS,
         )
         tx = sign_transaction(body, self._key)
         log.warning(
