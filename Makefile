@@ -42,7 +42,11 @@ browser:
 screenshots: $(STAMP) browser
 	CARBONCHAIN_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/web -q
 
-test: lint typecheck unit
+# The virtualenv and the browser install at once (both wait mostly on the package registries), then the
+# checks in order.
+test:
+	@$(MAKE) --no-print-directory -j2 $(STAMP) browser
+	@$(MAKE) --no-print-directory lint typecheck unit
 
 clean:
 	rm -rf $(VENV) .devnet .mypy_cache .pytest_cache .ruff_cache .hypothesis

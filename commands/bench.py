@@ -75,7 +75,11 @@ def _parse_consensus(items: tuple[str, ...]) -> dict[str, Any]:
     type=click.Path(file_okay=False, path_type=Path),
     help="py-spy validator-0 and observer-0 during the timed load; raw stacks go here (needs py-spy in the venv).",
 )
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Where node homes go.")
+@click.option(
+    "--workdir",
+    type=click.Path(exists=True, file_okay=False, writable=True, path_type=Path),
+    help="An existing directory where node homes go (default: the system temp directory).",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.option("--keep", is_flag=True, help="Keep node homes and logs (printed in the report).")
 @click.option(

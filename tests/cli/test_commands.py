@@ -109,6 +109,12 @@ def test_errors_are_one_line_without_traceback() -> None:
     assert result.exit_code == 1 and "Traceback" not in result.output
 
 
+def test_a_bench_work_directory_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["bench", "--workdir", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_tables_csv_and_money() -> None:
     rows = [{"org": "a", "t": 5}, {"org": "bb", "t": 1000}]
     assert format_table(rows).splitlines()[2] == "a       5"

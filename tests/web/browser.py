@@ -163,6 +163,11 @@ class Page:
 
         await self._until_loaded(act)
 
+    async def press_to_follow(self, key: str, code: str, key_code: int) -> None:
+        """Press a key that follows a link and return once the next page loaded (a condition checked while
+        the page navigates loses its document: "Inspected target navigated or closed")."""
+        await self._until_loaded(lambda: self.press(key, code, key_code))
+
     async def _until_loaded(self, start: Callable[[], Awaitable[None]]) -> None:
         loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 

@@ -327,8 +327,8 @@ async def test_keyboard_reaches_the_content_and_every_section(page: Page, networ
     outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
     await page.press("Tab", "Tab", 9, shift=True)
-    await page.press("Enter", "Enter", 13)
-    await page.wait_for("location.pathname === '/verify'")
+    await page.press_to_follow("Enter", "Enter", 13)
+    assert await page.evaluate("location.pathname") == "/verify"
 
 
 @pytest.mark.parametrize("path", ["/", "/compliance/{period}", "/blocks/1", "/market", "/orgs/ent-a"])

@@ -281,6 +281,11 @@ class Run:
                 failed += 1
             sent_and_committed.append((result.send_times[i], seen[0]))
         window = compute_window_stats(sent_and_committed, window_start, window_end)
+        if window_end <= window_start:
+            self.progress(
+                f"warning: all {sent} transactions were sent within the {window_start - result.started:.1f} s"
+                " warm-up, so the timed window is empty (0 tx/s): raise --txs"
+            )
         blocks = [b for b in self.listener.blocks if window_start <= b.at <= window_end]
         block_txs = [b.tx_count for b in blocks if b.tx_count > 0]
         return {
