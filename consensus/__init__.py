@@ -38,5 +38,7 @@ and tests/consensus/pbft_sim.py provide the two Effects):
      peer), then feed MessageReceived(peer_index, message). Feed client/gossiped transactions that
      admission accepted (signature and shape checked) as TxReceived(txs), a batch in one input;
      gossip them to all validators.
-     Feed PeerConnected(peer) whenever a link to a validator (re)opens.
+     Feed PeerConnected(peer) whenever a link to a validator (re)opens, and PeerDisconnected(peer) when
+     it closes or a FetchBlocks to it could not be sent for want of a link: blocks are then asked of a
+     linked validator instead of waiting out the fetch timeout.
 """

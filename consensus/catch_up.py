@@ -100,7 +100,20 @@ class StateTransfer:
     def on_peer_connected(self, peer: int) -> None:
         """A link came up: whatever the peer sent while it was down is lost, possibly the last blocks of a
         chain that has since fallen quiet, so ask it (a votes-only view of a block never triggers a fetch)."""
+        self.fetch.unlinked.discard(peer)
         self.probe(peer)
+
+    def on_peer_disconnected(self, peer: int) -> None:
+        """No link to `peer`: what was asked of it will not be answered, so ask a linked peer now rather than
+        at the fetch timeout (a restarted node's first request often names a peer that has not redialled)."""
+        if peer in self.fetch.unlinked:
+            return
+        self.fetch.unlinked.add(peer)
+        if self.fetch.outstanding_peer != peer:
+            return
+        self.fetch.outstanding_peer = None
+        self.timers.cancel(TIMER_FETCH)
+        self._issue_fetch(probe=self.fetch.target_height <= self.chain.delivered_height)
 
     def probe(self, peer: int | None = None) -> None:
         """Ask one peer for blocks after ours: cheap, and it answers 'nothing' when we are not behind."""

@@ -74,6 +74,11 @@ class PeerConnected:
     peer: int  # a validator whose link to us (re)opened; what it sent while the link was down is lost
 
 
+@dataclass(frozen=True, slots=True)
+class PeerDisconnected:
+    peer: int  # a validator we have no link to (it closed, or a FetchBlocks to it could not be sent)
+
+
 Input = (
     Tick
     | MessageReceived
@@ -83,6 +88,7 @@ Input = (
     | BlocksFetched
     | TxsFetched
     | PeerConnected
+    | PeerDisconnected
 )
 
 

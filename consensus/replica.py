@@ -50,6 +50,7 @@ from consensus.events import (
     MessageReceived,
     Output,
     PeerConnected,
+    PeerDisconnected,
     Tick,
     TimerFired,
     TxReceived,
@@ -257,6 +258,8 @@ class Replica:
             self._on_txs_arrived(event.txs)
         elif isinstance(event, PeerConnected):
             self._on_peer_connected(event.peer)
+        elif isinstance(event, PeerDisconnected) and event.peer != self.cfg.index:
+            self._transfer.on_peer_disconnected(event.peer)
         if not self._views.is_halted:
             self._after_step()
         return self._out.take()

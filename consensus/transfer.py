@@ -30,6 +30,7 @@ class FetchTracker:
     rotation: int = 0
     probe_retries: int = 0  # peers still to ask when an unanswered probe times out
     far_claims: dict[int, int] = field(default_factory=dict)  # sender -> highest height it signed ahead
+    unlinked: set[int] = field(default_factory=set)  # validators with no link to us: not asked until back
 
     def note_behind(self, height: int, peers: Iterable[int], delivered_height: int) -> None:
         """Evidence that the network committed `height`, held by `peers`."""
@@ -63,9 +64,14 @@ class FetchTracker:
         self.penalized_until_ms[peer] = now_ms + PENALTY_MS
 
     def choose_peer(self, now_ms: int, validators: Sequence[int]) -> int | None:
-        """Next peer to ask: hinted peers first, then the other `validators`, skipping penalized ones."""
+        """Next peer to ask: hinted peers first, then the other `validators`, skipping penalized ones and
+        those we know have no link to us."""
         others = [p for p in validators if p != self.me and p not in self.hint_peers]
-        order = [p for p in self.hint_peers + others if self.penalized_until_ms.get(p, 0) <= now_ms]
+        order = [
+            p
+            for p in self.hint_peers + others
+            if self.penalized_until_ms.get(p, 0) <= now_ms and p not in self.unlinked
+        ]
         if not order:
             return None
         self.rotation += 1

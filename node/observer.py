@@ -149,6 +149,9 @@ class ObserverFollower:
         if peer.role.value == "validator":
             self._request_missing(peer)
 
+    def on_peer_disconnected(self, peer: PeerId) -> None:
+        return  # the follower asks whichever validator pushes or answers next
+
     def offer(self, txs: Sequence[SignedTx]) -> list[str | None]:
         return [self.pool.offer(tx) for tx in txs]  # relayed to the validators, which propose them
 

@@ -198,6 +198,7 @@ class Node:
             self.network.on(channel, handler)
         self.network.on(CHANNEL_SYNC, self._on_sync)
         self.network.on_connect(self.role.on_peer_connected)
+        self.network.on_disconnect(self.role.on_peer_disconnected)
         self.backend = NodeBackend(
             genesis=genesis,
             node_id=identity.name,

@@ -35,6 +35,7 @@ from consensus.events import (
     Input,
     MessageReceived,
     PeerConnected,
+    PeerDisconnected,
     Persist,
     ReportMisbehaviour,
     Send,
@@ -125,7 +126,6 @@ class ValidatorShell:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._fetches = BlockRequests(network)  # block ranges asked of validators (state transfer)
         self._tx_fetches = BlockRequests(network)  # transactions of proposals we assemble
-        self._deferred_fetch: FetchBlocks | None = None  # asked of a peer that was not connected yet
         self._loop: asyncio.AbstractEventLoop | None = None
         # tx id -> why the replica did not take it, until offer() reads it
         self._refusals: dict[bytes, str] = {}
@@ -229,11 +229,15 @@ class ValidatorShell:
             bad = self._first_unverifiable(block)
             if bad is not None:
                 raise InvalidInput(f"block proposed with an invalid transaction signature: {bad.tx_id.hex()}")
-        event = MessageReceived(peer.index, message)
+        # peer frames that arrive in one turn of the event loop are drained together: one batch, one write
+        self._submit_soon(MessageReceived(peer.index, message))
+
+    def _submit_soon(self, event: Input) -> None:
+        """Queue an input for a drain in this turn of the event loop (or the current one, when called while
+        outputs are performed: an input must not be stepped between two outputs of one batch)."""
         if self.paused_reason is not None:
             self._hold(event)
             return
-        # peer frames that arrive in one turn of the event loop are drained together: one batch, one write
         self.driver.enqueue(event)
         if self._loop is not None and self._drain_handle is None:
             self._drain_handle = self._loop.call_soon(self._drain)
@@ -383,9 +387,10 @@ class ValidatorShell:
 
     def fetch(self, output: FetchBlocks) -> None:
         if not self._fetches.request(PeerId.validator(output.peer), output.from_height, output.to_height):
-            # Not connected (typically just after a restart, before peers redial us): send it when the peer
-            # connects. An empty answer instead would claim that the peer has no blocks after ours.
-            self._deferred_fetch = output
+            # Not connected (typically just after a restart, before peers redial us): the replica asks a
+            # linked validator instead, and this one when it connects (PeerConnected probes it). An empty
+            # answer instead would claim that the peer has no blocks after ours.
+            self._submit_soon(PeerDisconnected(output.peer))
 
     def fetch_txs(self, output: FetchTxs) -> None:
         # not connected: the replica asks the next validator when this request's deadline passes
@@ -393,12 +398,12 @@ class ValidatorShell:
         log.debug("asked validator-%d for %d transactions (sent: %s)", output.peer, len(output.tx_ids), sent)
 
     def on_peer_connected(self, peer: PeerId) -> None:
-        deferred = self._deferred_fetch
-        if deferred is not None and peer == PeerId.validator(deferred.peer):
-            self._deferred_fetch = None
-            self.fetch(deferred)
         if peer.role.value == "validator":
             self.submit(PeerConnected(peer.index))
+
+    def on_peer_disconnected(self, peer: PeerId) -> None:
+        if peer.role.value == "validator":
+            self.submit(PeerDisconnected(peer.index))
 
     # --- status -----------------------------------------------------------------------------------------------
 
@@ -503,6 +508,9 @@ class ValidatorRole:
         self.shell.on_peer_connected(peer)
         if self.is_linked():
             self._quorum_linked.set()
+
+    def on_peer_disconnected(self, peer: PeerId) -> None:
+        self.shell.on_peer_disconnected(peer)
 
     def on_blocks_answer(self, peer: PeerId, request_id: int, blocks: tuple[CertifiedBlock, ...]) -> None:
         self.shell.on_blocks_answer(peer, request_id, blocks)

@@ -368,6 +368,17 @@ def test_committed_window_is_complete_only_once_it_spans_the_validity_window() -
     assert recovered.is_complete and recovered.contains(make_tx(4).tx_id)
 
 
+def test_peers_without_a_link_are_not_asked_until_they_are_back() -> None:
+    fetch = FetchTracker(0)
+    fetch.note_target(10, [1])
+    fetch.unlinked |= {1, 2}
+    assert {fetch.choose_peer(0, [0, 1, 2, 3]) for _ in range(4)} == {3}  # the hinted peer has no link
+    fetch.unlinked = {1, 2, 3}
+    assert fetch.choose_peer(0, [0, 1, 2, 3]) is None  # nobody to ask: wait for a link
+    fetch.unlinked.discard(1)
+    assert fetch.choose_peer(0, [0, 1, 2, 3]) == 1
+
+
 def test_far_claims_need_f_plus_one_senders() -> None:
     fetch = FetchTracker(0)
     fetch.note_far(1, 50, delivered_height=0, max_faulty=1)

@@ -18,7 +18,6 @@ from consensus.events import (
     BROADCAST,
     REFUSED_FULL,
     ExecuteBlock,
-    FetchBlocks,
     FetchTxs,
     Persist,
     ReportMisbehaviour,
@@ -49,7 +48,7 @@ from node.events import EventHub
 from node.evidence import EvidenceReporter
 from node.metrics import NodeMetrics
 from node.roster import Roster, read_validator_history
-from node.sync import GetTxs, decode_sync
+from node.sync import GetBlocks, GetTxs, decode_sync
 from node.validator import ValidatorShell
 from node.verified import VerifiedCache
 from p2p import PeerId
@@ -268,17 +267,6 @@ async def test_fetched_transactions_are_verified_and_only_answers_we_asked_for_c
         shell.on_txs_answer(V2, request.request_id, (forged,))
 
 
-def test_a_fetch_of_an_unlinked_peer_waits_for_its_link(store: Store) -> None:
-    network = BroadcastNetwork()
-    shell = make_shell(store, network)
-    shell.fetch(FetchBlocks(1, 10, 0))
-    assert network.block_requests() == []
-    network.connected.add(V0)
-    shell.on_peer_connected(V0)
-    [(peer, request)] = network.block_requests()
-    assert peer == V0 and (request.from_height, request.to_height) == (1, 10)
-
-
 class SignallingNetwork(BroadcastNetwork):
     def __init__(self, connected: tuple[PeerId, ...] = ()) -> None:
         super().__init__(connected)
@@ -287,6 +275,33 @@ class SignallingNetwork(BroadcastNetwork):
     def send(self, peer: PeerId, channel: str, payload: bytes) -> bool:
         self.sent_more.set()
         return super().send(peer, channel, payload)
+
+    async def wait_block_requests(self, timeout_s: float) -> list[tuple[PeerId, GetBlocks]]:
+        async with asyncio.timeout(timeout_s):
+            while not self.block_requests():
+                self.sent_more.clear()
+                await self.sent_more.wait()
+        return self.block_requests()
+
+
+async def test_a_restarted_node_asks_a_linked_peer_for_blocks_at_once(store: Store) -> None:
+    """Just restarted, before most peers redial us, the replica's first choice (validator 2 here) has no
+    link: the request goes to a linked validator at once, not a fetch timeout (a view timeout) later, by
+    when a restarted validator of a crash-cycle run had started a view change alone. A peer whose link
+    comes up is asked in turn."""
+    network = SignallingNetwork(connected=(V3,))
+    shell = make_shell(store, network)
+    shell.start()
+    try:
+        [(peer, request)] = await network.wait_block_requests(GENESIS.consensus.view_timeout_ms / 4000)
+        assert peer == V3 and request.from_height == 1
+        shell.on_blocks_answer(V3, request.request_id, ())  # nothing after ours
+        network.connected.add(V0)
+        shell.on_peer_connected(V0)
+        [_, (again, _)] = network.block_requests()
+        assert again == V0
+    finally:
+        shell.stop()
 
 
 async def test_a_block_request_never_answered_does_not_leave_the_node_catching_up(store: Store) -> None:
