@@ -1,6 +1,6 @@
 """Randomized simulation of the real replica: many seeds, each a different fault mix, zero violations.
 
-Default: SIM_SEEDS=300 seeds starting at SIM_SEED_START=0, plus the regression seeds, in test cases of
+Default: SIM_SEEDS=200 seeds starting at SIM_SEED_START=0, plus the regression seeds, in test cases of
 SIM_CHUNK=100 seeds each (about 10 s each on a quiet core). Reproduce one failing seed:
     SIM_SEED=1234 .venv/bin/pytest tests/consensus/test_sim.py -k seeds
 Long mode (two processes for two cores):
@@ -29,7 +29,7 @@ def _seeds() -> list[int]:
     if single is not None:
         return [int(single)]
     start = int(os.environ.get("SIM_SEED_START", "0"))
-    seeds = list(range(start, start + int(os.environ.get("SIM_SEEDS", "300"))))
+    seeds = list(range(start, start + int(os.environ.get("SIM_SEEDS", "200"))))
     return seeds + [s for s in REGRESSION_SEEDS if s not in seeds]
 
 

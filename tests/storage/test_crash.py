@@ -4,7 +4,7 @@ Each run starts tests/storage/crash_writer.py on the same data dir, waits until 
 it after a random (seeded) delay, and checks: every block the child reported committed survived; the last
 block is complete (results, tx index, roots); the state root equals a from-scratch recomputation; the stored
 trie nodes are exactly those of a from-scratch build; history agrees with the state. Two lanes (separate data
-dirs) run in parallel. STORAGE_CRASH_KILLS sets the total number of kills (default 200; soak: 5000).
+dirs) run in parallel. STORAGE_CRASH_KILLS sets the total number of kills (default 120; soak: 5000).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from storage.store import Store
 from storage.trie import build_trie, compute_state_root
 
 WRITER = Path(__file__).with_name("crash_writer.py")
-KILLS = int(os.environ.get("STORAGE_CRASH_KILLS", "200"))
+KILLS = int(os.environ.get("STORAGE_CRASH_KILLS", "120"))
 LANES = 2
 SEED = int(os.environ.get("STORAGE_CRASH_SEED", "1729"))
 KILL_DELAY_MAX_S = 0.06
