@@ -386,10 +386,14 @@ class ValidatorShell:
         self.submit(TimerFired(timer_id))
 
     def fetch(self, output: FetchBlocks) -> None:
-        if not self._fetches.request(PeerId.validator(output.peer), output.from_height, output.to_height):
-            # Not connected (typically just after a restart, before peers redial us): the replica asks a
-            # linked validator instead, and this one when it connects (PeerConnected probes it). An empty
-            # answer instead would claim that the peer has no blocks after ours.
+        peer = PeerId.validator(output.peer)
+        if self._fetches.request(peer, output.from_height, output.to_height):
+            return
+        # Not sent. With no link (typically just after a restart, before peers redial us) the replica asks a
+        # linked validator instead, and this one when it connects (PeerConnected probes it); an empty answer
+        # instead would claim that the peer has no blocks after ours. A live link with a full send queue
+        # is not reported: no PeerConnected would ever bring it back, and the fetch timeout asks another.
+        if not self.network.is_connected(peer):
             self._submit_soon(PeerDisconnected(output.peer))
 
     def fetch_txs(self, output: FetchTxs) -> None:

@@ -153,6 +153,9 @@ class FakeNetwork:
     def connected_peers(self) -> list[PeerId]:
         return sorted(self.connected)
 
+    def is_connected(self, peer: PeerId) -> bool:
+        return peer in self.connected
+
     def send(self, peer: PeerId, channel: str, payload: bytes) -> bool:
         if peer not in self.connected:
             return False

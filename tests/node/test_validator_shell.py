@@ -304,6 +304,35 @@ async def test_a_restarted_node_asks_a_linked_peer_for_blocks_at_once(store: Sto
         shell.stop()
 
 
+class FullQueueNetwork(SignallingNetwork):
+    """Linked to every peer given, but the send queue to `full` has no room."""
+
+    def __init__(self, connected: tuple[PeerId, ...], full: PeerId) -> None:
+        super().__init__(connected)
+        self.full = full
+
+    def send(self, peer: PeerId, channel: str, payload: bytes) -> bool:
+        return peer != self.full and super().send(peer, channel, payload)
+
+
+async def test_a_linked_peer_with_a_full_send_queue_is_not_taken_for_unlinked(store: Store) -> None:
+    """A request that found the send queue full was not sent, but the link is up: no PeerConnected would
+    ever put that peer back in the rotation, so it is not reported as unlinked; the fetch timeout asks
+    again, as for any request that goes unanswered."""
+    network = FullQueueNetwork(connected=(V2, V3), full=V2)  # validator 2 is the first choice
+    shell = make_shell(store, network)
+    shell.start()
+    try:
+        for _ in range(3):  # the turns a PeerDisconnected would take to be drained and re-asked
+            await asyncio.sleep(0)
+        assert network.block_requests() == []
+        network.full = V0  # room again: the retry at the fetch timeout may go to either validator
+        [(peer, _)] = await network.wait_block_requests(2 * GENESIS.consensus.view_timeout_ms / 1000)
+        assert peer in (V2, V3)
+    finally:
+        shell.stop()
+
+
 async def test_a_block_request_never_answered_does_not_leave_the_node_catching_up(store: Store) -> None:
     """A peer killed (or whose link broke) between our request and its answer never answers; the replica
     gives up on it at its fetch timeout and asks another. catching_up (/readyz, /v1/status) follows the
