@@ -76,7 +76,7 @@ class PeerConnected:
 
 @dataclass(frozen=True, slots=True)
 class PeerDisconnected:
-    peer: int  # a validator we have no link to (it closed, or a FetchBlocks to it could not be sent)
+    peer: int  # a validator we have no link to (it closed, or a FetchBlocks found none to send on)
 
 
 Input = (
