@@ -31,6 +31,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.node.nodekit` for the serve case
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "storage"))
 
 from chaincode_bench import CHAIN_ID, ENTERPRISES, Bench, SortedState
@@ -165,7 +166,9 @@ def count_instructions(case: str) -> float:
         command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
         command += [__file__, "--child", case, str(repetitions)]
         env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in both runs
-        done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            raise SystemExit(f"the {case} case failed under callgrind:\n{done.stderr[-2000:]}")
         match = re.search(r"Collected : (\d+)", done.stderr)
         if match is None:
             raise SystemExit(f"callgrind gave no instruction count:\n{done.stderr[-2000:]}")
