@@ -68,6 +68,7 @@ class ObserverFollower:
         self._unverified: set[int] = set()  # heights in _ahead whose certificate waits for its set
         self._requests = BlockRequests(network)
         self._applied_tip: ChainTip | None = None  # of the last block applied here (saves a block read)
+        self._height_at_tick = store.last_height  # our height at the last catch-up tick
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -268,14 +269,24 @@ class ObserverFollower:
         self._requests.request(peer, first, first + SYNC_BLOCKS_MAX - 1)
 
     async def _catch_up_loop(self) -> None:
-        """Ask a validator for blocks periodically, so a missed push never leaves us behind for long."""
         while True:
             await asyncio.sleep(CATCH_UP_INTERVAL_S)
-            self._requests.clear()
-            for peer in self.network.connected_peers():
-                if peer.role.value == "validator":
-                    self._request_missing(peer)
-                    break
+            self.on_catch_up_tick()
+
+    def on_catch_up_tick(self) -> None:
+        """Every CATCH_UP_INTERVAL_S: ask a validator for blocks, so a missed push never leaves us behind for
+        long (an unanswered request is forgotten first). Not while pushes keep us at the head: blocks were
+        applied since the last tick and none is known beyond ours. An answer then would hold the blocks the
+        pushes bring anyway, decoded and checked twice."""
+        progressed = self.store.last_height != self._height_at_tick
+        self._height_at_tick = self.store.last_height
+        if progressed and not self.catching_up:
+            return
+        self._requests.clear()
+        for peer in self.network.connected_peers():
+            if peer.role.value == "validator":
+                self._request_missing(peer)
+                break
 
     def _halt(self, reason: str) -> None:
         self.halted_reason = reason

@@ -263,3 +263,28 @@ def test_a_block_too_far_ahead_to_check_is_checked_whole_before_it_is_applied(
     assert store.last_height == 7 and follower.halted_reason is None  # the forged block was dropped
     follower.on_block(V1, chain.blocks[8])
     assert store.last_height == 8 and store.get_roots(8) == chain.store.get_roots(8)
+
+
+def test_the_periodic_ask_waits_while_pushes_keep_us_at_the_head(
+    chain: ReferenceChain, network: FakeNetwork, follower: ObserverFollower
+) -> None:
+    follower.on_catch_up_tick()  # nothing applied since the start: ask
+    [(_, first)] = network.block_requests()
+    follower.on_blocks_answer(V0, first.request_id, ())
+    follower.on_block(V1, chain.blocks[1])
+    follower.on_block(V1, chain.blocks[2])
+    follower.on_catch_up_tick()  # pushes brought blocks and nothing is known beyond them: no request
+    assert len(network.block_requests()) == 1
+    follower.on_catch_up_tick()  # no block since the last tick (a push may have been missed): ask
+    [_, (_, second)] = network.block_requests()
+    assert second.from_height == 3
+
+
+def test_the_periodic_ask_goes_on_while_behind_even_as_blocks_are_applied(
+    chain: ReferenceChain, network: FakeNetwork, follower: ObserverFollower
+) -> None:
+    follower.on_block(V0, chain.blocks[4])  # shows height 4, buffered: asks V0 for 1..
+    follower.on_block(V0, chain.blocks[1])
+    follower.on_catch_up_tick()  # applied one, still behind: the request is renewed
+    [_, (_, renewed)] = network.block_requests()
+    assert renewed.from_height == 2
