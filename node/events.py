@@ -9,6 +9,7 @@ a block just applied (node/applier.py) and one replayed from storage (node/event
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,32 +56,69 @@ def compute_block_events(
     return block_event, tx_events
 
 
+class StreamEvent:
+    """One event as subscribers receive it: its JSON text is made once, on first use, and shared by every
+    subscriber and the replay (the data is never changed after publication)."""
+
+    __slots__ = ("_text", "data")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self._text: str | None = None
+
+    @property
+    def height(self) -> int:
+        height: int = self.data["height"]
+        return height
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = json.dumps(self.data)  # what aiohttp's send_json sends
+        return self._text
+
+
+class BlockEvents:
+    """A committed block's events, prepared once for every subscriber: the block event, and each transaction
+    event with the organisations it concerns (the org filter reads them; they are never sent)."""
+
+    __slots__ = ("block", "txs")
+
+    def __init__(self, block_event: dict[str, Any], tx_events: list[dict[str, Any]]) -> None:
+        self.block = StreamEvent(block_event)
+        self.txs = [
+            (StreamEvent({k: v for k, v in event.items() if k != "orgs"}), event["tx_id"], event["orgs"])
+            for event in tx_events
+        ]
+
+
 @dataclass(eq=False)  # identity semantics: subscriptions live in a set
 class Subscription:
     queue_max: int
     org: str | None = None
     tx_ids: frozenset[str] = frozenset()
     blocks: bool = True
-    queue: asyncio.Queue[dict[str, Any]] = field(init=False)
+    queue: asyncio.Queue[StreamEvent] = field(init=False)
     dropped_reason: str | None = None
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.queue_max)
 
-    def wants_tx(self, event: dict[str, Any]) -> bool:
-        if self.tx_ids and event["tx_id"] not in self.tx_ids:
+    def wants_tx(self, tx_id: str, orgs: set[str]) -> bool:
+        if self.tx_ids and tx_id not in self.tx_ids:
             return False
-        return self.org is None or self.org in event["orgs"]
+        return self.org is None or self.org in orgs
 
-    def select(self, block_event: dict[str, Any], tx_events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def select(self, events: BlockEvents) -> list[StreamEvent]:
         """What this subscriber is sent of one block, in order: the block event (unless filtered out),
         then its matching transaction events."""
-        items: list[dict[str, Any]] = []
+        items: list[StreamEvent] = []
         if self.blocks and not self.tx_ids:
-            items.append(block_event)
-        items.extend(
-            {k: v for k, v in event.items() if k != "orgs"} for event in tx_events if self.wants_tx(event)
-        )
+            items.append(events.block)
+        if self.org is None and not self.tx_ids:
+            items.extend(event for event, _, _ in events.txs)
+        else:
+            items.extend(event for event, tx_id, orgs in events.txs if self.wants_tx(tx_id, orgs))
         return items
 
 
@@ -110,8 +148,9 @@ class EventHub:
 
         Every tx event carries "orgs", the organisations it concerns, used by the org filter and then removed.
         """
+        events = BlockEvents(block_event, tx_events)
         for subscription in list(self._subscriptions):
-            for item in subscription.select(block_event, tx_events):
+            for item in subscription.select(events):
                 try:
                     subscription.queue.put_nowait(item)
                 except asyncio.QueueFull:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from node.events import EventHub, Subscription
+from node.events import BlockEvents, EventHub, Subscription
 from node.schemas import EventsQuery
 
 REPLAY_YIELD_BLOCKS = 16  # let other requests run between replayed blocks
@@ -59,8 +59,8 @@ async def _replay(
         events = source.get_block_events(height)
         if events is None:  # a gap in storage would be our bug; never skip it silently
             raise ConnectionError(f"block {height} is not stored")
-        for item in subscription.select(*events):
-            await socket.send_json(item)
+        for item in subscription.select(BlockEvents(*events)):
+            await socket.send_str(item.text)
         if count % REPLAY_YIELD_BLOCKS == REPLAY_YIELD_BLOCKS - 1:
             await asyncio.sleep(0)
 
@@ -83,8 +83,8 @@ async def _stream_live(
             event = next_event.result()
         else:  # a block's events queue together: take them without a task and a wait each
             event = subscription.queue.get_nowait()
-        if event["height"] >= first:  # below: a from_height above the tip asked to skip them
-            await socket.send_json(event)
+        if event.height >= first:  # below: a from_height above the tip asked to skip them
+            await socket.send_str(event.text)
 
 
 async def _read_until_closed(socket: web.WebSocketResponse) -> None:

@@ -98,7 +98,7 @@ def test_publishes_the_block_and_each_transaction_to_subscribers(
     ent_b = events.subscribe(org="ent-b")
     certified = chain.extend((chain.deposit("ent-a", 5), chain.deposit("ent-b", 9)))
     applier.apply(certified.block, certified.certificate)
-    received = [everything.queue.get_nowait() for _ in range(everything.queue.qsize())]
+    received = [everything.queue.get_nowait().data for _ in range(everything.queue.qsize())]
     assert [event["type"] for event in received] == ["block", "tx", "tx"]
     block_event = received[0]
     assert block_event["height"] == 1
@@ -106,6 +106,6 @@ def test_publishes_the_block_and_each_transaction_to_subscribers(
     assert block_event["tx_count"] == 2
     assert [event["tx_id"] for event in received[1:]] == [tx.tx_id.hex() for tx in certified.block.txs]
     assert all(event["code"] == "ok" and "orgs" not in event for event in received[1:])
-    only_b = [ent_b.queue.get_nowait() for _ in range(ent_b.queue.qsize())]
+    only_b = [ent_b.queue.get_nowait().data for _ in range(ent_b.queue.qsize())]
     assert [event["type"] for event in only_b] == ["block", "tx"]
     assert only_b[1]["index"] == 1 and only_b[1]["tx_id"] == certified.block.txs[1].tx_id.hex()

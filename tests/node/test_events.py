@@ -3,6 +3,10 @@ dropped with a reason instead of being buffered without bound (docs/RELIABILITY.
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from node.events import EventHub
 
 BLOCK = {"type": "block", "height": 1}
@@ -31,6 +35,24 @@ def test_filters_by_organisation_and_transaction_id_without_the_orgs_field() -> 
     one_tx = hub.subscribe(tx_ids=[f"{0:064x}"])
     hub.publish_block(BLOCK, [tx_event(0, "ent-a"), tx_event(1, "ent-b")])
     block, tx = ent_b.queue.get_nowait(), ent_b.queue.get_nowait()
-    assert block == BLOCK and tx == {"type": "tx", "tx_id": f"{1:064x}", "index": 1}
+    assert block.data == BLOCK and tx.data == {"type": "tx", "tx_id": f"{1:064x}", "index": 1}
     assert ent_b.queue.empty()
-    assert one_tx.queue.get_nowait()["index"] == 0 and one_tx.queue.empty()  # no block event either
+    assert one_tx.queue.get_nowait().data["index"] == 0 and one_tx.queue.empty()  # no block event either
+
+
+def test_an_event_is_encoded_once_for_all_its_subscribers(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[object] = []
+    dumps = json.dumps
+
+    def counting_dumps(value: object) -> str:
+        encoded.append(value)
+        return dumps(value)
+
+    monkeypatch.setattr("node.events.json.dumps", counting_dumps)
+    hub = EventHub(queue_max=10)
+    subscribers = [hub.subscribe(), hub.subscribe(), hub.subscribe(org="ent-a")]
+    hub.publish_block(BLOCK, [tx_event(0, "ent-a"), tx_event(1, "ent-b")])
+    texts = [[s.queue.get_nowait().text for _ in range(s.queue.qsize())] for s in subscribers]
+    assert texts[0] == texts[1] and texts[2] == texts[0][:2]
+    assert json.loads(texts[0][2]) == {"type": "tx", "tx_id": f"{1:064x}", "index": 1}
+    assert len(encoded) == 3  # the block event and two transaction events, each once
