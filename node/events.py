@@ -86,7 +86,8 @@ class BlockEvents:
 
     def __init__(self, block_event: dict[str, Any], tx_events: list[dict[str, Any]]) -> None:
         self.block = StreamEvent(block_event)
-        self.txs = [
+        # (the event as sent, its tx id, the organisations it concerns)
+        self.txs: list[tuple[StreamEvent, str, set[str]]] = [
             (StreamEvent({k: v for k, v in event.items() if k != "orgs"}), event["tx_id"], event["orgs"])
             for event in tx_events
         ]
