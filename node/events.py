@@ -116,10 +116,7 @@ class Subscription:
         items: list[StreamEvent] = []
         if self.blocks and not self.tx_ids:
             items.append(events.block)
-        if self.org is None and not self.tx_ids:
-            items.extend(event for event, _, _ in events.txs)
-        else:
-            items.extend(event for event, tx_id, orgs in events.txs if self.wants_tx(tx_id, orgs))
+        items.extend(event for event, tx_id, orgs in events.txs if self.wants_tx(tx_id, orgs))
         return items
 
 
