@@ -114,22 +114,55 @@ def decode_transaction(raw: bytes, *, tx_bytes_max: int = DEFAULT_TX_BYTES_MAX) 
     """Parse a transaction's wire bytes strictly. The signature is not checked here (see validate_*)."""
     if len(raw) > tx_bytes_max:
         raise TransactionError(Rejection.TOO_LARGE, f"{len(raw)} bytes exceeds the limit of {tx_bytes_max}")
+    raw = bytes(raw)
     try:
-        outer = codec.decode(raw, max_bytes=tx_bytes_max)
-        if type(outer) is not dict or sorted(outer) != ["body", "signature"]:
-            raise TransactionError(
-                Rejection.MALFORMED, "a transaction is a map of exactly body and signature"
-            )
-        body_bytes, signature = outer["body"], outer["signature"]
-        if type(body_bytes) is not bytes or type(signature) is not bytes:
-            raise TransactionError(Rejection.MALFORMED, "body and signature must be bytes")
-        if len(signature) != SIGNATURE_BYTES:
-            raise TransactionError(Rejection.MALFORMED, f"signature must be {SIGNATURE_BYTES} bytes")
+        body_bytes, signature = _split_envelope(raw) or _decode_envelope(raw, tx_bytes_max)
         body = body_from_wire(codec.decode(body_bytes, max_bytes=tx_bytes_max))
     except CodecError as exc:
         raise TransactionError(Rejection.MALFORMED, str(exc)) from None
     validate_body(body)
-    return SignedTx(body, bytes(body_bytes), signature, compute_tx_id(body_bytes), bytes(raw))
+    return SignedTx(body, body_bytes, signature, compute_tx_id(body_bytes), raw)
+
+
+def _decode_envelope(raw: bytes, tx_bytes_max: int) -> tuple[bytes, bytes]:
+    """The body bytes and signature of bytes that are not the canonical envelope: this decodes them to say
+    what is wrong (or, for bytes `_split_envelope` should have taken, to take them all the same)."""
+    outer = codec.decode(raw, max_bytes=tx_bytes_max)
+    if type(outer) is not dict or sorted(outer) != ["body", "signature"]:
+        raise TransactionError(Rejection.MALFORMED, "a transaction is a map of exactly body and signature")
+    body_bytes, signature = outer["body"], outer["signature"]
+    if type(body_bytes) is not bytes or type(signature) is not bytes:
+        raise TransactionError(Rejection.MALFORMED, "body and signature must be bytes")
+    if len(signature) != SIGNATURE_BYTES:
+        raise TransactionError(Rejection.MALFORMED, f"signature must be {SIGNATURE_BYTES} bytes")
+    return body_bytes, signature
+
+
+# The canonical encoding of {"body": bin, "signature": bin(64)} is these bytes around the body, whose bin
+# header is the shortest of bin8, bin16 and bin32 for its length (docs/PROTOCOL.md).
+_ENVELOPE_HEAD = b"\x82\xa4body"
+_ENVELOPE_TAIL = b"\xa9signature\xc4\x40"
+_BIN_HEADERS = {0xC4: (1, 0), 0xC5: (2, 0x100), 0xC6: (4, 0x10000)}  # marker -> (length bytes, least length)
+
+
+def _split_envelope(raw: bytes) -> tuple[bytes, bytes] | None:
+    """The body bytes and signature of a transaction in exactly the canonical envelope, read by position;
+    None for any other bytes, which the strict decoder then refuses with its reason. A valid transaction
+    always takes this path: the canonical form is unique, so only its bytes match."""
+    if not raw.startswith(_ENVELOPE_HEAD) or len(raw) < 8:
+        return None
+    header = _BIN_HEADERS.get(raw[6])
+    if header is None:
+        return None
+    width, least = header
+    start = 7 + width
+    length = int.from_bytes(raw[7:start], "big")
+    end = start + length
+    if length < least or len(raw) != end + len(_ENVELOPE_TAIL) + SIGNATURE_BYTES:
+        return None
+    if raw[end : end + len(_ENVELOPE_TAIL)] != _ENVELOPE_TAIL:
+        return None
+    return raw[start:end], raw[end + len(_ENVELOPE_TAIL) :]
 
 
 def body_from_wire(value: Any) -> TxBody:
@@ -154,38 +187,60 @@ def body_from_wire(value: Any) -> TxBody:
 
 
 def validate_body(body: TxBody) -> None:
-    """Stateless shape checks of a body: types, patterns and ranges."""
-    _require(
-        type(body.chain_id) is str and CHAIN_ID_PATTERN.fullmatch(body.chain_id), "chain_id is malformed"
-    )
-    _require(
-        type(body.chaincode) is str and NAME_PATTERN.fullmatch(body.chaincode), "chaincode name is malformed"
-    )
-    _require(
-        type(body.function) is str and NAME_PATTERN.fullmatch(body.function), "function name is malformed"
-    )
-    _require(
-        type(body.sender_org) is str and ORG_ID_PATTERN.fullmatch(body.sender_org), "sender_org is malformed"
-    )
-    _require(
-        type(body.sender_key) is bytes and len(body.sender_key) == PUBLIC_KEY_BYTES,
-        f"sender_key must be {PUBLIC_KEY_BYTES} bytes",
-    )
-    _require(type(body.nonce) is int and 0 <= body.nonce <= UINT64_MAX, "nonce must be a uint64")
-    _require(
-        type(body.valid_until) is int and 0 <= body.valid_until <= UINT64_MAX, "valid_until must be a uint64"
-    )
-    _require(isinstance(body.args, Mapping), "args must be a map")
-    _require(not _contains_bytes(body.args), "args may not contain bytes (use hex strings)")
+    """Stateless shape checks of a body: types, patterns and ranges. (Written as plain conditions: this
+    runs for every transaction a node receives, and the messages are built only for a refusal.)"""
+    names = chain_id, chaincode, function, sender_org = (
+        body.chain_id, body.chaincode, body.function, body.sender_org
+    )  # fmt: skip
+    if (
+        type(chain_id) is not str  # only strings are looked up (a list could not even be hashed)
+        or type(chaincode) is not str
+        or type(function) is not str
+        or type(sender_org) is not str
+        or names not in _valid_names
+    ):
+        _validate_names(*names)
+        if len(_valid_names) >= VALID_NAMES_MAX:
+            _valid_names.clear()  # bounded; forgetting only means matching the patterns again
+        _valid_names.add(names)
+    key, nonce, valid_until, args = body.sender_key, body.nonce, body.valid_until, body.args
+    if type(key) is not bytes or len(key) != PUBLIC_KEY_BYTES:
+        raise TransactionError(Rejection.MALFORMED, f"sender_key must be {PUBLIC_KEY_BYTES} bytes")
+    if type(nonce) is not int or not 0 <= nonce <= UINT64_MAX:
+        raise TransactionError(Rejection.MALFORMED, "nonce must be a uint64")
+    if type(valid_until) is not int or not 0 <= valid_until <= UINT64_MAX:
+        raise TransactionError(Rejection.MALFORMED, "valid_until must be a uint64")
+    if type(args) is not dict and not isinstance(args, Mapping):
+        raise TransactionError(Rejection.MALFORMED, "args must be a map")
+    if _contains_bytes(args):
+        raise TransactionError(Rejection.MALFORMED, "args may not contain bytes (use hex strings)")
+
+
+# The (chain id, chaincode, function, sender org) tuples whose patterns matched: a node sees the same few
+# again and again, and matching four patterns cost more than the rest of the checks together.
+VALID_NAMES_MAX = 4096
+_valid_names: set[tuple[str, str, str, str]] = set()
+
+
+def _validate_names(chain_id: object, chaincode: object, function: object, sender_org: object) -> None:
+    _require(type(chain_id) is str and CHAIN_ID_PATTERN.fullmatch(chain_id), "chain_id is malformed")
+    _require(type(chaincode) is str and NAME_PATTERN.fullmatch(chaincode), "chaincode name is malformed")
+    _require(type(function) is str and NAME_PATTERN.fullmatch(function), "function name is malformed")
+    _require(type(sender_org) is str and ORG_ID_PATTERN.fullmatch(sender_org), "sender_org is malformed")
 
 
 def _contains_bytes(value: Any) -> bool:
-    if type(value) is bytes:
+    kind = type(value)
+    if kind is bytes:
         return True
-    if type(value) is dict:
-        return any(_contains_bytes(item) for item in value.values())
-    if type(value) is list:
-        return any(_contains_bytes(item) for item in value)
+    if kind is dict:
+        value = value.values()
+    elif kind is not list:
+        return False
+    for item in value:  # a loop rather than any(): most args are a few scalars
+        kind = type(item)
+        if kind is bytes or ((kind is dict or kind is list) and _contains_bytes(item)):
+            return True
     return False
 
 

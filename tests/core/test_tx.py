@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from core import codec
+from core import tx as tx_module
 from core.devkeys import dev_admin_key
 from core.errors import TransactionError
 from core.hashing import Domain, tagged_hash
@@ -304,3 +306,63 @@ def test_sign_requires_matching_key() -> None:
 def test_error_string_carries_code() -> None:
     error = _expect(Rejection.WRONG_CHAIN, lambda: validate_transaction(make_tx(chain_id="x"), Context()))
     assert str(error).startswith("wrong_chain: ")
+
+
+# --- the envelope read by position (the decoder's fast path) ------------------------------------------------
+
+
+@pytest.mark.parametrize("memo_chars", [0, 40, 150, 300, 20_000])  # bodies around the bin8 / bin16 limit
+def test_the_envelope_read_by_position_gives_what_the_strict_decoder_gives(memo_chars: int) -> None:
+    tx = make_tx(args={"memo": "m" * memo_chars})
+    decoded = decode_transaction(tx.raw)
+    assert (decoded.body_bytes, decoded.signature, decoded.tx_id, decoded.raw) == (
+        tx.body_bytes,
+        tx.signature,
+        tx.tx_id,
+        tx.raw,
+    )
+    assert tx_module._split_envelope(tx.raw) == tx_module._decode_envelope(tx.raw, 10**6)
+
+
+def test_a_longer_bin_header_than_needed_is_refused() -> None:
+    body = codec.encode(_body_wire())
+    assert len(body) < 256  # so bin8 is the canonical header
+    raw = b"\x82\xa4body\xc5" + len(body).to_bytes(2, "big") + body + b"\xa9signature\xc4\x40" + b"\x00" * 64
+    assert tx_module._split_envelope(raw) is None
+    _expect(Rejection.MALFORMED, lambda: decode_transaction(raw), "canonical")
+
+
+def test_the_envelope_read_by_position_never_takes_bytes_the_strict_decoder_refuses() -> None:
+    """Seeded mutations of a valid envelope (bytes changed, dropped and inserted): whatever the fast path
+    takes, the strict decoder takes too, with the same parts."""
+    rng = random.Random(7)
+    base = make_tx().raw
+    taken = 0
+    for _ in range(20_000):
+        mutated = bytearray(base)
+        for _ in range(rng.randint(1, 3)):
+            at, roll = rng.randrange(len(mutated)), rng.random()
+            if roll < 0.5:
+                mutated[at] = rng.randrange(256)
+            elif roll < 0.75:
+                del mutated[at]
+            else:
+                mutated.insert(at, rng.randrange(256))
+        split = tx_module._split_envelope(bytes(mutated))
+        if split is not None:
+            taken += 1
+            assert split == tx_module._decode_envelope(bytes(mutated), 10**6)
+    assert taken > 0  # mutations inside the body and the signature keep the envelope's layout
+
+
+def test_remembered_names_do_not_let_a_malformed_field_through() -> None:
+    decode_transaction(make_tx().raw)  # its names are now remembered
+    _expect(Rejection.MALFORMED, lambda: decode_transaction(_raw(_body_wire(sender_org="ENT"))), "sender_org")
+    _expect(Rejection.MALFORMED, lambda: decode_transaction(_raw(_body_wire(function="Bad"))), "function")
+    _expect(Rejection.MALFORMED, lambda: decode_transaction(_raw(_body_wire(chaincode=["x"]))), "chaincode")
+
+
+def test_the_remembered_names_are_bounded() -> None:
+    for n in range(tx_module.VALID_NAMES_MAX + 10):
+        tx_module.validate_body(make_body(sender_org=f"ent-{n}"))
+        assert len(tx_module._valid_names) <= tx_module.VALID_NAMES_MAX
