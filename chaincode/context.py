@@ -199,8 +199,11 @@ class TxContext:
             yield key, decode_record(raw)
 
     def emit(self, event_type: str, **attrs: Any) -> None:
-        """Record an event; it reaches the TxResult only if the transaction succeeds."""
-        self.events.append({"type": event_type, **attrs})
+        """Record an event; it reaches the TxResult only if the transaction succeeds. Its keys are put in
+        canonical (sorted) order now, once: the results root encodes every event, and codec.encode packs a
+        sorted map as it is but rebuilds any other."""
+        attrs["type"] = event_type
+        self.events.append(dict(sorted(attrs.items())))
 
 
 def decode_record(raw: bytes) -> dict[str, Any]:

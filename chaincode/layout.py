@@ -43,13 +43,14 @@ SEGMENT_FORMATS: dict[str, SegmentFormat] = {
     "u20": SegmentFormat("[0-9]{20}", 20, "an unsigned integer as exactly 20 decimal digits, zero-padded"),
 }
 
+KEYS_REMEMBERED_MAX = 4096  # per key layout
 _SEGMENT = re.compile(r"\{([a-z_]+):([a-z0-9]+)\}")
 
 
 class KeyTemplate:
     """A key layout such as `offset/{last:u20}`: builds keys and parses them back."""
 
-    __slots__ = ("_pattern", "_template", "prefix", "segments", "text")
+    __slots__ = ("_keys", "_pattern", "_template", "prefix", "segments", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -69,12 +70,25 @@ class KeyTemplate:
         self._template = template
         self._pattern = re.compile(pattern.encode("ascii"))
         self.prefix = literal_parts[0].encode("ascii")  # the fixed text before the first segment
+        self._keys: dict[tuple[str | int, ...], bytes] = {}  # segment values -> key, bounded (`format`)
 
     def format(self, *values: str | int) -> bytes:
         """The key for these segment values, in template order (a value that is not ASCII raises
         UnicodeEncodeError). Formatted as text, then encoded once: converting each value to bytes first
-        cost more than the rest of building the key (a transfer builds nine)."""
-        return (self._template % values).encode("ascii")
+        cost more than the rest of building the key (a transfer builds nine). The keys built are remembered:
+        a block names the same organisations' records again and again. Only str and int values are looked
+        up: True == 1 == 1.0 as dict keys, but not as text."""
+        for value in values:
+            if type(value) is not str and type(value) is not int:
+                return (self._template % values).encode("ascii")
+        keys = self._keys
+        key = keys.get(values)
+        if key is None:
+            key = (self._template % values).encode("ascii")
+            if len(keys) >= KEYS_REMEMBERED_MAX:
+                keys.clear()  # bounded; forgetting only means formatting again
+            keys[values] = key
+        return key
 
     def parse(self, key: bytes) -> dict[str, str | int] | None:
         """The segment values of a key of this layout (numbers as int), or None if it is not one."""

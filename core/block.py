@@ -159,19 +159,24 @@ def compute_results_root(results: Sequence[TxResult]) -> bytes:
 # The keys of a result's maps, encoded (fixstr): the maps below are spliced from their parts.
 _CODE_KEY, _EVENTS_KEY, _MESSAGE_KEY = codec.encode("code"), codec.encode("events"), codec.encode("message")
 _MAP_OF_2, _MAP_OF_3 = b"\x82", b"\x83"  # msgpack fixmap headers
+_OK_HEAD = _CODE_KEY + codec.encode(RESULT_OK) + _EVENTS_KEY  # most results succeed, with no message
+_NO_MESSAGE = _MESSAGE_KEY + codec.encode("")
 
 
 def encode_results_and_root(results: Sequence[TxResult]) -> tuple[list[bytes], bytes]:
     """The canonical encoding of each result's wire map (to_wire), and compute_results_root(results).
 
     What the root hashes (to_hashed) is the wire map without its last entry, the message: both are
-    spliced from one encoding of the code and the events, which codec.encode would otherwise rebuild
-    twice for their key order (event maps start with "type")."""
+    spliced from one encoding of the code and the events rather than encoding the events twice."""
     encodings: list[bytes] = []
     hashes: list[bytes] = []
     for result in results:
-        hashed = _CODE_KEY + codec.encode(result.code) + _EVENTS_KEY + codec.encode(list(result.events))
-        encodings.append(_MAP_OF_3 + hashed + _MESSAGE_KEY + codec.encode(result.message))
+        code, message = result.code, result.message
+        head = _OK_HEAD if code == RESULT_OK else _CODE_KEY + codec.encode(code) + _EVENTS_KEY
+        hashed = head + codec.encode(result.events)  # a tuple encodes as a list
+        encodings.append(
+            _MAP_OF_3 + hashed + (_MESSAGE_KEY + codec.encode(message) if message else _NO_MESSAGE)
+        )
         hashes.append(tagged_hash(Domain.TX_RESULT, _MAP_OF_2 + hashed))
     return encodings, merkle_root(hashes)
 

@@ -20,6 +20,7 @@ from chaincode import (
 )
 from chaincode.context import decode_record, encode_record
 from chaincode.hosting import CarbonChaincode
+from chaincode.layout import KEYS_REMEMBERED_MAX, KeyTemplate
 from core import codec
 from core.errors import GenesisError, InvariantBroken
 from core.keys import SigningKey
@@ -273,3 +274,33 @@ def test_text_and_id_arguments_follow_the_documented_rules() -> None:
     assert chain.call("mee", "freeze_account", org="ent1", reason="zero\u200bwidth \U000e0001").code == "ok"
     assert chain.call("mee", "unfreeze_account", org="ent1", reason="x" * 200).code == "ok"
     assert chain.call("mee", "unfreeze_account", org="ent1", reason="x" * 201).code == "invalid_args"
+
+
+def test_events_are_recorded_in_canonical_key_order() -> None:
+    """The results root encodes every event; a map already in sorted order is packed as it is."""
+    ctx = TxContext(
+        OverlayState(DictState({})),
+        sender_org="ent1",
+        sender_role="enterprise",
+        sender_key=b"\x01" * 32,
+        sender_is_admin=True,
+        height=1,
+        block_time_ms=0,
+        tx_id=b"\x02" * 32,
+    )
+    ctx.emit("allowances_transferred", to="ent2", amount_t=5, unit="t")
+    (event,) = ctx.events
+    assert list(event) == ["amount_t", "to", "type", "unit"]
+    assert codec._is_canonical(event, 0)
+
+
+def test_remembered_keys_are_the_keys_formatted() -> None:
+    template = KeyTemplate("x/{name:id}/{n:u20}")
+    assert template.format("a", 1) == b"x/a/00000000000000000001"
+    assert template.format("a", 1) == b"x/a/00000000000000000001"  # the remembered key
+    text_template = KeyTemplate("y/{name:id}")
+    assert text_template.format(1) == b"y/1"
+    assert text_template.format(True) == b"y/True"  # True == 1 as a dict key, but not as text
+    for n in range(KEYS_REMEMBERED_MAX + 10):
+        template.format("b", n)
+        assert len(template._keys) <= KEYS_REMEMBERED_MAX
