@@ -9,10 +9,11 @@ a block just applied (node/applier.py) and one replayed from storage (node/event
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from core.block import Block, TxResult
 from node.views import to_json_safe
@@ -74,7 +75,7 @@ class StreamEvent:
     @property
     def text(self) -> str:
         if self._text is None:
-            self._text = json.dumps(self.data)  # what aiohttp's send_json sends
+            self._text = orjson.dumps(self.data).decode()  # compact JSON, ten times faster than json.dumps
         return self._text
 
 
@@ -87,10 +88,11 @@ class BlockEvents:
     def __init__(self, block_event: dict[str, Any], tx_events: list[dict[str, Any]]) -> None:
         self.block = StreamEvent(block_event)
         # (the event as sent, its tx id, the organisations it concerns)
-        self.txs: list[tuple[StreamEvent, str, set[str]]] = [
-            (StreamEvent({k: v for k, v in event.items() if k != "orgs"}), event["tx_id"], event["orgs"])
-            for event in tx_events
-        ]
+        self.txs: list[tuple[StreamEvent, str, set[str]]] = []
+        for event in tx_events:
+            sent = dict(event)  # the caller's event stays as it is
+            orgs = sent.pop("orgs")
+            self.txs.append((StreamEvent(sent), event["tx_id"], orgs))
 
 
 @dataclass(eq=False)  # identity semantics: subscriptions live in a set

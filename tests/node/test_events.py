@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
 
 from node.events import EventHub
@@ -42,13 +43,13 @@ def test_filters_by_organisation_and_transaction_id_without_the_orgs_field() -> 
 
 def test_an_event_is_encoded_once_for_all_its_subscribers(monkeypatch: pytest.MonkeyPatch) -> None:
     encoded: list[object] = []
-    dumps = json.dumps
+    dumps = orjson.dumps
 
-    def counting_dumps(value: object) -> str:
+    def counting_dumps(value: object) -> bytes:
         encoded.append(value)
         return dumps(value)
 
-    monkeypatch.setattr("node.events.json.dumps", counting_dumps)
+    monkeypatch.setattr("node.events.orjson.dumps", counting_dumps)
     hub = EventHub(queue_max=10)
     subscribers = [hub.subscribe(), hub.subscribe(), hub.subscribe(org="ent-a")]
     hub.publish_block(BLOCK, [tx_event(0, "ent-a"), tx_event(1, "ent-b")])
