@@ -23,14 +23,24 @@ from core.state import StateReader
 
 
 class OverlayState:
-    """Writes buffered over a parent reader; itself a StateReader."""
+    """Writes buffered over a parent reader; itself a StateReader.
 
-    __slots__ = ("_sorted_keys", "parent", "writes")
+    `parent_fixed` promises that the parent does not change while this overlay lives (a block's overlay
+    over the committed state). Iteration then remembers, per prefix, a key up to which every parent entry
+    under the prefix is one of ours (`_covered`): the merge skips those entries anyway, so later seeks
+    start the parent after it. Matching seeks the best order once per match, and the orders a block
+    filled are deleted entries at the front of the book: without this, each seek stepped over all of
+    them again (quadratic in the block's trades). Writes never leave `writes`, so a covered key stays
+    covered.
+    """
 
-    def __init__(self, parent: StateReader) -> None:
+    __slots__ = ("_covered", "_sorted_keys", "parent", "writes")
+
+    def __init__(self, parent: StateReader, *, parent_fixed: bool = False) -> None:
         self.parent = parent
         self.writes: dict[bytes, bytes | None] = {}  # key -> new value, None = deleted
-        self._sorted_keys: list[bytes] = []  # keys of `writes`, ascending, for merged iteration
+        self._sorted_keys: list[bytes] = []  # keys of `writes` not deleted, ascending, for merged iteration
+        self._covered: dict[bytes, bytes] | None = {} if parent_fixed else None
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.writes:
@@ -38,7 +48,13 @@ class OverlayState:
         return self.parent.get(key)
 
     def put(self, key: bytes, value: bytes | None) -> None:
-        if key not in self.writes:
+        # Only live keys are kept sorted: iteration yields none of the deleted ones (the parent's entry of
+        # a deleted key is hidden by `writes`), and a block deletes the orders it fills.
+        was_live = self.writes.get(key) is not None
+        if value is None:
+            if was_live:
+                del self._sorted_keys[bisect.bisect_left(self._sorted_keys, key)]
+        elif not was_live:
             bisect.insort(self._sorted_keys, key)
         self.writes[key] = value
 
@@ -51,22 +67,27 @@ class OverlayState:
         low = bisect.bisect_left(keys, prefix)
         if start_after is not None:
             low = max(low, bisect.bisect_right(keys, start_after))
-        own: list[bytes] = []
-        for index in range(low, len(keys)):
-            key = keys[index]
-            if not key.startswith(prefix):
-                break
-            own.append(key)
-        if not own:  # nothing of ours in range: the parent's entries are the answer
+        # Our keys under the prefix are those below its successor: one slice, not a loop over each of them
+        # (matching takes only the first entry of each seek, over a block's worth of book keys of ours).
+        end = _prefix_successor(prefix)
+        own = keys[low : len(keys) if end is None else bisect.bisect_left(keys, end, low)]
+        if not self.writes:  # nothing of ours at all: the parent's entries are the answer
             yield from self.parent.iterate(prefix, start_after=start_after)
             return
-        yield from self._merge(own, self.parent.iterate(prefix, start_after=start_after))
+        covered = None if self._covered is None else self._covered.get(prefix)
+        if covered is not None and (start_after is None or start_after < covered):
+            start_after = covered  # the parent's entries up to it are all ours: skipped below anyway
+        learning = self._covered is not None and start_after == covered
+        yield from self._merge(own, self.parent.iterate(prefix, start_after=start_after), prefix, learning)
 
     def _merge(
-        self, own: list[bytes], inherited: Iterator[tuple[bytes, bytes]]
+        self, own: list[bytes], inherited: Iterator[tuple[bytes, bytes]], prefix: bytes, learning: bool
     ) -> Iterator[tuple[bytes, bytes]]:
+        """Our live keys `own` merged with the parent's entries, less those we wrote or deleted.
+        `learning`: the parent's entries come from the start of the prefix or from its covered key, so
+        while each is one of ours, the covered key moves up to it."""
         position = 0
-        writes = self.writes
+        writes, covered = self.writes, self._covered
         for key, value in inherited:
             while position < len(own) and own[position] < key:
                 mine = writes[own[position]]
@@ -74,13 +95,24 @@ class OverlayState:
                     yield own[position], mine
                 position += 1
             if key in writes:
+                if learning and covered is not None:
+                    covered[prefix] = key
                 continue  # overridden or deleted here; emitted (or not) from `own`
+            learning = False
             yield key, value
         while position < len(own):
             mine = writes[own[position]]
             if mine is not None:
                 yield own[position], mine
             position += 1
+
+
+def _prefix_successor(prefix: bytes) -> bytes | None:
+    """The least byte string above every string that starts with `prefix`; None if there is none."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes((stripped[-1] + 1,))
 
 
 class ReadCache:

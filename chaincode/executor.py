@@ -125,7 +125,7 @@ def execute_block(
 ) -> BlockExecution:
     """Apply every transaction of a block (signatures already verified by the caller); see module doc."""
     header = block.header
-    block_state = OverlayState(ReadCache(base))  # `base` stays as it is until the block is committed
+    block_state = OverlayState(ReadCache(base), parent_fixed=True)  # `base` is unchanged until the commit
     results: list[TxResult] = []
     tx_writes: list[dict[bytes, bytes | None]] = []
     seen: set[bytes] = set()  # membership only: never iterated, so hash order cannot matter

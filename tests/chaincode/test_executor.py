@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -204,6 +205,44 @@ def test_overlay_iteration_merges_in_key_order() -> None:
     assert list(tx.iterate(b"a/", start_after=b"a/2")) == [(b"a/4", b"4"), (b"a/5", b"five")]
     assert list(tx.iterate(b"b/")) == [(b"b/1", b"x")]
     assert tx.get(b"a/3") is None and tx.get(b"a/1") == b"1"
+
+
+def _expected_entries(
+    layers: list[dict[bytes, bytes | None]], prefix: bytes, start_after: bytes | None
+) -> list[tuple[bytes, bytes]]:
+    merged: dict[bytes, bytes | None] = {}
+    for layer in layers:  # the committed state first, then each overlay's writes
+        merged.update(layer)
+    return sorted(
+        (key, value)
+        for key, value in merged.items()
+        if value is not None and key.startswith(prefix) and (start_after is None or key > start_after)
+    )
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_overlay_iteration_matches_a_merged_dict_under_deletes_and_seeks(seed: int) -> None:
+    """A block overlay (its parent fixed, so it remembers covered prefixes) under a transaction overlay,
+    with the writes, deletes and seeks of matching: every iteration equals the merged state's entries."""
+    rng = random.Random(seed)
+    keys = [f"{p}/{n:03d}".encode() for p in ("book", "boo", "bp") for n in range(40)]
+    committed = {key: b"c" + key for key in rng.sample(keys, 60)}
+    block = OverlayState(DictState(committed), parent_fixed=True)
+    for _ in range(8):  # transactions, each merged into the block when done
+        tx = OverlayState(block)
+        for _ in range(25):
+            roll = rng.random()
+            if roll < 0.5:
+                tx.put(rng.choice(keys), None if rng.random() < 0.6 else rng.choice([b"x", b"y"]))
+            else:
+                prefix = rng.choice([b"book/", b"boo", b"b", b"bp/", b"book/01"])
+                start_after = rng.choice([None, None, rng.choice(keys)])
+                expected = _expected_entries([committed, block.writes, tx.writes], prefix, start_after)
+                assert list(tx.iterate(prefix, start_after=start_after)) == expected
+                first = next(iter(block.iterate(prefix, start_after=start_after)), None)  # a seek
+                block_expected = _expected_entries([committed, block.writes], prefix, start_after)
+                assert first == (block_expected[0] if block_expected else None)
+        block.update(tx.writes)
 
 
 def test_specs_are_enumerable_and_json() -> None:
