@@ -176,6 +176,31 @@ _SPECS = (
         _events("period_opened"),
     ),
     _spec(
+        "extend_period",
+        REG,
+        (
+            _period,
+            Arg(
+                "reporting_deadline_ms",
+                "int",
+                "the new reporting deadline: not earlier, and moved only while it has not passed",
+                "ms",
+                maximum=TIME_MAX,
+            ),
+            Arg(
+                "surrender_deadline_ms",
+                "int",
+                "the new surrender deadline: not earlier than the one in force",
+                "ms",
+                maximum=TIME_MAX,
+            ),
+        ),
+        "Extend an open period's deadlines before its surrender deadline has passed (never shorten them).",
+        compliance.apply_extend_period,
+        (Code.UNKNOWN_PERIOD, Code.PERIOD_CLOSED, Code.DEADLINE_PASSED, Code.BAD_DEADLINES),
+        _events("period_extended"),
+    ),
+    _spec(
         "close_period",
         REG,
         (_period,),

@@ -105,6 +105,34 @@ def _or_default(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
+def apply_extend_period(ctx: TxContext, args: dict[str, Any]) -> None:
+    """Later deadlines for an open period, as regulators grant them; never earlier ones, never a deadline
+    reopened once it has passed (reports or surrenders refused then stay refused)."""
+    period_id = args["period"]
+    record = require_open_period(ctx, period_id)
+    old_reporting, old_surrender = record["reporting_deadline_ms"], record["surrender_deadline_ms"]
+    if ctx.block_time_ms > old_surrender:
+        fail(Code.DEADLINE_PASSED, f"the surrender deadline of {period_id!r} has passed")
+    reporting, surrender = args["reporting_deadline_ms"], args["surrender_deadline_ms"]
+    reporting_passed = ctx.block_time_ms > old_reporting
+    if (
+        reporting < old_reporting
+        or surrender < old_surrender
+        or reporting > surrender
+        or (reporting_passed and reporting != old_reporting)
+    ):
+        fail(
+            Code.BAD_DEADLINES,
+            f"need reporting deadline {reporting} >= {old_reporting} (unchanged once passed), surrender "
+            f"deadline {surrender} >= {old_surrender}, and reporting <= surrender",
+        )
+    record["reporting_deadline_ms"], record["surrender_deadline_ms"] = reporting, surrender
+    ctx.put_record(schema.period_key(period_id), record)
+    ctx.emit(
+        "period_extended", period=period_id, reporting_deadline_ms=reporting, surrender_deadline_ms=surrender
+    )
+
+
 def apply_close_period(ctx: TxContext, args: dict[str, Any]) -> None:
     record = require_open_period(ctx, args["period"])
     if ctx.block_time_ms <= record["surrender_deadline_ms"]:

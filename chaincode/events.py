@@ -52,6 +52,12 @@ _SPECS = (
     _event("period_opened", ("period", "id", "the period")),
     _event("period_closed", ("period", "id", "the period")),
     _event(
+        "period_extended",
+        ("period", "id", "the period"),
+        ("reporting_deadline_ms", "int", "the reporting deadline now in force"),
+        ("surrender_deadline_ms", "int", "the surrender deadline now in force"),
+    ),
+    _event(
         "allowances_allocated",
         ("period", "id", "the period"),
         ("org", "org", "the enterprise"),

@@ -170,6 +170,17 @@ def _setup() -> ScriptBlock:
           surrender_deadline_ms=at(200_000))  # fmt: skip
     b.add("mee", "open_period", "bad_deadlines", period="2025x", reporting_deadline_ms=at(200_001),
           surrender_deadline_ms=at(200_000))  # fmt: skip
+    # a second period whose deadlines are extended (and which closes, unused, in the settlement block)
+    b.add("mee", "open_period", period="2025-ext", reporting_deadline_ms=at(100_000),
+          surrender_deadline_ms=at(120_000))  # fmt: skip
+    b.add("ent1", "extend_period", "forbidden", period="2025-ext", reporting_deadline_ms=at(100_000),
+          surrender_deadline_ms=at(140_000))  # fmt: skip
+    b.add("mee", "extend_period", "unknown_period", period="1999", reporting_deadline_ms=at(100_000),
+          surrender_deadline_ms=at(140_000))  # fmt: skip
+    b.add("mee", "extend_period", "bad_deadlines", period="2025-ext", reporting_deadline_ms=at(100_000),
+          surrender_deadline_ms=at(110_000))  # fmt: skip
+    b.add("mee", "extend_period", period="2025-ext", reporting_deadline_ms=at(100_000),
+          surrender_deadline_ms=at(140_000))  # fmt: skip
     b.add("ent1", "close_period", "forbidden", period="2025")
     b.add("mee", "close_period", "unknown_period", period="1999")
     b.add("mee", "close_period", "deadline_not_reached", period="2025")
@@ -449,6 +460,8 @@ def _reports() -> ScriptBlock:
 def _surrenders() -> ScriptBlock:
     b = ScriptBlock(150_000)
     b.add("ent2", "submit_report", "deadline_passed", period="2025", emissions_kg=1, evidence_hash=EVIDENCE)
+    b.add("mee", "extend_period", "deadline_passed", period="2025-ext", reporting_deadline_ms=at(100_000),
+          surrender_deadline_ms=at(300_000))  # fmt: skip
     b.add("ver1", "surrender_allowances", "forbidden", period="2025", amount_t=1)
     b.add("ent1", "surrender_allowances", "unknown_period", period="1999", amount_t=1)
     b.add("ent1", "surrender_allowances", "insufficient_balance", period="2025", amount_t=956)
@@ -497,6 +510,9 @@ def _settlement() -> ScriptBlock:
     b.add("mee", "unfreeze_account", org="ent5", reason="new member, nothing to report")
     b.add("mee", "close_period", period="2025")
     b.add("mee", "close_period", "period_closed", period="2025")
+    b.add("mee", "close_period", period="2025-ext")
+    b.add("mee", "extend_period", "period_closed", period="2025-ext", reporting_deadline_ms=at(100_000),
+          surrender_deadline_ms=at(300_000))  # fmt: skip
     b.add("mee", "allocate", "period_closed", period="2025", org="ent1", amount_t=1)
     b.add("ent1", "submit_report", "period_closed", period="2025", emissions_kg=1, evidence_hash=EVIDENCE)
     b.add("ver1", "verify_report", "period_closed", period="2025", org="ent1", verified_t=1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from chainkit import DAY_MS, EVIDENCE, Chain
 
 from chaincode.compliance import compute_formula_allocation, compute_tonnes_from_kg
+from core.block import TxResult
 
 
 def test_rounding_rules() -> None:
@@ -157,6 +158,59 @@ def test_not_satisfactory_opinion_leaves_no_verified_emissions() -> None:
     )
     assert chain.query("report", period="2025", org="ent1")["status"] == "rejected"
     assert chain.query("compliance", period="2025")["rows"][0]["verified_t"] is None
+
+
+def test_extend_period_moves_deadlines_later_and_never_reopens_one() -> None:
+    chain = Chain()
+    chain.open_period(report_in_ms=5 * DAY_MS, surrender_in_ms=10 * DAY_MS)
+    period = chain.query("period", period="2025")
+    reporting, surrender = period["reporting_deadline_ms"], period["surrender_deadline_ms"]
+
+    def extend(code: str, new_reporting: int, new_surrender: int, org: str = "mee") -> TxResult:
+        args = {
+            "period": "2025",
+            "reporting_deadline_ms": new_reporting,
+            "surrender_deadline_ms": new_surrender,
+        }
+        if code == "ok":
+            return chain.ok(org, "extend_period", **args)
+        return chain.fails(code, org, "extend_period", **args)
+
+    extend("forbidden", reporting, surrender + DAY_MS, org="ent1")
+    extend("bad_deadlines", reporting - 1, surrender)  # earlier: never
+    extend("bad_deadlines", reporting, surrender - 1)
+    extend("bad_deadlines", surrender + 2 * DAY_MS, surrender + DAY_MS)  # reporting after surrender
+    chain.fails(
+        "unknown_period",
+        "mee",
+        "extend_period",
+        period="2024",
+        reporting_deadline_ms=reporting,
+        surrender_deadline_ms=surrender,
+    )
+    result = extend("ok", reporting + DAY_MS, surrender + DAY_MS)
+    reporting, surrender = reporting + DAY_MS, surrender + DAY_MS
+    period = chain.query("period", period="2025")
+    assert (period["reporting_deadline_ms"], period["surrender_deadline_ms"]) == (reporting, surrender)
+    assert result.events == (
+        {
+            "period": "2025",
+            "reporting_deadline_ms": reporting,
+            "surrender_deadline_ms": surrender,
+            "type": "period_extended",
+        },
+    )
+    chain.advance_to(reporting + 1)  # reporting has closed: it stays closed
+    extend("bad_deadlines", reporting + DAY_MS, surrender + DAY_MS)
+    extend("ok", reporting, surrender + DAY_MS)
+    surrender += DAY_MS
+    chain.advance_to(surrender - 3000)  # past the old deadline; each block below adds 1 s
+    chain.ok("mee", "allocate", period="2025", org="ent1", amount_t=10)
+    chain.ok("ent1", "surrender_allowances", period="2025", amount_t=1)
+    chain.advance_to(surrender + 1)
+    extend("deadline_passed", reporting, surrender + DAY_MS)
+    chain.ok("mee", "close_period", period="2025")
+    extend("period_closed", reporting, surrender + DAY_MS)
 
 
 def test_report_deadline() -> None:
