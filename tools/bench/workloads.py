@@ -109,6 +109,16 @@ def open_period_tx(factory: TxFactory, deadline_ms: int) -> SignedTx:
     )
 
 
+def extend_period_tx(factory: TxFactory, deadline_ms: int) -> SignedTx:
+    return factory.build(
+        REGULATOR,
+        "extend_period",
+        period=PERIOD,
+        reporting_deadline_ms=deadline_ms,
+        surrender_deadline_ms=deadline_ms,
+    )
+
+
 # --- throughput workloads -----------------------------------------------------------------------------
 
 
@@ -176,7 +186,8 @@ class ComplianceYear:
     """A compliance year for N enterprises, as phases separated by commit barriers.
 
     1 the regulator registers N enterprises, and the offset developer its project; 2 the regulator opens the
-    period (its deadline is chosen by the runner from the measured rate, then waited for before settlement);
+    period (the runner gives it a deadline for the next phase, extends it before each phase that needs
+    more, and waits for it before settlement);
     3 allocation, the bank's cash deposits and one offset issuance; 4-15 twelve monthly cumulative emission
     reports per enterprise (a resubmission each month); 16 verification by two accredited verifiers and the
     developer's offset sales to every 4th enterprise; 17 trading: enterprises with a surplus offer half of it
@@ -210,6 +221,9 @@ class ComplianceYear:
 
     def open_phase(self, deadline_ms: int) -> Phase:
         return Phase("open period", [open_period_tx(self.factory, deadline_ms)])
+
+    def extend_phase(self, deadline_ms: int) -> Phase:
+        return Phase("extend the deadlines", [extend_period_tx(self.factory, deadline_ms)])
 
     def middle_phases(self) -> list[Phase]:
         """Phases 3-18: everything between opening the period and its deadline."""
