@@ -344,10 +344,12 @@ class Run:
         deadline_ms = _deadline_for(middle[0], rates[0])
         phases.append(await self._run_phase(year.open_phase(deadline_ms)))
         extensions = 0
-        for phase in middle:
-            # The slower of the last phase and the median: a phase slower than the others (trading) says
-            # little of the next, while a slowdown of the whole network shows in the last phase first.
-            needed_ms = _deadline_for(phase, min(rates[-1], statistics.median(rates)))
+        for index, phase in enumerate(middle):
+            # The slower of the last phase and the median: a slowdown of the whole network shows in the last
+            # phase first. For the surrenders, the last phase, the median alone: the phase before them is
+            # trading, the slowest by far, and its rate would leave seconds to wait after them.
+            median = statistics.median(rates)
+            needed_ms = _deadline_for(phase, median if index == len(middle) - 1 else min(rates[-1], median))
             if needed_ms > deadline_ms:
                 deadline_ms = needed_ms
                 phases.append(await self._run_phase(year.extend_phase(deadline_ms)))
