@@ -144,7 +144,7 @@ def build_api(backend: ApiBackend, *, body_bytes_max: int) -> web.Application:
     app[EVENT_SOCKETS] = EventSockets()
     app.on_shutdown.append(_close_event_streams)
     for route in ROUTES:
-        app.router.add_route(route.method, route.aiohttp_path, route.handler, expect_handler=_answer_expect)
+        app.router.add_route(route.method, route.aiohttp_path, route.handler, expect_handler=answer_expect)
     return app
 
 
@@ -156,9 +156,23 @@ async def _close_event_streams(app: web.Application) -> None:
         await socket.close(code=WSCloseCode.GOING_AWAY, message=b"node shutting down")
 
 
+def add_fallback_route(app: web.Application) -> None:
+    """The last route (add it after every other, or it hides them): it takes every request no other takes,
+    which aiohttp answered from a route whose Expect handler 500s on a value that is not UTF-8."""
+    app.router.add_route("*", "/{path:.*}", _no_route, expect_handler=answer_expect)
+
+
+async def _no_route(request: web.Request) -> web.StreamResponse:
+    """404, or 405 when another route has the path for other methods (as aiohttp would answer)."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            allowed |= (await resource.resolve(request))[1]  # (match, the methods it has for the path)
+    raise web.HTTPMethodNotAllowed(request.method, sorted(allowed)) if allowed else web.HTTPNotFound()
+
+
 def json_response(document: Any, *, status: int = 200) -> web.Response:
-    """A JSON answer. orjson encodes it: about ten times faster than json.dumps, which on the hot routes
-    (a batch's answer has an entry per transaction) was a cost of its own."""
+    """A JSON answer, by orjson: ~10x json.dumps, which was a cost of its own on a batch's answer."""
     body = orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS)
     return web.Response(body=body, status=status, content_type="application/json")
 
@@ -167,9 +181,9 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return json_response({"error": code, "message": message}, status=status)
 
 
-async def _answer_expect(request: web.Request) -> web.StreamResponse | None:
-    """The `Expect` header, answered before any handler or middleware runs. aiohttp's own handler echoes an
-    unknown value into its 417 text and fails with a 500 when the value is not UTF-8; this one does not."""
+async def answer_expect(request: web.Request) -> web.StreamResponse | None:
+    """The `Expect` header, answered before any handler or middleware runs, on every route of the HTTP port.
+    aiohttp's own handler echoes an unknown value into its 417 text and 500s when it is not UTF-8."""
     if request.headers.get("Expect", "").lower() != "100-continue":
         return error_response(417, "expectation_failed", "the only Expect supported is 100-continue")
     if request.version == HttpVersion11:

@@ -30,7 +30,7 @@ from core.genesis import ConsensusParams, Genesis, load_genesis
 from core.keys import SigningKey
 from core.keystore import PASSPHRASE_ENV, is_encrypted_key_file, load_key
 from core.tx import SignedTx, decode_transaction, validate_transaction
-from node.api import build_api
+from node.api import add_fallback_route, build_api
 from node.applier import BlockApplier
 from node.backend import NodeBackend
 from node.channels import CHANNEL_SYNC
@@ -404,6 +404,7 @@ class Node:
     async def run(self, stop: asyncio.Event) -> None:
         app = build_api(self.backend, body_bytes_max=self.config.api.body_bytes_max)
         add_dashboard(app, self.backend, self.genesis)
+        add_fallback_route(app)  # after every other route
         runner = web.AppRunner(app)
         await runner.setup()
         sweeper: asyncio.Task[None] | None = None

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import aiohttp
@@ -281,6 +281,20 @@ async def bind_peer_socket(host: str, port: int) -> socket.socket:
         raise OSError(f"cannot resolve the peer listen host {host!r}")
     family, _, _, _, address = infos[0]
     return socket.create_server(address[:2], family=family, backlog=128)
+
+
+def add_peer_routes(
+    app: web.Application, path: str, handle_upgrade: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> None:
+    """The peer port's routes: the upgrade at `path`, and every other request refused, so that aiohttp's
+    own Expect handler (a 500 on a value that is not UTF-8) answers none."""
+    app.router.add_get(path, handle_upgrade, expect_handler=refuse_expect)
+    app.router.add_route("*", "/{path:.*}", _not_served, expect_handler=refuse_expect)
+
+
+async def _not_served(request: web.Request) -> web.StreamResponse:
+    """Anything on the peer port but the upgrade."""
+    return web.Response(status=404, text="the peer port serves only the peer upgrade\n")
 
 
 async def refuse_expect(request: web.Request) -> web.StreamResponse | None:

@@ -52,9 +52,9 @@ from p2p.identity import PeerDirectory, PeerId, ValidatorEntry, compute_dial_tar
 from p2p.listener import (
     LinkFailures,
     PeerListener,
+    add_peer_routes,
     bind_peer_socket,
     describe_dial_failure,
-    refuse_expect,
     resolve_member_ips,
 )
 from p2p.policy import BanList, PeerLimits, PendingHandshakes, compute_backoff_ms, split_hosts
@@ -188,7 +188,7 @@ class PeerNetwork:
             return self.bound_port
         self._pending.add_member_hosts(await resolve_member_ips(self._addresses.values(), str(self.self_id)))
         app = web.Application()
-        app.router.add_get(P2P_PATH, self._handle_inbound, expect_handler=refuse_expect)
+        add_peer_routes(app, P2P_PATH, self._handle_inbound)
         runner = web.AppRunner(
             app,
             access_log=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from core.genesis import Genesis
-from node.api import ApiBackend
+from node.api import ApiBackend, answer_expect
 from node.web import chain_pages, gov_pages, market_pages, receipts
 from node.web.render import STATIC_DIR, add_security_headers
 from node.web.site import SITE, Site
@@ -36,6 +36,6 @@ def add_dashboard(app: web.Application, backend: ApiBackend, genesis: Genesis) -
         ("/verify", receipts.verify_page),
     )
     for path, handler in routes:
-        app.router.add_get(path, handler)
-    app.router.add_static("/static", STATIC_DIR, append_version=False)
+        app.router.add_get(path, handler, expect_handler=answer_expect)
+    app.router.add_static("/static", STATIC_DIR, append_version=False, expect_handler=answer_expect)
     app.on_response_prepare.append(add_security_headers)

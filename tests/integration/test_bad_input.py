@@ -317,12 +317,22 @@ async def test_http_and_peer_port_abuse_gets_4xx_and_one_log_line_per_cause(tmp_
                 assert (status, document["error"]) == (400, "bad_signature"), url
                 status, document = await _post(session, url, good.raw, "application/msgpack")
                 assert status == 202  # the genuine one again: idempotent
-        # An Expect header that is not UTF-8 (aiohttp's own handler answered it with a 500 and a traceback).
-        ports = [(*_host_port(urls[0]), "/v1/status")]
+        # An Expect header that is not UTF-8 (aiohttp's own handler answered it with a 500 and a traceback),
+        # on an API route, a dashboard page, a path no route has, and the peer port's upgrade and elsewhere.
+        api = _host_port(urls[0])
+        ports = [
+            (*api, "/v1/status"),
+            (*api, "/orgs"),
+            (*api, "/no/such/path"),
+            (*api, "/%3Cscript%3E/events"),
+        ]
         if not cluster.tls:
-            ports.append((*cluster.peer_address(0), "/p2p"))
+            ports += [(*cluster.peer_address(0), "/p2p"), (*cluster.peer_address(0), "/elsewhere")]
         for host, port, path in ports:
-            assert await _raw_status(host, port, path, b"Expect: 100-co\xc3$#ntinue\r\n") == 417
+            assert await _raw_status(host, port, path, b"Expect: 100-co\xc3$#ntinue\r\n") == 417, path
+        # The fallback route answers as aiohttp did: 405 for a path of other methods, 404 for no path.
+        assert await _raw_status(*api, "/v1/txs", b"X-Any: 1\r\n") == 405
+        assert await _raw_status(*api, "/no/such/path", b"X-Any: 1\r\n") == 404
         # Twenty clients that drop their POST halfway through the body.
         for _ in range(20):
             _, writer = await asyncio.open_connection(*_host_port(urls[0]))
