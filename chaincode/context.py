@@ -63,6 +63,9 @@ class OverlayState:
             self.put(key, value)
 
     def iterate(self, prefix: bytes, *, start_after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        if not self.writes:  # nothing of ours at all: the parent's entries are the answer
+            yield from self.parent.iterate(prefix, start_after=start_after)
+            return
         keys = self._sorted_keys
         low = bisect.bisect_left(keys, prefix)
         if start_after is not None:
@@ -71,9 +74,6 @@ class OverlayState:
         # (matching takes only the first entry of each seek, over a block's worth of book keys of ours).
         end = _prefix_successor(prefix)
         own = keys[low : len(keys) if end is None else bisect.bisect_left(keys, end, low)]
-        if not self.writes:  # nothing of ours at all: the parent's entries are the answer
-            yield from self.parent.iterate(prefix, start_after=start_after)
-            return
         covered = None if self._covered is None else self._covered.get(prefix)
         if covered is not None and (start_after is None or start_after < covered):
             start_after = covered  # the parent's entries up to it are all ours: skipped below anyway

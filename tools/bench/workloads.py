@@ -99,20 +99,11 @@ def registration_phase(factory: TxFactory, enterprises: int) -> Phase:
     return phase
 
 
-def open_period_tx(factory: TxFactory, deadline_ms: int) -> SignedTx:
+def period_tx(factory: TxFactory, deadline_ms: int, function: str = "open_period") -> SignedTx:
+    """The regulator's open_period (or extend_period) of the bench's period, both deadlines at deadline_ms."""
     return factory.build(
         REGULATOR,
-        "open_period",
-        period=PERIOD,
-        reporting_deadline_ms=deadline_ms,
-        surrender_deadline_ms=deadline_ms,
-    )
-
-
-def extend_period_tx(factory: TxFactory, deadline_ms: int) -> SignedTx:
-    return factory.build(
-        REGULATOR,
-        "extend_period",
+        function,
         period=PERIOD,
         reporting_deadline_ms=deadline_ms,
         surrender_deadline_ms=deadline_ms,
@@ -124,7 +115,7 @@ def extend_period_tx(factory: TxFactory, deadline_ms: int) -> SignedTx:
 
 def transfers_setup(factory: TxFactory, enterprises: int) -> list[Phase]:
     registration = registration_phase(factory, enterprises)
-    registration.txs.append(open_period_tx(factory, now_ms() + FAR_DEADLINE_MS))
+    registration.txs.append(period_tx(factory, now_ms() + FAR_DEADLINE_MS))
     allocation = Phase(
         "allocate",
         [
@@ -150,7 +141,7 @@ def transfers_load(factory: TxFactory, enterprises: int, count: int) -> list[Sig
 
 def orders_setup(factory: TxFactory, enterprises: int) -> list[Phase]:
     registration = registration_phase(factory, enterprises)
-    registration.txs.append(open_period_tx(factory, now_ms() + FAR_DEADLINE_MS))
+    registration.txs.append(period_tx(factory, now_ms() + FAR_DEADLINE_MS))
     funding = Phase("allocate and deposit")
     for i in range(enterprises):
         org = enterprise_id(i)
@@ -220,10 +211,10 @@ class ComplianceYear:
         return phase
 
     def open_phase(self, deadline_ms: int) -> Phase:
-        return Phase("open period", [open_period_tx(self.factory, deadline_ms)])
+        return Phase("open period", [period_tx(self.factory, deadline_ms)])
 
     def extend_phase(self, deadline_ms: int) -> Phase:
-        return Phase("extend the deadlines", [extend_period_tx(self.factory, deadline_ms)])
+        return Phase("extend the deadlines", [period_tx(self.factory, deadline_ms, "extend_period")])
 
     def middle_phases(self) -> list[Phase]:
         """Phases 3-18: everything between opening the period and its deadline."""
