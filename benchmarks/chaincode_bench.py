@@ -13,7 +13,7 @@ import argparse
 import bisect
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from chaincode import build_registry, execute_block, genesis_writes
@@ -26,8 +26,12 @@ from core.tx import SignedTx, TxBody, compute_tx_id
 
 CHAIN_ID = "carbon-devnet"
 ENTERPRISES = tuple(f"ent{i}" for i in range(20))
-ORGS = [("mee", "regulator"), ("bank", "settlement_bank"), ("ver1", "verifier"), ("dev1", "offset_developer")]
-ORGS += [(org, "enterprise") for org in ENTERPRISES]
+ROLE_ORGS = [
+    ("mee", "regulator"),
+    ("bank", "settlement_bank"),
+    ("ver1", "verifier"),
+    ("dev1", "offset_developer"),
+]
 EVIDENCE = "ab" * 32
 
 
@@ -51,7 +55,9 @@ class SortedState:
 
 
 class Bench:
-    def __init__(self) -> None:
+    def __init__(self, enterprises: Sequence[str] = ENTERPRISES) -> None:
+        self.enterprises = tuple(enterprises)
+        orgs = ROLE_ORGS + [(org, "enterprise") for org in self.enterprises]
         genesis = parse_genesis(
             {
                 "chain_id": CHAIN_ID,
@@ -71,13 +77,13 @@ class Bench:
                         "role": role,
                         "admin_keys": [dev_admin_key(org).public_key.hex()],
                     }
-                    for org, role in ORGS
+                    for org, role in orgs
                 ],
             }
         )
         self.registry = build_registry()
         self.state = DictState({k: v for k, v in genesis_writes(genesis).items() if v is not None})
-        self.keys = {org: dev_admin_key(org).public_key for org, _ in ORGS}
+        self.keys = {org: dev_admin_key(org).public_key for org, _ in orgs}
         self.height = 0
         self.time_ms = genesis.genesis_time_ms
         self.nonce = 0
@@ -130,7 +136,7 @@ class Bench:
             ]
         )
         txs = []
-        for org in ENTERPRISES:
+        for org in self.enterprises:
             txs.append(self.tx("mee", "allocate", {"period": "2025", "org": org, "amount_t": 10**7}))
             txs.append(
                 self.tx("bank", "deposit_cash", {"org": org, "amount_fen": 10**13, "bank_ref": f"seed-{org}"})

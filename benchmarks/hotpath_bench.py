@@ -1,6 +1,8 @@
 """The validator's per-transaction hot paths, one by one, in CPU time or (under callgrind) instructions.
 
-Cases, each on `transfer_allowances` among the 20 funded enterprises of benchmarks/chaincode_bench.py:
+Cases, each on `transfer_allowances` between pseudo-random pairs of --enterprises funded enterprises (200 by
+default, as in `carbonchain bench --workload transfers`: with fewer, a block's transactions share state keys
+and the commit's tree update looks cheaper than it is on a live node):
 - `execute`: execute_block of BLOCK_TXS transfers against an in-memory state (the chaincode alone);
 - `apply`: execute_block and Store.commit_block against a real LevelDB store (a validator's apply path,
   without the push to observers);
@@ -14,6 +16,7 @@ reports the difference per transaction, so start-up and setup cancel out. Run on
 that difference is the effect of a change, whatever else runs on the machine.
 
     .venv/bin/python benchmarks/hotpath_bench.py [--cases execute,apply,decode,serve] [--runs 5] [--instructions]
+        [--enterprises 200]
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.node.nodekit` for the serve case
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "storage"))
 
-from chaincode_bench import CHAIN_ID, ENTERPRISES, Bench, SortedState
+from chaincode_bench import CHAIN_ID, Bench, SortedState
 from storagekit import make_block
 
 from chaincode import execute_block
@@ -45,18 +48,32 @@ from storage.store import Store
 BLOCK_TXS = 500
 SERVED_BLOCKS, SERVED_BLOCK_TXS = 40, 270
 CASES = ("execute", "apply", "decode", "serve")
+ENTERPRISES_DEFAULT = 200
 
 
-def _transfers(bench: Bench, count: int) -> list[SignedTx]:
+def _enterprise_names(count: int) -> tuple[str, ...]:
+    return tuple(f"ent{i}" for i in range(count))
+
+
+def _transfer_pairs(enterprises: int, count: int) -> list[tuple[int, int]]:
+    """(sender, receiver) indices in the order tools/bench/workloads.py's transfers workload makes them."""
     return [
-        bench.tx(ENTERPRISES[i % 20], "transfer_allowances", {"to": ENTERPRISES[(i + 1) % 20], "amount_t": 5})
-        for i in range(count)
+        (k % enterprises, (k + 1 + (k // enterprises) % (enterprises - 1)) % enterprises)
+        for k in range(count)
     ]
 
 
-def _funded_bench() -> Bench:
-    """The chaincode benchmark's consortium: period, allocations and cash (not its resting order book)."""
-    bench = Bench()
+def _transfers(bench: Bench, count: int) -> list[SignedTx]:
+    names = bench.enterprises
+    return [
+        bench.tx(names[sender], "transfer_allowances", {"to": names[receiver], "amount_t": 5})
+        for sender, receiver in _transfer_pairs(len(names), count)
+    ]
+
+
+def _funded_bench(enterprises: int) -> Bench:
+    """The chaincode benchmark's consortium with that many enterprises: period, allocations and cash."""
+    bench = Bench(_enterprise_names(enterprises))
     bench.setup(order_book=False)
     return bench
 
@@ -67,8 +84,8 @@ REPETITIONS_MAX = 3
 Work = Callable[[int], int]  # runs that many repetitions; returns the transactions they handled
 
 
-def prepare_execute(stack: ExitStack) -> Work:
-    bench = _funded_bench()
+def prepare_execute(stack: ExitStack, enterprises: int) -> Work:
+    bench = _funded_bench(enterprises)
     base = SortedState(bench.state.items())
     blocks = [bench.block(_transfers(bench, BLOCK_TXS)) for _ in range(REPETITIONS_MAX)]
 
@@ -81,8 +98,8 @@ def prepare_execute(stack: ExitStack) -> Work:
     return work
 
 
-def prepare_apply(stack: ExitStack) -> Work:
-    bench = _funded_bench()
+def prepare_apply(stack: ExitStack, enterprises: int) -> Work:
+    bench = _funded_bench(enterprises)
     directory = stack.enter_context(tempfile.TemporaryDirectory())
     store = stack.enter_context(Store.open(Path(directory)))
     store.initialise_genesis(b"\x11" * 32, dict(bench.state.items()))
@@ -103,14 +120,16 @@ def prepare_apply(stack: ExitStack) -> Work:
     return work
 
 
-def prepare_decode(stack: ExitStack) -> Work:
-    keys = [dev_admin_key(org) for org in ENTERPRISES]
+def prepare_decode(stack: ExitStack, enterprises: int) -> Work:
+    names = _enterprise_names(enterprises)
+    keys = [dev_admin_key(org) for org in names]
     raws = []
-    for n in range(BLOCK_TXS):
-        key, org = keys[n % 20], ENTERPRISES[n % 20]
-        args = {"to": ENTERPRISES[(n + 1) % 20], "amount_t": 5}
-        body = TxBody(CHAIN_ID, "carbon", "transfer_allowances", args, org, key.public_key, n, 10**6)
-        raws.append(sign_transaction(body, key).raw)
+    for n, (sender, receiver) in enumerate(_transfer_pairs(enterprises, BLOCK_TXS)):
+        args = {"to": names[receiver], "amount_t": 5}
+        body = TxBody(
+            CHAIN_ID, "carbon", "transfer_allowances", args, names[sender], keys[sender].public_key, n, 10**6
+        )
+        raws.append(sign_transaction(body, keys[sender]).raw)
 
     def work(repetitions: int) -> int:
         for _ in range(repetitions):
@@ -121,7 +140,7 @@ def prepare_decode(stack: ExitStack) -> Work:
     return work
 
 
-def prepare_serve(stack: ExitStack) -> Work:
+def prepare_serve(stack: ExitStack, enterprises: int) -> Work:  # deposits: `enterprises` does not apply
     from node.sync import GetBlocks, encode_blocks_answer, serve_block_range
     from tests.node.nodekit import ReferenceChain
 
@@ -139,7 +158,7 @@ def prepare_serve(stack: ExitStack) -> Work:
     return work
 
 
-PREPARE: dict[str, Callable[[ExitStack], Work]] = {
+PREPARE: dict[str, Callable[[ExitStack, int], Work]] = {
     "execute": prepare_execute,
     "apply": prepare_apply,
     "decode": prepare_decode,
@@ -147,24 +166,24 @@ PREPARE: dict[str, Callable[[ExitStack], Work]] = {
 }
 
 
-def measure_cpu(case: str, runs: int) -> float:
+def measure_cpu(case: str, runs: int, enterprises: int) -> float:
     """CPU microseconds per transaction, median of `runs` (each on freshly prepared state)."""
     samples = []
     for _ in range(runs):
         with ExitStack() as stack:
-            work = PREPARE[case](stack)
+            work = PREPARE[case](stack, enterprises)
             started = time.process_time()
             txs = work(1)
             samples.append((time.process_time() - started) / txs * 1e6)
     return statistics.median(samples)
 
 
-def count_instructions(case: str) -> float:
+def count_instructions(case: str, enterprises: int) -> float:
     """Instructions per transaction: callgrind's total with three repetitions minus with one, per tx."""
     totals, txs = [], []
     for repetitions in (1, REPETITIONS_MAX):
         command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
-        command += [__file__, "--child", case, str(repetitions)]
+        command += [__file__, "--child", case, str(repetitions), "--enterprises", str(enterprises)]
         env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in both runs
         done = subprocess.run(command, capture_output=True, text=True, env=env)
         if done.returncode != 0:
@@ -182,20 +201,27 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind")
+    parser.add_argument(
+        "--enterprises", type=int, default=ENTERPRISES_DEFAULT, help="funded enterprises (>= 2)"
+    )
     parser.add_argument("--child", nargs=2, metavar=("CASE", "REPETITIONS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.enterprises < 2:
+        raise SystemExit("--enterprises must be at least 2 (a transfer needs a receiver)")
     if args.child:
         with ExitStack() as stack:
-            print(PREPARE[args.child[0]](stack)(int(args.child[1])))  # the transactions handled
+            print(PREPARE[args.child[0]](stack, args.enterprises)(int(args.child[1])))  # transactions handled
         return
     for case in args.cases.split(","):
         if case not in CASES:
             raise SystemExit(f"unknown case {case!r}; cases: {', '.join(CASES)}")
         if args.instructions:
-            print(f"{case:8s} {count_instructions(case):>10,.0f} instructions/tx", flush=True)
+            print(
+                f"{case:8s} {count_instructions(case, args.enterprises):>10,.0f} instructions/tx", flush=True
+            )
         else:
             print(
-                f"{case:8s} {measure_cpu(case, args.runs):>10.1f} CPU us/tx (median of {args.runs})",
+                f"{case:8s} {measure_cpu(case, args.runs, args.enterprises):>10.1f} CPU us/tx (median of {args.runs})",
                 flush=True,
             )
 
