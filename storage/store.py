@@ -24,6 +24,7 @@ from core.block import Block, CommitCertificate, TxResult, encode_results_and_ro
 from core.errors import InvalidInput
 from core.state import WriteSet
 from storage import schema
+from storage.cache import MISSING, ValueCache
 from storage.consensus_log import ConsensusLog
 from storage.errors import (
     CommitRefused,
@@ -65,6 +66,7 @@ class Store(StateView):
         self._node_cache_bytes_max = (
             NODE_CACHE_BYTES_MAX if node_cache_bytes_max is None else node_cache_bytes_max
         )
+        self._values = ValueCache()  # the latest state values, written through by every commit
         self._head: tuple[int, bytes] | None = None
         self._genesis: bytes | None = None
         self.consensus_log = ConsensusLog(db.prefixed_db(schema.CONSENSUS_PREFIX), self._guard)
@@ -216,6 +218,17 @@ class Store(StateView):
         self._guard()
         return StoreSnapshot(self._db.snapshot())
 
+    # --- state reads (cached: this process is the only writer) -------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        values = self._values
+        value = values.get(key)
+        if value is MISSING:
+            generation = values.generation
+            value = self._db.get(schema.STATE_PREFIX + key)
+            values.fill(key, value, generation)
+        return value
+
     # --- writes ------------------------------------------------------------------------------------------
 
     def initialise_genesis(self, genesis_hash: bytes, writes: WriteSet) -> bytes:
@@ -259,6 +272,7 @@ class Store(StateView):
             batch.put(schema.META_GENESIS_HASH, genesis_hash)
             batch.put(schema.META_HEAD, schema.encode_head(0, genesis_hash))
             self._write(batch, "genesis state")
+            self._values.commit(net)
             self._genesis = genesis_hash
             self._after_write((0, genesis_hash), node_writes)
             return root
@@ -287,8 +301,10 @@ class Store(StateView):
             for index, (tx, result, writes) in enumerate(zip(block.txs, results, tx_writes, strict=True)):
                 tx_id = tx.tx_id
                 _put_versions(put, net, writes, height, index, tx_id)
-                # A repeated id (a replay the chaincode failed) keeps pointing at its first inclusion.
-                if tx_id not in seen_tx_ids and self._db.get(schema.tx_key(tx_id)) is None:
+                # A repeated id (a replay the chaincode failed) keeps pointing at its first inclusion. The
+                # executor refuses every id committed before or seen earlier in the block (`replay`), so an
+                # ok result is a first inclusion and needs no lookup.
+                if result.is_ok or (tx_id not in seen_tx_ids and self._db.get(schema.tx_key(tx_id)) is None):
                     put(schema.tx_key(tx_id), schema.encode_tx_location(height, index, result.code))
                 seen_tx_ids.add(tx_id)
             if end_writes:
@@ -309,6 +325,7 @@ class Store(StateView):
             put(schema.roots_key(height), state_root + results_root)
             put(schema.META_HEAD, schema.encode_head(height, block_hash))
             self._write(batch, f"block {height}")
+            self._values.commit(net)
             self._after_write((height, block_hash), node_writes)
             return CommitOutcome(state_root, results_root)
 
@@ -383,18 +400,19 @@ class Store(StateView):
                 0 if evicted is None else len(evicted)
             )
 
-    def _drop_node_cache(self) -> None:
+    def _drop_caches(self) -> None:
         self._node_cache.clear()
         self._node_cache_bytes = 0
+        self._values.clear()
 
     def _write(self, batch: Any, what: str) -> None:
         try:
             batch.write()
         except plyvel.CorruptionError as exc:
-            self._drop_node_cache()
+            self._drop_caches()
             raise StoreCorrupt(f"writing {what} to {self.data_dir} failed: {exc}") from None
         except (plyvel.IOError, OSError) as exc:
-            self._drop_node_cache()
+            self._drop_caches()
             raise StorageIOError(
                 f"writing {what} to {self.data_dir} failed, nothing of it was stored: {exc}"
             ) from None
