@@ -145,6 +145,27 @@ def encode_level(children: bytes, depth: int, skip: int) -> bytes:
     return bitmap.to_bytes(2, "big") + b"".join(parts)
 
 
+def expand_level(level: bytes, depth: int) -> bytearray:
+    """A node's 512-byte child array from its sparse form (a u16 big-endian bitmap of the listed children,
+    then their hashes in slot order; every other child is EMPTY_AT[depth + 1])."""
+    if len(level) < 2:
+        raise ProofError(f"level {depth} is shorter than its bitmap")
+    bitmap = int.from_bytes(level[:2], "big")
+    if len(level) != 2 + bitmap.bit_count() * HASH_BYTES:
+        raise ProofError(f"level {depth} has {len(level) - 2} hash bytes for {bitmap.bit_count()} siblings")
+    empty = EMPTY_AT[depth + 1]
+    children = bytearray(EMPTY_CHILDREN_AT[depth])
+    offset = 2
+    for child in range(CHILDREN):
+        if bitmap >> child & 1:
+            sibling = level[offset : offset + HASH_BYTES]
+            if sibling == empty:
+                raise ProofError(f"level {depth} lists an empty sibling")
+            children[child * HASH_BYTES : (child + 1) * HASH_BYTES] = sibling
+            offset += HASH_BYTES
+    return children
+
+
 def verify_state_proof(root: bytes, key: bytes, proof: StateProof) -> bytes | None:
     """Check a proof against a state root: the key's value if present, None if proven absent.
 
@@ -164,20 +185,7 @@ def verify_state_proof(root: bytes, key: bytes, proof: StateProof) -> bytes | No
         nibble = get_nibble(path, depth)
         if bitmap >> nibble & 1:
             raise ProofError(f"level {depth} lists a sibling in the slot on the key's path")
-        if len(level) != 2 + bitmap.bit_count() * HASH_BYTES:
-            raise ProofError(
-                f"level {depth} has {len(level) - 2} hash bytes for {bitmap.bit_count()} siblings"
-            )
-        empty = EMPTY_AT[depth + 1]
-        children = bytearray(EMPTY_CHILDREN_AT[depth])
-        offset = 2
-        for child in range(CHILDREN):
-            if bitmap >> child & 1:
-                sibling = level[offset : offset + HASH_BYTES]
-                if sibling == empty:
-                    raise ProofError(f"level {depth} lists an empty sibling")
-                children[child * HASH_BYTES : (child + 1) * HASH_BYTES] = sibling
-                offset += HASH_BYTES
+        children = expand_level(level, depth)
         children[nibble * HASH_BYTES : (nibble + 1) * HASH_BYTES] = current
         current = compute_node_hash(children)
     if current != root:

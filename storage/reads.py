@@ -24,7 +24,7 @@ from storage.records import (
     decode_certificate,
     encode_certified_record,
 )
-from storage.trie import ROOT_NODE_ID, collect_proof, compute_record_root, find_in_bucket
+from storage.trie import ROOT_NODE_ID, collect_proof, compute_record_root, decode_stored, find_in_bucket
 
 SCAN_LIMIT_MAX = 1000  # entries per page of scan()
 HISTORY_LIMIT_MAX = 1000  # versions per page of get_history()
@@ -247,8 +247,8 @@ class StateView:
     # --- proofs --------------------------------------------------------------------------------------------
 
     def _load_node(self, node_id: bytes) -> bytes | None:
-        value: bytes | None = self._source.get(schema.TRIE_PREFIX + node_id)
-        return value
+        stored: bytes | None = self._source.get(schema.TRIE_PREFIX + node_id)
+        return None if stored is None else decode_stored(node_id, stored)
 
     def get_state_root(self) -> bytes:
         """Root of the current state as the trie holds it (equals get_roots(last_height)[0])."""

@@ -41,7 +41,15 @@ from storage.records import (
     encode_block_record,
     encode_certificate,
 )
-from storage.trie import ROOT_NODE_ID, apply_changes, compute_changes, compute_record_root, compute_state_root
+from storage.trie import (
+    ROOT_NODE_ID,
+    apply_changes,
+    compute_changes,
+    compute_record_root,
+    compute_state_root,
+    decode_stored,
+    encode_stored,
+)
 
 DB_DIRNAME = "db"
 _MISSING: Any = object()  # a node id the writer's cache does not hold (None there means "no such node")
@@ -166,11 +174,13 @@ class Store(StateView):
             used = self._node_cache_bytes
             limit = self._node_cache_bytes_max
             with scan:
-                for key, record in scan:
+                for key, stored in scan:
+                    node_id = key[prefix_bytes:]
+                    record = decode_stored(node_id, stored)
                     size = NODE_CACHE_ENTRY_OVERHEAD_BYTES + len(record)
                     if used + size > limit:
                         break
-                    cache[key[prefix_bytes:]] = record
+                    cache[node_id] = record
                     used += size
             self._node_cache_bytes = used
         except plyvel.CorruptionError as exc:
@@ -380,7 +390,8 @@ class Store(StateView):
         record = self._node_cache.get(node_id, _MISSING)
         if record is not _MISSING:
             return record
-        record = self._db.get(schema.TRIE_PREFIX + node_id)
+        stored = self._db.get(schema.TRIE_PREFIX + node_id)
+        record = None if stored is None else decode_stored(node_id, stored)
         self._cache_node(node_id, record)
         return record
 
@@ -459,7 +470,7 @@ def _put_nodes(batch: Any, node_writes: Mapping[bytes, bytes | None]) -> None:
         if record is None:
             batch.delete(prefix + node_id)
         else:
-            batch.put(prefix + node_id, record)
+            batch.put(prefix + node_id, encode_stored(node_id, record))
 
 
 def _put_versions(

@@ -9,7 +9,9 @@ delete) are collected for the caller to put into the block's single write batch.
 Records: a node is its 512-byte child array; a bucket is its 64-byte entries (key path + value digest)
 ascending by key path. An empty subtree or bucket has no record. Node ids are u8 depth + the first `depth`
 nibbles of the path packed high-first into bytes (an odd last nibble is padded with a zero nibble); a
-bucket's id is 0x04 + the first two bytes of its keys' paths.
+bucket's id is 0x04 + the first two bytes of its keys' paths. This module works on those records; in the
+database a node that lacks some children is stored in the proofs' sparse form instead (`encode_stored`,
+`decode_stored`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 
 from core.hashing import HASH_BYTES
-from storage.errors import StoreCorrupt
+from storage.errors import ProofError, StoreCorrupt
 from storage.proof import (
     BUCKET_ID_BYTES,
+    CHILDREN,
     CHILDREN_BYTES,
     EMPTY_AT,
     EMPTY_CHILDREN_AT,
@@ -30,6 +33,7 @@ from storage.proof import (
     compute_node_hash,
     compute_value_digest,
     encode_level,
+    expand_level,
     find_entry,
     get_nibble,
 )
@@ -50,6 +54,30 @@ def compute_node_id(depth: int, path: bytes) -> bytes:
     if depth & 1:
         return _DEPTH_BYTES[depth] + path[:whole] + _HIGH_NIBBLE_BYTES[path[whole]]
     return _DEPTH_BYTES[depth] + path[:whole]
+
+
+def encode_stored(node_id: bytes, record: bytes) -> bytes:
+    """The database form of a record. A node with an empty child is stored sparse, as a proof level without
+    a left-out slot (u16 bitmap of its non-empty children, then their hashes): in a state of thousands of
+    keys the deeper nodes have one child or a few, and their 512-byte arrays were about a third of the bytes
+    a block wrote. A full node and a bucket are stored as they are."""
+    if node_id[0] == BUCKET_DEPTH or len(record) != CHILDREN_BYTES:
+        return record
+    sparse = encode_level(record, node_id[0], CHILDREN)
+    return record if len(sparse) > CHILDREN_BYTES else sparse
+
+
+def decode_stored(node_id: bytes, stored: bytes) -> bytes:
+    """A record from its database form (`encode_stored`); a 512-byte node is the array itself."""
+    if node_id[0] == BUCKET_DEPTH or len(stored) == CHILDREN_BYTES:
+        return stored
+    depth = node_id[0]
+    if depth > BUCKET_DEPTH or stored[:2] == b"\x00\x00":  # (an empty subtree has no record)
+        raise StoreCorrupt(f"state tree node {node_id.hex()} is unreadable: no children")
+    try:
+        return bytes(expand_level(stored, depth))
+    except ProofError as exc:
+        raise StoreCorrupt(f"state tree node {node_id.hex()} is unreadable: {exc}") from None
 
 
 def compute_changes(writes: Iterable[tuple[bytes, bytes | None]]) -> list[Change]:

@@ -22,7 +22,7 @@ from crash_writer import KEYS
 
 from storage import schema
 from storage.store import Store
-from storage.trie import build_trie, compute_state_root
+from storage.trie import build_trie, compute_state_root, encode_stored
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 KILLS = int(os.environ.get("STORAGE_CRASH_KILLS", "120"))
@@ -77,7 +77,8 @@ def check_store(data_dir: Path, reported: int, where: str) -> None:
                 key[len(schema.TRIE_PREFIX) :]: value
                 for key, value in snap._source.iterator(prefix=schema.TRIE_PREFIX)
             }
-        assert stored_nodes == nodes, f"{where}: trie nodes differ from a from-scratch build"
+        built = {node_id: encode_stored(node_id, record) for node_id, record in nodes.items() if record}
+        assert stored_nodes == built, f"{where}: trie nodes differ from a from-scratch build"
         if height >= 1:
             stored = store.get_block(height)
             assert stored is not None, where

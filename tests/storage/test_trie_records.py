@@ -8,6 +8,7 @@ import pytest
 from storagekit import GENESIS_HASH, apply_to, commit_writes
 
 from core.errors import InvalidInput
+from storage import schema
 from storage import store as store_module
 from storage.errors import StoreCorrupt
 from storage.proof import (
@@ -21,7 +22,16 @@ from storage.proof import (
     verify_state_proof,
 )
 from storage.store import Store
-from storage.trie import BUCKET_DEPTH, ROOT_NODE_ID, apply_changes, build_trie, compute_changes
+from storage.trie import (
+    BUCKET_DEPTH,
+    ROOT_NODE_ID,
+    apply_changes,
+    build_trie,
+    compute_changes,
+    compute_state_root,
+    decode_stored,
+    encode_stored,
+)
 
 
 def test_records_are_full_nodes_and_sorted_buckets_and_hash_up_to_the_root() -> None:
@@ -152,3 +162,65 @@ def test_a_small_cache_budget_at_reopen_is_respected_and_commits_stay_right(
 def test_a_negative_cache_budget_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput):
         Store.open(tmp_path, node_cache_bytes_max=-1)
+
+
+def _stored_records(store: Store) -> dict[bytes, bytes]:
+    prefix = schema.TRIE_PREFIX
+    return {key[len(prefix) :]: value for key, value in store._db.iterator(prefix=prefix)}
+
+
+def test_nodes_with_empty_children_are_stored_sparse_and_read_back_exactly(tmp_path: Path) -> None:
+    state: dict[bytes, bytes] = {}
+    with Store.open(tmp_path) as store:
+        _commit_some_blocks(store, state)  # about 1,000 keys: full nodes near the root, sparse below
+        stored = _stored_records(store)
+    expected: dict[bytes, bytes | None] = {}
+    build_trie(state.items(), expected)
+    assert set(stored) == set(expected)
+    sizes: dict[int, set[int]] = {node_id[0]: set() for node_id in stored}
+    for node_id, record in stored.items():
+        sizes[node_id[0]].add(len(record))
+        assert decode_stored(node_id, record) == expected[node_id]
+        assert encode_stored(node_id, expected[node_id] or b"") == record
+    assert sizes[0] == {CHILDREN_BYTES}  # the root has all 16 children: its array as it is
+    assert all(size % 32 == 2 and size < CHILDREN_BYTES for size in sizes[3])  # bitmap + a few hashes
+    assert sum(len(r) for r in stored.values()) < sum(len(r or b"") for r in expected.values()) / 2
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_a_store_whose_nodes_are_stored_as_full_arrays_still_reads_and_commits(
+    tmp_path: Path, warm: bool
+) -> None:
+    """Stores written before the sparse form hold every node as its 512-byte array."""
+    state: dict[bytes, bytes] = {}
+    with Store.open(tmp_path) as store:
+        _commit_some_blocks(store, state)
+        for node_id, record in _stored_records(store).items():
+            store._db.put(schema.TRIE_PREFIX + node_id, decode_stored(node_id, record))
+    with Store.open(tmp_path, warm_node_cache=warm) as store:
+        assert all(len(r) == CHILDREN_BYTES for i, r in _stored_records(store).items() if i[0] < BUCKET_DEPTH)
+        root = store.get_state_root()
+        assert root == compute_state_root(state.items())
+        for key in [*list(state)[:20], b"absent"]:
+            assert verify_state_proof(root, key, store.get_proof(key)) == state.get(key)
+        tx_writes: list[dict[bytes, bytes | None]] = [{b"k%d" % i: b"y%d" % i} for i in range(100)]
+        commit_writes(store, tx_writes)
+        apply_to(state, tx_writes)
+        assert store.get_state_root() == compute_state_root(state.items())
+
+
+def test_a_damaged_sparse_record_is_reported_as_corruption() -> None:
+    records: dict[bytes, bytes | None] = {}
+    build_trie([(b"a", b"1"), (b"b", b"2")], records)
+    node_id = next(i for i in records if i[0] == 3)
+    sparse = encode_stored(node_id, records[node_id] or b"")
+    assert len(sparse) == 2 + 32  # one child
+    empty_child = (1).to_bytes(2, "big") + EMPTY_AT[4]
+    for damaged, reason in [
+        (sparse[:-1], "hash bytes"),
+        (b"\x00\x00", "no children"),
+        (empty_child, "empty"),
+        (sparse + bytes(32), "hash bytes"),
+    ]:
+        with pytest.raises(StoreCorrupt, match=reason):
+            decode_stored(node_id, damaged)
