@@ -73,7 +73,16 @@ def _parse_consensus(items: tuple[str, ...]) -> dict[str, Any]:
     "--profile",
     "profile_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="py-spy validator-0 and observer-0 during the timed load; raw stacks go here (needs py-spy in the venv).",
+    help="Profile validator-0 and observer-0 during the timed load; raw stacks go here (the wall clock needs "
+    "py-spy in the venv).",
+)
+@click.option(
+    "--profile-clock",
+    type=click.Choice(["wall", "cpu"]),
+    default="wall",
+    show_default=True,
+    help="wall: py-spy samples active threads from outside; cpu: each node samples its own CPU time "
+    "(node/cpuprofile.py), which counts LevelDB's threads and not waits on fsync or for a core.",
 )
 @click.option(
     "--workdir",
@@ -105,6 +114,7 @@ def bench(
     runs: int,
     consensus: tuple[str, ...],
     profile_dir: Path | None,
+    profile_clock: str,
     workdir: Path | None,
     log_level: str,
     keep: bool,
@@ -128,6 +138,7 @@ def bench(
         runs=runs,
         consensus=_parse_consensus(consensus),
         profile_dir=profile_dir,
+        profile_clock=profile_clock,
         workdir=workdir,
         log_level=log_level,
         keep=keep,
@@ -135,6 +146,8 @@ def bench(
     )
     if workload != "compliance-year" and options.enterprise_count < 2:
         raise ConfigError("--enterprises must be at least 2")
+    if profile_clock == "cpu" and profile_dir is None:
+        raise ConfigError("--profile-clock cpu needs --profile DIR (where the profiles go)")
     if baseline is not None:
         if workload != "transfers" or mode == "open":
             raise ConfigError(

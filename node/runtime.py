@@ -36,6 +36,7 @@ from node.backend import NodeBackend
 from node.channels import CHANNEL_SYNC
 from node.clock import configure_clock_offset
 from node.config import NodeConfig, load_config, resolve
+from node.cpuprofile import install_from_environment as install_cpu_profile
 from node.diskguard import DISK_CHECK_INTERVAL_S, MIB, DiskGuard, compute_free_bytes_min, get_free_bytes
 from node.events import EventHub
 from node.evidence import EvidenceReporter
@@ -502,6 +503,7 @@ async def _serve(node: Node) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    install_cpu_profile(loop, node.identity.name)  # only with CARBONCHAIN_CPU_PROFILE set (the bench)
     try:
         await node.run(stop)
     except OSError as exc:

@@ -138,6 +138,7 @@ class BenchNetwork:
         self.homes = {home.name: home for home in write_network(self.plan, self.root / "net")}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.keep = False  # keep the folder (node logs) after stopping, e.g. after a failure
+        self.node_env: dict[str, str] = {}  # more environment for the node processes
 
     @property
     def genesis(self) -> Any:
@@ -189,7 +190,7 @@ class BenchNetwork:
             [sys.executable, "-m", "cli", "node", "run", "--home", str(self.homes[name])],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.node_env},
             preexec_fn=die_with_parent,
         )
         log.close()

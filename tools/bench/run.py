@@ -12,6 +12,8 @@ tools/bench/runner.py repeats runs and reports medians.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from core.tx import SignedTx
+from node.cpuprofile import CPU_PROFILE_ENV, SAMPLE_RATE_PER_S
 from tools.bench.load import CommitListener, LoadJob, LoadResult, LoadWorker
 from tools.bench.network import BENCH_CONSENSUS, BenchNetwork
 from tools.bench.profile import summarise_raw_profile
@@ -40,6 +43,7 @@ from tools.bench.workloads import (
 )
 
 COMMIT_TIMEOUT_S = 120.0
+PROFILE_WRITE_TIMEOUT_S = 10.0  # a node writes its CPU profile on SIGUSR2
 AGREE_TIMEOUT_S = 30.0
 SETUP_CONCURRENCY = 64
 DEADLINE_MARGIN_S = 1.5  # wait this long past the period deadline before settling (block time vs our clock)
@@ -73,7 +77,8 @@ class BenchOptions:
     blocks: int = 10_000  # catch-up: blocks the stopped validator misses
     runs: int = 3
     consensus: dict[str, Any] = field(default_factory=dict)
-    profile_dir: Path | None = None  # py-spy validator-0 and observer-0 during the timed load
+    profile_dir: Path | None = None  # profile validator-0 and observer-0 during the timed load
+    profile_clock: str = "wall"  # wall: py-spy from outside; cpu: node/cpuprofile.py inside each node
     workdir: Path | None = None
     log_level: str = "info"
     keep: bool = False  # keep node homes and logs after each run
@@ -106,6 +111,8 @@ class Run:
             log_level=options.log_level,
         )
         self.network.keep = options.keep
+        if options.profile_dir is not None and options.profile_clock == "cpu":
+            self.network.node_env[CPU_PROFILE_ENV] = str(options.profile_dir.resolve())
         self.listener: CommitListener | None = None
         self.worker: LoadWorker | None = None
         self.tx_ids: dict[int, str] = {}
@@ -441,9 +448,13 @@ class Run:
         warmup = min(options.warmup_s, options.duration_s / 4)
         profilers = []
         for name in self._profiled_nodes():
-            # py-spy sleeps through the warm-up itself: the orchestration must not block here
+            # The profiler sleeps through the warm-up itself: the orchestration must not block here. A
+            # node's own CPU sampler (the cpu clock) starts on SIGUSR1 and writes on SIGUSR2 (_finish).
+            pid = self.network.pid(name)
             command = (
-                f"sleep {warmup:.1f} && exec {py_spy} record --pid {self.network.pid(name)} "
+                f"sleep {warmup:.1f} && exec kill -USR1 {pid}"
+                if options.profile_clock == "cpu"
+                else f"sleep {warmup:.1f} && exec {py_spy} record --pid {pid} "
                 f"--duration {max(1, int(options.duration_s - warmup))} --rate 100 --nonblocking "
                 f"--format raw --output {options.profile_dir / (name + '.txt')}"
             )
@@ -457,20 +468,39 @@ class Run:
     def _finish_profiler(self, profilers: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
         """One summary per profiled node, by name."""
         assert self.options.profile_dir is not None
+        cpu_clock = self.options.profile_clock == "cpu"
+        profiler_name = "the CPU sampler" if cpu_clock else "py-spy"
         summaries: dict[str, Any] = {}
         for name, profiler in zip(self._profiled_nodes(), profilers, strict=True):
+            path = self.options.profile_dir / f"{name}.txt"
             try:
                 _, stderr = profiler.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
+                if cpu_clock:
+                    path.unlink(missing_ok=True)  # a profile of an earlier run
+                    os.kill(self.network.pid(name), signal.SIGUSR2)
+                    _wait_for_file(path, PROFILE_WRITE_TIMEOUT_S)
+            except (subprocess.TimeoutExpired, TimeoutError, ProcessLookupError):
                 profiler.kill()
                 profiler.communicate()
-                summaries[name] = {"error": "py-spy did not finish"}
+                summaries[name] = {"error": f"{profiler_name} did not finish"}
                 continue
-            path = self.options.profile_dir / f"{name}.txt"
             if not path.exists():
                 summaries[name] = {
-                    "error": f"py-spy wrote no profile: {stderr.decode(errors='replace')[-300:]}"
+                    "error": f"{profiler_name} wrote no profile: {stderr.decode(errors='replace')[-300:]}"
                 }
                 continue
-            summaries[name] = summarise_raw_profile(path.read_text(), rate_per_s=100)
+            rate = SAMPLE_RATE_PER_S if cpu_clock else 100
+            summaries[name] = {
+                "clock": self.options.profile_clock,
+                **summarise_raw_profile(path.read_text(), rate_per_s=rate),
+            }
         return summaries
+
+
+def _wait_for_file(path: Path, timeout_s: float) -> None:
+    """Until another process has put `path` in place (it renames a finished file there)."""
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {timeout_s:.0f} s")
+        time.sleep(0.05)

@@ -57,3 +57,17 @@ def test_profile_summary_counts_self_and_inclusive_time() -> None:
     assert summary["samples"] == 4
     assert summary["self_pct"][0] == ["work (a.py)", 75.0]
     assert ["main (cli.py)", 100.0] in summary["inclusive_pct"]
+
+
+@pytest.mark.timeout(60)
+def test_bench_cpu_profile_comes_from_the_node_itself(tmp_path: Path) -> None:
+    profiles, work = tmp_path / "profiles", tmp_path / "work"
+    work.mkdir()
+    command = [*BENCH, "--workdir", str(work), "--profile", str(profiles), "--profile-clock", "cpu"]
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=55)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    [run] = json.loads(completed.stdout)["detail"]["closed"]
+    profile = run["profile"]["validator-0"]
+    assert profile["clock"] == "cpu" and profile["samples"] > 0, profile
+    assert any(name.startswith("drain (consensus/driver.py)") for name, _ in profile["inclusive_pct"])
+    assert (profiles / "validator-0.txt").exists()
