@@ -69,5 +69,6 @@ def test_bench_cpu_profile_comes_from_the_node_itself(tmp_path: Path) -> None:
     [run] = json.loads(completed.stdout)["detail"]["closed"]
     profile = run["profile"]["validator-0"]
     assert profile["clock"] == "cpu" and profile["samples"] > 0, profile
-    assert any(name.startswith("drain (consensus/driver.py)") for name, _ in profile["inclusive_pct"])
-    assert (profiles / "validator-0.txt").exists()
+    # every sample is a stack of the node's own code, paths relative to the repository
+    stacks = (profiles / "validator-0.txt").read_text().splitlines()
+    assert stacks and all("run_node (node/runtime.py:" in stack for stack in stacks)
