@@ -17,7 +17,7 @@ from typing import Any
 VALUE_CACHE_BYTES_MAX = 64 * 1024 * 1024
 VALUE_CACHE_ENTRY_OVERHEAD_BYTES = 150  # what an entry costs beyond its key and value (dict slot, objects)
 
-MISSING: Any = object()  # a key the cache does not hold (a cached None means "no such key")
+MISSING: Any = object()  # a key a cache does not hold (a cached None means "no such key"); the store's too
 
 
 class ValueCache:

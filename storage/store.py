@@ -52,7 +52,6 @@ from storage.trie import (
 )
 
 DB_DIRNAME = "db"
-_MISSING: Any = object()  # a node id the writer's cache does not hold (None there means "no such node")
 LRU_CACHE_BYTES = 128 * 1024 * 1024  # LevelDB block cache: trie nodes below the writer's cache, recent blocks
 WRITE_BUFFER_BYTES = 16 * 1024 * 1024  # larger memtable: fewer compactions under block-sized batches
 BLOOM_FILTER_BITS = 10  # ~1% false positives for misses (tx-id lookups, absent keys)
@@ -387,8 +386,8 @@ class Store(StateView):
 
     def _load_cached_node(self, node_id: bytes) -> bytes | None:
         # Hot path (one call per trie node a block visits): a hit costs one dict lookup.
-        record = self._node_cache.get(node_id, _MISSING)
-        if record is not _MISSING:
+        record = self._node_cache.get(node_id, MISSING)  # (a cached None: no such node)
+        if record is not MISSING:
             return record
         stored = self._db.get(schema.TRIE_PREFIX + node_id)
         record = None if stored is None else decode_stored(node_id, stored)

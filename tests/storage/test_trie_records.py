@@ -107,8 +107,13 @@ def test_a_tiny_node_cache_budget_keeps_roots_and_proofs_right(
             assert store._node_cache_bytes <= 3000
             root = store.get_state_root()
             assert store.get_roots(height) == (root, store.get_roots(height)[1])  # type: ignore[index]
-        for key in [*list(state)[:20], b"absent"]:
-            assert verify_state_proof(root, key, store.get_proof(key)) == state.get(key)
+        _check_proofs(store, root, state)
+
+
+def _check_proofs(store: Store, root: bytes, state: dict[bytes, bytes]) -> None:
+    """Proofs of 20 keys and of an absent one verify against `root` with the values of `state`."""
+    for key in [*list(state)[:20], b"absent"]:
+        assert verify_state_proof(root, key, store.get_proof(key)) == state.get(key)
 
 
 def _commit_some_blocks(store: Store, state: dict[bytes, bytes]) -> None:
@@ -133,8 +138,7 @@ def test_reopening_warms_the_node_cache_with_exactly_the_stored_records(tmp_path
         assert cached == expected
         assert store._node_cache_bytes <= store_module.NODE_CACHE_BYTES_MAX
         root = store.get_state_root()
-        for key in [*list(state)[:20], b"absent"]:
-            assert verify_state_proof(root, key, store.get_proof(key)) == state.get(key)
+        _check_proofs(store, root, state)
 
 
 @pytest.mark.parametrize("warm", [True, False])
@@ -153,8 +157,7 @@ def test_a_small_cache_budget_at_reopen_is_respected_and_commits_stay_right(
         apply_to(state, tx_writes)
         assert store._node_cache_bytes <= 5000
         root = store.get_state_root()
-        for key in [*list(state)[:20], b"absent"]:
-            assert verify_state_proof(root, key, store.get_proof(key)) == state.get(key)
+        _check_proofs(store, root, state)
     expected: dict[bytes, bytes] = {}
     assert build_trie(state.items(), expected) == root  # type: ignore[arg-type]
 
@@ -201,8 +204,7 @@ def test_a_store_whose_nodes_are_stored_as_full_arrays_still_reads_and_commits(
         assert all(len(r) == CHILDREN_BYTES for i, r in _stored_records(store).items() if i[0] < BUCKET_DEPTH)
         root = store.get_state_root()
         assert root == compute_state_root(state.items())
-        for key in [*list(state)[:20], b"absent"]:
-            assert verify_state_proof(root, key, store.get_proof(key)) == state.get(key)
+        _check_proofs(store, root, state)
         tx_writes: list[dict[bytes, bytes | None]] = [{b"k%d" % i: b"y%d" % i} for i in range(100)]
         commit_writes(store, tx_writes)
         apply_to(state, tx_writes)
